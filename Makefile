@@ -1,0 +1,58 @@
+# Two entry points: `make run` (set up, get the model, run the main job) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MODEL ?= yolox-nano
+
+# Test assets (model, images, videos) live beside the repo on the team's machines.
+ifndef EDGEVISION_ASSETS
+  ifneq ($(wildcard ../shared/assets),)
+    EDGEVISION_ASSETS := $(abspath ../shared/assets)
+  endif
+endif
+export EDGEVISION_ASSETS
+# Where the assets carry the model, use it instead of downloading.
+ifneq ($(wildcard $(EDGEVISION_ASSETS)/models),)
+  EDGEVISION_MODEL_DIR ?= $(abspath $(EDGEVISION_ASSETS)/models)
+  export EDGEVISION_MODEL_DIR
+endif
+
+IMAGES ?= $(wildcard $(EDGEVISION_ASSETS)/images/*.jpg)
+
+.PHONY: help venv model run test gpu constraints clean
+
+help:
+	@echo "make run    set up, fetch the model, and run the main job"
+	@echo "make test   set up and run the whole test suite"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+model: venv
+	$(BIN)/edgevision models fetch $(MODEL)
+
+gpu: venv
+	$(BIN)/edgevision gpu
+
+run: model
+	$(BIN)/edgevision gpu
+	@if [ -z "$(IMAGES)" ]; then echo "no images: run 'make run IMAGES=\"a.jpg b.jpg\"'" >&2; exit 2; fi
+	$(BIN)/edgevision detect --model $(MODEL) $(IMAGES)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+constraints: venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgevision' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache

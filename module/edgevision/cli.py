@@ -1,0 +1,194 @@
+"""Command line: `edgevision gpu | detect | models`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from edgevision import __version__
+
+log = logging.getLogger("edgevision")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: scripts and log collectors read the last line.
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from edgevision.engine import PROVIDER_CHOICES
+
+    parser = _Parser(prog="edgevision", description="GPU vision inference module for Azure IoT Edge.")
+    parser.add_argument("--version", action="version", version=f"edgevision {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gpu = sub.add_parser("gpu", help="describe the GPU passed through to this container, as JSON")
+    gpu.add_argument("--timeout", type=float, default=10.0, help="seconds allowed for the driver probe")
+
+    detect = sub.add_parser("detect", help="detect objects in images; one JSON document per image")
+    detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    detect.add_argument("--model", default="yolox-nano", help="model name (see `models list`) or .onnx path")
+    detect.add_argument("--manifest", help="manifest for a model path: a model name or a manifest JSON file")
+    detect.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES)
+    detect.add_argument("--strict-provider", action="store_true", help="fail instead of falling back to the CPU")
+    detect.add_argument("--threshold", type=_unit_float, default=0.3, help="minimum score (default 0.3)")
+    detect.add_argument("--nms", type=_unit_float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    detect.add_argument("--batch", type=_positive_int, default=1, help="images per inference call")
+    detect.add_argument("--no-download", action="store_true", help="never download the model")
+
+    models = sub.add_parser("models", help="list, locate or download models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    models_sub.add_parser("list", help="the built-in model manifests")
+    fetch = models_sub.add_parser("fetch", help="make sure a model is in the model directory (download if not)")
+    fetch.add_argument("name")
+    path = models_sub.add_parser("path", help="print a model's file path (no download)")
+    path.add_argument("name")
+    return parser
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="edgevision: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def cmd_gpu(args: argparse.Namespace) -> int:
+    from edgevision.accel import ProbeTargets, discover
+
+    _print_json(discover(ProbeTargets(timeout_s=args.timeout)).to_dict())
+    return EXIT_OK
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    import onnxruntime
+
+    from edgevision.detector import Detector, DetectorConfig, StageTimes
+    from edgevision.engine import EngineConfig
+    from edgevision.imageio import ImageReadError, read_image
+    from edgevision.models import resolve_model
+
+    # ORT's own logger would repeat on stderr what the engine already reports in one line.
+    onnxruntime.set_default_logger_severity(3)
+    model = resolve_model(args.model, manifest=args.manifest, download=not args.no_download)
+    detector = Detector(
+        model,
+        EngineConfig(provider=args.provider, strict=args.strict_provider),
+        DetectorConfig(score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch),
+    )
+    failed = 0
+    pending: list[tuple[Path, Any]] = []
+
+    def flush() -> None:
+        times = StageTimes()
+        results = detector.detect([frame for _, frame in pending], times)
+        for (image, _), detections in zip(pending, results):
+            _print_json(
+                {
+                    "image": str(image),
+                    "model": model.name,
+                    "provider": detector.engine.provider,
+                    "width": detections.width,
+                    "height": detections.height,
+                    "detections": detections.to_json(detector.labels),
+                    "timings_ms": times.per_frame(),
+                }
+            )
+        pending.clear()
+
+    for image in args.images:
+        try:
+            pending.append((image, read_image(image)))
+        except ImageReadError as exc:
+            failed += 1
+            log.error("%s", exc)
+            continue
+        if len(pending) == args.batch:
+            flush()
+    if pending:
+        flush()
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edgevision.models import available_manifests, default_model_dir, resolve_model
+
+    if args.models_command == "list":
+        directory = default_model_dir()
+        for manifest in available_manifests().values():
+            present = (directory / manifest.file).is_file()
+            _print_json(
+                {
+                    "name": manifest.name,
+                    "file": manifest.file,
+                    "input": [manifest.input.width, manifest.input.height],
+                    "classes": manifest.num_classes,
+                    "license": manifest.license,
+                    "present": present,
+                    "path": str(directory / manifest.file),
+                }
+            )
+        return EXIT_OK
+    model = resolve_model(args.name, download=args.models_command == "fetch")
+    _print_json({"name": model.name, "path": str(model.path), "sha256": model.sha256, "verified": model.verified})
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edgevision.engine import EngineError
+    from edgevision.models import DynamicBatchError, ManifestError, ModelIntegrityError, ModelUnavailableError
+
+    try:
+        args = _build_parser().parse_args(argv)
+    except UsageError as exc:
+        print(f"edgevision: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _configure_logging(args.verbose)
+    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "models": cmd_models}
+    try:
+        return handlers[args.command](args)
+    except (ManifestError, ModelUnavailableError, ModelIntegrityError, EngineError, DynamicBatchError) as exc:
+        print(f"edgevision: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a one-line report beats a traceback for operators
+        if args.verbose > 1:
+            raise
+        print(f"edgevision: error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,39 @@
+"""Model manifests, model files and the dynamic-batch rewrite."""
+
+from edgevision.models.dynbatch import DynamicBatchError, dynamic_batch_path, make_dynamic_batch
+from edgevision.models.manifest import (
+    ManifestError,
+    ModelManifest,
+    available_manifests,
+    find_manifest,
+    load_manifest_file,
+)
+from edgevision.models.store import (
+    MODEL_DIR_ENV,
+    ModelIntegrityError,
+    ModelUnavailableError,
+    ResolvedModel,
+    default_model_dir,
+    download_model,
+    resolve_model,
+    sha256_of,
+)
+
+__all__ = [
+    "MODEL_DIR_ENV",
+    "DynamicBatchError",
+    "ManifestError",
+    "ModelIntegrityError",
+    "ModelManifest",
+    "ModelUnavailableError",
+    "ResolvedModel",
+    "available_manifests",
+    "default_model_dir",
+    "download_model",
+    "dynamic_batch_path",
+    "find_manifest",
+    "load_manifest_file",
+    "make_dynamic_batch",
+    "resolve_model",
+    "sha256_of",
+]

@@ -1,0 +1,83 @@
+/* A stand-in libnvidia-ml.so.1 for discovery tests: real dlopen, real pynvml, scripted answers.
+ * Build with one of -DMODE_OK, -DMODE_PARTIAL (GPU-PV-like: no UUID or memory),
+ * -DMODE_MISMATCH (driver/library version mismatch), -DMODE_HANG, -DMODE_CRASH. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define OK 0
+#define NOT_SUPPORTED 3
+#define LIB_RM_VERSION_MISMATCH 18
+
+typedef struct { unsigned long long total, free, used; } memory_t;
+
+int nvmlInitWithFlags(unsigned int flags) {
+    (void)flags;
+#if defined(MODE_HANG)
+    for (;;) pause();
+#elif defined(MODE_CRASH)
+    raise(SIGSEGV);
+#elif defined(MODE_MISMATCH)
+    return LIB_RM_VERSION_MISMATCH;
+#endif
+    return OK;
+}
+int nvmlShutdown(void) { return OK; }
+const char *nvmlErrorString(int result) {
+    switch (result) {
+    case NOT_SUPPORTED: return "Not Supported";
+    case LIB_RM_VERSION_MISMATCH: return "RM has detected an NVML/RM version mismatch.";
+    default: return "Unknown Error";
+    }
+}
+int nvmlSystemGetDriverVersion(char *version, unsigned int length) {
+    snprintf(version, length, "%s", "550.54.15");
+    return OK;
+}
+int nvmlSystemGetCudaDriverVersion(int *version) { *version = 12040; return OK; }
+int nvmlDeviceGetCount_v2(unsigned int *count) { *count = 1; return OK; }
+int nvmlDeviceGetHandleByIndex_v2(unsigned int index, void **device) {
+    *device = (void *)(unsigned long)(index + 1);
+    return OK;
+}
+int nvmlDeviceGetName(void *device, char *name, unsigned int length) {
+    (void)device;
+#ifdef MODE_PARTIAL
+    snprintf(name, length, "%s", "NVIDIA GeForce RTX 4070");
+#else
+    snprintf(name, length, "%s", "Tesla T4");
+#endif
+    return OK;
+}
+int nvmlDeviceGetUUID(void *device, char *uuid, unsigned int length) {
+    (void)device;
+#ifdef MODE_PARTIAL
+    (void)uuid; (void)length;
+    return NOT_SUPPORTED;
+#else
+    snprintf(uuid, length, "%s", "GPU-8a1b2c3d-0000-1111-2222-333344445555");
+    return OK;
+#endif
+}
+int nvmlDeviceGetMemoryInfo(void *device, memory_t *memory) {
+    (void)device;
+#ifdef MODE_PARTIAL
+    (void)memory;
+    return NOT_SUPPORTED;
+#else
+    memory->total = 16ULL << 30;
+    memory->free = 15ULL << 30;
+    memory->used = 1ULL << 30;
+    return OK;
+#endif
+}
+int nvmlDeviceGetCudaComputeCapability(void *device, int *major, int *minor) {
+    (void)device;
+#ifdef MODE_PARTIAL
+    *major = 8; *minor = 9;
+#else
+    *major = 7; *minor = 5;
+#endif
+    return OK;
+}
