@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 from edgevision.accel import ProbeTargets, discover
 
@@ -91,11 +93,12 @@ def test_dxg_without_wsl_library_is_none_with_mount_advice(tmp_path: Path) -> No
     assert any("/usr/lib/wsl" in r and "LD_LIBRARY_PATH" in r for r in info.reasons)
 
 
-def test_driver_library_mismatch_is_reported(tmp_path: Path, build_fake) -> None:
-    nvml = build_fake("fake_nvml.c", "libnvidia-ml.so.1", "MISMATCH")
+@pytest.mark.parametrize("mode, text", [("MISMATCH", "version mismatch"), ("NOPERM", "Insufficient Permissions")])
+def test_nvml_failures_are_reported(tmp_path: Path, build_fake, mode: str, text: str) -> None:
+    nvml = build_fake("fake_nvml.c", "libnvidia-ml.so.1", mode)
     info = discover(_targets(_root(tmp_path, "nvidia0"), libs=(nvml,)))
     assert info.mode == "none"
-    assert any("NVML failed" in r and "mismatch" in r for r in info.reasons)
+    assert any("NVML failed" in r and text in r for r in info.reasons), info.reasons
 
 
 def test_hanging_driver_times_out(tmp_path: Path, build_fake) -> None:

@@ -1,6 +1,7 @@
 /* A stand-in libnvidia-ml.so.1 for discovery tests: real dlopen, real pynvml, scripted answers.
  * Build with one of -DMODE_OK, -DMODE_PARTIAL (GPU-PV-like: no UUID or memory),
- * -DMODE_MISMATCH (driver/library version mismatch), -DMODE_HANG, -DMODE_CRASH. */
+ * -DMODE_MISMATCH (driver/library version mismatch), -DMODE_NOPERM (device nodes not
+ * accessible to this user), -DMODE_HANG, -DMODE_CRASH. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #define OK 0
 #define NOT_SUPPORTED 3
+#define NO_PERMISSION 4
 #define LIB_RM_VERSION_MISMATCH 18
 
 typedef struct { unsigned long long total, free, used; } memory_t;
@@ -20,6 +22,8 @@ int nvmlInitWithFlags(unsigned int flags) {
     raise(SIGSEGV);
 #elif defined(MODE_MISMATCH)
     return LIB_RM_VERSION_MISMATCH;
+#elif defined(MODE_NOPERM)
+    return NO_PERMISSION;
 #endif
     return OK;
 }
@@ -27,6 +31,7 @@ int nvmlShutdown(void) { return OK; }
 const char *nvmlErrorString(int result) {
     switch (result) {
     case NOT_SUPPORTED: return "Not Supported";
+    case NO_PERMISSION: return "Insufficient Permissions";
     case LIB_RM_VERSION_MISMATCH: return "RM has detected an NVML/RM version mismatch.";
     default: return "Unknown Error";
     }
