@@ -48,6 +48,26 @@ def _build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--batch", type=_positive_int, default=1, help="images per inference call")
     detect.add_argument("--no-download", action="store_true", help="never download the model")
 
+    run = sub.add_parser("run", help="run inference on cameras until stopped (the module's main job)")
+    run.add_argument("--config", type=Path, help="YAML or JSON configuration file")
+    run.add_argument("--source", action="append", metavar="[ID=]URI",
+                     help="camera: rtsp://, http(s)://, file path, image folder, /dev/videoN, synthetic:WxH@FPS")
+    run.add_argument("--sink", help="stdout (default) or jsonl:PATH")
+    run.add_argument("--max-frames", type=_positive_int, help="stop each camera after N frames")
+    run.add_argument("--every-frame", action="store_true", help="files: process every frame, no dropping")
+    run.add_argument("--loop", action="store_true", help="files: start again at the end")
+    run.add_argument("--target-fps", type=_positive_float, help="frames per second per camera sent to inference")
+    run.add_argument("--model", help="model name or .onnx path")
+    run.add_argument("--manifest", help="manifest for a model path")
+    run.add_argument("--provider", choices=PROVIDER_CHOICES)
+    run.add_argument("--threshold", type=_unit_float)
+    run.add_argument("--max-batch", type=_positive_int)
+    run.add_argument("--workers", type=_positive_int, help="inference workers")
+    run.add_argument("--metrics-interval", type=_positive_float, help="seconds between metrics snapshots")
+    run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    run.add_argument("--status", choices=("auto", "on", "off"), default="auto",
+                     help="live status line on stderr (auto: when it is a terminal)")
+
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the built-in model manifests")
@@ -65,6 +85,16 @@ def _unit_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
     return value
 
 
@@ -145,6 +175,94 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _run_overrides(args: argparse.Namespace, file_cameras: Any) -> dict[str, Any]:
+    """Command-line flags as a configuration document laid over the file and environment."""
+    from edgevision.sources import split_named_source
+
+    overrides: dict[str, Any] = {}
+    camera_flags: dict[str, Any] = {}
+    if args.every_frame:
+        camera_flags["every_frame"] = True
+    if args.loop:
+        camera_flags["loop"] = True
+    if args.max_frames:
+        camera_flags["max_frames"] = args.max_frames
+    if args.target_fps:
+        camera_flags["target_fps"] = args.target_fps
+    if args.source:
+        cameras = []
+        for index, text in enumerate(args.source):
+            name, uri = split_named_source(text)
+            cameras.append({"id": name or f"cam{index}", "uri": uri, **camera_flags})
+        overrides["cameras"] = cameras
+    elif camera_flags and file_cameras:
+        items = file_cameras.items() if isinstance(file_cameras, dict) else ((c.get("id"), c) for c in file_cameras)
+        overrides["cameras"] = [{**c, "id": i, **camera_flags} for i, c in items]
+    model = {k: v for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold)) if v is not None}
+    if model:
+        overrides["model"] = model
+    inference = {k: v for k, v in (("provider", args.provider), ("max_batch", args.max_batch), ("workers", args.workers)) if v is not None}
+    if inference:
+        overrides["inference"] = inference
+    if args.sink:
+        if args.sink == "stdout":
+            overrides["sink"] = {"kind": "stdout"}
+        elif args.sink.startswith("jsonl:") and len(args.sink) > 6:
+            overrides["sink"] = {"kind": "jsonl", "path": args.sink[6:]}
+        else:
+            raise UsageError(f"--sink {args.sink!r}: use stdout or jsonl:PATH")
+    if args.metrics_interval:
+        overrides["metrics_interval_s"] = args.metrics_interval
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import os
+    import signal
+    import time
+
+    import onnxruntime
+
+    from edgevision import config as configuration
+    from edgevision.pipeline import Pipeline
+    from edgevision.status_line import StatusLine, summary_lines
+
+    onnxruntime.set_default_logger_severity(3)
+    file_document = configuration.read_file(args.config) if args.config else {}
+    document = configuration.merge(file_document, configuration.from_environment(os.environ))
+    document = configuration.merge(document, _run_overrides(args, document.get("cameras")))
+    config = configuration.validate(document)
+    if not config.cameras:
+        raise UsageError("no camera: give --source URI or cameras in --config")
+
+    show_status = args.status == "on" or (args.status == "auto" and sys.stderr.isatty())
+    status_line = StatusLine(sys.stderr) if show_status else None
+    pipeline = Pipeline(config, on_tick=status_line)
+    pipeline.start()
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        pipeline.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    while not pipeline.wait(0.2):
+        if deadline is not None and time.monotonic() >= deadline:
+            pipeline.request_stop()
+            deadline = None
+    if status_line is not None:
+        status_line.clear()
+    final = pipeline.metrics_snapshot()
+    for line in summary_lines(final):
+        print(line, file=sys.stderr)
+    cameras = final["cameras"].values()
+    if cameras and all(c["state"] == "failed" and c["inferred"] == 0 for c in cameras):
+        print("edgevision: error: no camera could be read", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edgevision.models import available_manifests, default_model_dir, resolve_model
 
@@ -179,9 +297,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     _configure_logging(args.verbose)
-    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "models": cmd_models}
+    from edgevision.config import ConfigError
+
+    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "models": cmd_models}
     try:
         return handlers[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        print(f"edgevision: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (ManifestError, ModelUnavailableError, ModelIntegrityError, EngineError, DynamicBatchError) as exc:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

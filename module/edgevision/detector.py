@@ -57,11 +57,7 @@ class Detector:
         self.config = config or DetectorConfig()
         if self.config.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        if engine is None:
-            path = model.path if self.config.max_batch == 1 else dynamic_batch_path(model.path, model.sha256)
-            engine = Engine(path, engine_config)
-        self.engine = engine
-        _check_contract(engine, model)
+        self.engine = engine or load_engine(model, engine_config, self.config.max_batch)
         self.labels = model.manifest.labels
         self._letterbox = Letterbox(model.manifest.input)
         self._decode = YoloxDecoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
@@ -94,6 +90,14 @@ class Detector:
             times.postprocess += (t3 - t2) * 1e3
             times.frames += len(chunk)
         return results
+
+
+def load_engine(model: ResolvedModel, config: EngineConfig | None, max_batch: int) -> Engine:
+    """An engine for this model; batches above 1 use the dynamic-batch copy of the graph."""
+    path = model.path if max_batch == 1 else dynamic_batch_path(model.path, model.sha256)
+    engine = Engine(path, config)
+    _check_contract(engine, model)
+    return engine
 
 
 def _check_contract(engine: Engine, model: ResolvedModel) -> None:

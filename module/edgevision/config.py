@@ -1,0 +1,215 @@
+"""The module's one typed configuration: file, environment, command line (later: module twin)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgevision.engine import ProviderChoice
+from edgevision.sources.uri import SourceSpec, parse_source_uri
+
+ENV_PREFIX = "EDGEVISION_"
+# Environment variables the module reads for other purposes, not configuration fields.
+_NOT_CONFIG = {"EDGEVISION_MODEL_DIR", "EDGEVISION_MANIFEST_DIR", "EDGEVISION_ASSETS", "EDGEVISION_TRT_CACHE",
+               "EDGEVISION_REQUIRE_ASSETS", "EDGEVISION_CONFIG"}
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names each bad field and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration: " + "; ".join(problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    uri: str = Field(min_length=1)
+    # Frames per second sent to inference; None: as many as the pipeline takes.
+    target_fps: float | None = Field(default=None, gt=0, le=240)
+    # Files: process every frame (no dropping, no real-time pacing).
+    every_frame: bool = False
+    loop: bool = False
+    max_frames: int | None = Field(default=None, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _valid_uri(cls, uri: str) -> str:
+        parse_source_uri(uri)  # raises ValueError with the reason
+        return uri
+
+    @property
+    def spec(self) -> SourceSpec:
+        return parse_source_uri(self.uri)
+
+    @property
+    def keeps_every_frame(self) -> bool:
+        """Frames wait for room in the queue instead of being dropped (never for live cameras)."""
+        spec = self.spec
+        return not spec.live and (self.every_frame or spec.kind == "synthetic")
+
+
+class ModelConfig(_Section):
+    name: str = "yolox-nano"
+    manifest: str | None = None
+    score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
+    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+
+
+class InferenceConfig(_Section):
+    provider: ProviderChoice = "auto"
+    use_tensorrt: bool = False
+    # None: chosen from the provider. CPU: one worker per core, each one intra-op thread
+    # (frame-level parallelism scales better than intra-op threads on small models).
+    # GPU: one worker feeding batches.
+    workers: int | None = Field(default=None, ge=1, le=32)
+    intra_op_threads: int | None = Field(default=None, ge=0, le=64)
+    max_batch: int | None = Field(default=None, ge=1, le=64)
+    max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    preprocess_workers: int = Field(default=1, ge=1, le=16)
+
+
+class SourceOptions(_Section):
+    live_queue_size: int = Field(default=2, ge=1, le=64)
+    every_frame_queue_size: int = Field(default=16, ge=1, le=1024)
+    reconnect_initial_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    stall_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceOptions:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+
+class SinkConfig(_Section):
+    kind: Literal["stdout", "jsonl"] = "stdout"
+    path: Path | None = None
+    rotate_mb: float = Field(default=100.0, gt=0)
+    backups: int = Field(default=5, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> SinkConfig:
+        if self.kind == "jsonl" and self.path is None:
+            raise ValueError("a jsonl sink needs a path")
+        return self
+
+
+class AppConfig(_Section):
+    cameras: tuple[CameraConfig, ...] = ()
+    model: ModelConfig = ModelConfig()
+    inference: InferenceConfig = InferenceConfig()
+    sources: SourceOptions = SourceOptions()
+    sink: SinkConfig = SinkConfig()
+    metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _cameras_by_id(cls, cameras: Any) -> Any:
+        """Cameras may also be a mapping by id: module twins cannot hold arrays."""
+        if isinstance(cameras, Mapping):
+            return [{**(c if isinstance(c, Mapping) else {"uri": c}), "id": i} for i, c in cameras.items()]
+        return cameras
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        ids = [c.id for c in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate camera id(s): {', '.join(duplicates)}")
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+
+def validate(document: Mapping[str, Any]) -> AppConfig:
+    """Validate a whole configuration document; every problem is named in the error."""
+    try:
+        return AppConfig.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e) for e in exc.errors()]) from None
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "configuration"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `patch` into `base` (JSON merge-patch rules: None deletes a key)."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """A YAML or JSON configuration file as a document (not yet validated)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    return document
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """EDGEVISION_SECTION__FIELD=value pairs as a document; values parse as JSON when they can."""
+    document: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = document
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{name}: conflicts with another variable"])
+        node[path[-1]] = value
+    return document
+
+
+def load(
+    path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AppConfig:
+    """File, then environment variables, then command-line overrides, validated together."""
+    environ = os.environ if environ is None else environ
+    document: dict[str, Any] = {}
+    file = path or (Path(environ["EDGEVISION_CONFIG"]) if environ.get("EDGEVISION_CONFIG") else None)
+    if file is not None:
+        document = read_file(file)
+    document = merge(document, from_environment(environ))
+    document = merge(document, overrides or {})
+    return validate(document)

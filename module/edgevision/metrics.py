@@ -1,0 +1,209 @@
+"""Throughput metrics: per-camera counters, latency windows, stage times, batch sizes."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+
+LATENCY_WINDOW = 2048  # samples per camera kept for percentiles
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
+
+
+def iso_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def percentiles(samples: collections.deque[float] | list[float]) -> dict[str, float | None]:
+    if not samples:
+        return {"p50": None, "p95": None, "p99": None}
+    values = np.percentile(np.fromiter(samples, dtype=np.float64, count=len(samples)), (50, 95, 99))
+    return {"p50": round(float(values[0]), 2), "p95": round(float(values[1]), 2), "p99": round(float(values[2]), 2)}
+
+
+class CameraStats:
+    """One camera's counters, written by its reader and the pipeline stages."""
+
+    def __init__(self, camera: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.camera = camera
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.captured = 0
+        self.inferred = 0
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.corrupt = 0
+        self.outages = 0
+        self.reconnects = 0
+        self.stalls = 0
+        self.outage_seconds = 0.0
+        self.state = "starting"
+        self.last_error: str | None = None
+        self.last_frame_mono: float | None = None
+        self._outage_started: float | None = None
+        self._latency: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self._inferred_mark = 0
+
+    def captured_frame(self) -> None:
+        with self._lock:
+            self.captured += 1
+            self.last_frame_mono = self._clock()
+
+    def corrupt_frame(self) -> None:
+        with self._lock:
+            self.corrupt += 1
+
+    def dropped_frames(self, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self.dropped[reason] += count
+
+    def inferred_frame(self, latency_ms: float) -> None:
+        with self._lock:
+            self.inferred += 1
+            self._latency.append(latency_ms)
+
+    def set_state(self, state: str, error: str | None = None) -> None:
+        with self._lock:
+            self.state = state
+            if error is not None:
+                self.last_error = error
+
+    def outage_began(self, error: str) -> bool:
+        """Record a failure; True if it starts a new outage (not a failed retry of one)."""
+        with self._lock:
+            self.last_error = error
+            self.state = "reconnecting"
+            if self._outage_started is not None:
+                return False
+            self._outage_started = self._clock()
+            self.outages += 1
+            return True
+
+    def connected(self) -> float | None:
+        """Streaming again; returns the outage's length if one just ended."""
+        with self._lock:
+            self.state = "streaming"
+            if self._outage_started is None:
+                return None
+            length = self._clock() - self._outage_started
+            self._outage_started = None
+            self.reconnects += 1
+            self.outage_seconds += length
+            return length
+
+    def stalled(self) -> None:
+        with self._lock:
+            self.stalls += 1
+
+    def snapshot(self, interval_s: float, uptime_s: float) -> dict[str, Any]:
+        with self._lock:
+            fps = (self.inferred - self._inferred_mark) / interval_s if interval_s > 0 else 0.0
+            self._inferred_mark = self.inferred
+            outage = self.outage_seconds + (self._clock() - self._outage_started if self._outage_started else 0.0)
+            return {
+                "state": self.state,
+                "captured": self.captured,
+                "inferred": self.inferred,
+                "dropped": sum(self.dropped.values()),
+                "dropped_by_reason": dict(self.dropped),
+                "corrupt": self.corrupt,
+                "fps": round(fps, 2),
+                "fps_avg": round(self.inferred / uptime_s, 2) if uptime_s > 0 else 0.0,
+                "latency_ms": percentiles(self._latency),
+                "outages": self.outages,
+                "reconnects": self.reconnects,
+                "stalls": self.stalls,
+                "outage_s": round(outage, 2),
+                "last_error": self.last_error,
+            }
+
+    def latency_samples(self) -> list[float]:
+        with self._lock:
+            return list(self._latency)
+
+
+class PipelineMetrics:
+    """Everything a metrics snapshot reports, for all cameras."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.started_mono = clock()
+        self.cameras: dict[str, CameraStats] = {}
+        self._stage_total: dict[str, list[float]] = {s: [0.0, 0] for s in STAGES}
+        self._stage_mark: dict[str, list[float]] = {s: [0.0, 0] for s in STAGES}
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self._last_snapshot = clock()
+
+    def camera(self, camera: str) -> CameraStats:
+        with self._lock:
+            stats = self.cameras.get(camera)
+            if stats is None:
+                stats = self.cameras[camera] = CameraStats(camera, self._clock)
+            return stats
+
+    def stage(self, name: str, seconds: float, frames: int = 1) -> None:
+        with self._lock:
+            total = self._stage_total[name]
+            total[0] += seconds * 1e3
+            total[1] += frames
+
+    def batch(self, size: int) -> None:
+        with self._lock:
+            self.batch_sizes[size] += 1
+
+    def stage_ms_per_frame(self) -> dict[str, float | None]:
+        """Mean milliseconds per frame of each stage since the start."""
+        with self._lock:
+            return {
+                name: round(total[0] / total[1], 3) if total[1] else None for name, total in self._stage_total.items()
+            }
+
+    def snapshot(self, *, queues: dict[str, int], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            interval = now - self._last_snapshot
+            self._last_snapshot = now
+            stages = {}
+            for name, total in self._stage_total.items():
+                mark = self._stage_mark[name]
+                frames = total[1] - mark[1]
+                stages[name] = round((total[0] - mark[0]) / frames, 3) if frames else None
+                self._stage_mark[name] = list(total)
+            batches = dict(self.batch_sizes)
+            cameras = dict(self.cameras)
+        uptime = now - self.started_mono
+        per_camera = {cid: stats.snapshot(interval, uptime) for cid, stats in sorted(cameras.items())}
+        all_latency = [ms for stats in cameras.values() for ms in stats.latency_samples()]
+        batch_count = sum(batches.values())
+        document = {
+            "type": "metrics",
+            "schema": "edgevision.metrics/1",
+            "at": iso_time(time.time()),
+            "uptime_s": round(uptime, 2),
+            "interval_s": round(interval, 3),
+            "totals": {
+                "captured": sum(c["captured"] for c in per_camera.values()),
+                "inferred": sum(c["inferred"] for c in per_camera.values()),
+                "dropped": sum(c["dropped"] for c in per_camera.values()),
+                "corrupt": sum(c["corrupt"] for c in per_camera.values()),
+                "fps": round(sum(c["fps"] for c in per_camera.values()), 2),
+                "fps_avg": round(sum(c["fps_avg"] for c in per_camera.values()), 2),
+                "latency_ms": percentiles(all_latency),
+            },
+            "cameras": per_camera,
+            "stages_ms_per_frame": stages,
+            "stages_ms_per_frame_total": self.stage_ms_per_frame(),
+            "batches": {
+                "count": batch_count,
+                "histogram": {str(k): v for k, v in sorted(batches.items())},
+                "mean_size": round(sum(k * v for k, v in batches.items()) / batch_count, 2) if batch_count else None,
+            },
+            "queues": queues,
+        }
+        if extra:
+            document.update(extra)
+        return document

@@ -1,0 +1,89 @@
+"""Batches in flight and the pool of preallocated inference slots they run in."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgevision.engine import BoundRunner, Engine
+from edgevision.preprocess import LetterboxMeta
+from edgevision.results import Detections
+from edgevision.sources.frames import Frame
+
+
+@dataclass(frozen=True)
+class Producer:
+    """What produced a batch's results (it changes when the model or provider is switched)."""
+
+    model: str
+    provider: str
+    labels: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class Batch:
+    id: int
+    frames: list[Frame]
+    slot: BoundRunner | None
+    producer: Producer
+    metas: list[LetterboxMeta] = field(default_factory=list)
+    output: np.ndarray | None = None
+    detections: list[Detections] | None = None
+    error: str | None = None
+    # Which frames failed preprocessing (bad frame), by index; they get no result.
+    bad_frames: dict[int, str] = field(default_factory=dict)
+
+
+def batch_sizes(max_batch: int) -> list[int]:
+    """The few batch shapes the engine sees: powers of two up to max_batch, and max_batch.
+
+    A GPU arena grows for every new input shape and never shrinks, so partial batches are
+    padded up to the next of these sizes instead of each getting its own shape.
+    """
+    sizes, size = [], 1
+    while size < max_batch:
+        sizes.append(size)
+        size *= 2
+    sizes.append(max_batch)
+    return sizes
+
+
+class SlotPool:
+    """Runners (input and output buffers, IO binding) per batch size, allocated once, lent out."""
+
+    def __init__(self, engine: Engine, max_batch: int, per_size: int) -> None:
+        self.sizes = batch_sizes(max_batch)
+        self._engine = engine
+        self._per_size = per_size
+        self._free: dict[int, list[BoundRunner]] = {s: [] for s in self.sizes}
+        self._created: dict[int, int] = {s: 0 for s in self.sizes}
+        self._cond = threading.Condition()
+
+    def size_for(self, frames: int) -> int:
+        return next(s for s in self.sizes if s >= frames)
+
+    def acquire(self, frames: int, stop: threading.Event) -> BoundRunner | None:
+        """A free slot that holds `frames`; waits while all are in use; None once stopped."""
+        size = self.size_for(frames)
+        with self._cond:
+            while True:
+                if self._free[size]:
+                    return self._free[size].pop()
+                if self._created[size] < self._per_size:
+                    self._created[size] += 1
+                    break
+                if stop.is_set():
+                    return None
+                self._cond.wait(0.05)
+        return self._engine.runner(size)
+
+    def release(self, slot: BoundRunner) -> None:
+        with self._cond:
+            self._free[slot.batch_size].append(slot)
+            self._cond.notify()
+
+    def in_use(self) -> int:
+        with self._cond:
+            return sum(self._created[s] - len(self._free[s]) for s in self.sizes)

@@ -1,0 +1,395 @@
+"""The hot loop: cameras -> batches -> preprocess -> infer -> postprocess -> publish."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable
+
+from edgevision import __version__
+from edgevision.config import AppConfig, CameraConfig
+from edgevision.detector import load_engine
+from edgevision.engine import CPU, GPU_PROVIDERS, EngineConfig, provider_load_error, requested_providers
+from edgevision.metrics import PipelineMetrics, iso_time
+from edgevision.models import ResolvedModel, resolve_model
+from edgevision.pipeline.publisher import Publisher
+from edgevision.pipeline.scheduler import Scheduler
+from edgevision.pipeline.stages import InferenceStages, Layout
+from edgevision.publish.sink import Sink, open_sink
+from edgevision.sources import ENDED_STATES, Frame, FrameQueue, Source, configure_ffmpeg
+from edgevision.sources.readers import redact
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.5
+# Fields whose change needs the inference stages rebuilt (new engine).
+_ENGINE_FIELDS = ("provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "preprocess_workers")
+
+
+def choose_layout(config: AppConfig, on_gpu: bool, cores: int | None = None) -> Layout:
+    """GPU: one worker feeding batches. CPU: frame-level parallelism, one intra-op thread each.
+
+    On a CPU every stage shares the cores: one session run per core with one thread each
+    scales better than one run with many threads on a small model, and spinning ORT threads
+    would take cores from decoding.
+    """
+    cores = cores or os.cpu_count() or 1
+    inference = config.inference
+    if on_gpu:
+        return Layout(
+            workers=inference.workers or 1,
+            intra_op_threads=inference.intra_op_threads if inference.intra_op_threads is not None else 0,
+            max_batch=inference.max_batch or 8,
+            allow_spinning=False,
+        )
+    return Layout(
+        workers=inference.workers or cores,
+        intra_op_threads=inference.intra_op_threads if inference.intra_op_threads is not None else 1,
+        max_batch=inference.max_batch or 1,
+        allow_spinning=False,
+    )
+
+
+def _needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
+    if (new.model.name, new.model.manifest) != (old.model.name, old.model.manifest):
+        return True
+    return any(getattr(new.inference, f) != getattr(old.inference, f) for f in _ENGINE_FIELDS)
+
+
+class Pipeline:
+    """Runs until every camera has ended (recorded sources) or `request_stop()`."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        sink: Sink | None = None,
+        *,
+        on_tick: Callable[[Pipeline], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = PipelineMetrics()
+        self._own_sink = sink is None
+        self.sink: Sink = sink or open_sink(config.sink.kind, config.sink.path, config.sink.rotate_mb, config.sink.backups)
+        self._on_tick = on_tick
+        self._on_event = on_event
+        self._ready = threading.Condition()
+        self._queues: dict[str, FrameQueue] = {}
+        self._sources: dict[str, Source] = {}
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.RLock()
+        self._batch_ids = itertools.count()
+        self._publisher = Publisher(lambda: self.sink, self.metrics)
+        self._stages: InferenceStages | None = None
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._camera_states: dict[str, str] = {}
+        self.started_at: float | None = None
+        self.model: ResolvedModel | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the model and engine (errors surface here), then start every thread."""
+        configure_ffmpeg()
+        self._stages = self._build_stages(self.config)
+        self.started_at = time.time()
+        self._publisher.start()
+        # Cameras first: stages that find no camera at all would end at once.
+        for camera in self.config.cameras:
+            self._add_camera(camera)
+        self._stages.start()
+        self._supervisor.start()
+        self._event("started", version=__version__, provider=self._stages.engine.provider,
+                    model=self._stages.model.name, cameras=[c.id for c in self.config.cameras])
+
+    def request_stop(self) -> None:
+        """Stop sources, drain batches in flight, flush the sink (signal-handler safe)."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    # -- building ----------------------------------------------------------------------------
+
+    def _build_stages(self, config: AppConfig) -> InferenceStages:
+        model = resolve_model(config.model.name, manifest=config.model.manifest)
+        inference = config.inference
+        wanted = requested_providers(EngineConfig(provider=inference.provider, use_tensorrt=inference.use_tensorrt))
+        gpu_possible = any(p in GPU_PROVIDERS and provider_load_error(p) is None for p in wanted)
+        layout = choose_layout(config, on_gpu=gpu_possible)
+        engine = load_engine(model, self._engine_config(config, layout), layout.max_batch)
+        if gpu_possible and not engine.on_gpu:
+            log.warning("GPU provider not used; re-laying out inference for the CPU")
+            layout = choose_layout(config, on_gpu=False)
+            engine = load_engine(model, self._engine_config(config, layout), layout.max_batch)
+        log.info("inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
+                 engine.provider, layout.workers, layout.intra_op_threads, layout.max_batch)
+        scheduler = Scheduler(
+            queues=lambda: self._queues,
+            target_fps=self._target_fps,
+            ready=self._ready,
+            max_batch=layout.max_batch,
+            max_wait_s=inference.max_batch_wait_ms / 1000.0,
+            on_throttled=lambda frame: self._drop(frame, "throttled"),
+        )
+        self.model = model
+        return InferenceStages(
+            model=model,
+            engine=engine,
+            layout=layout,
+            scheduler=scheduler,
+            metrics=self.metrics,
+            deliver=self._publisher.submit,
+            batch_ids=self._batch_ids,
+            idle=self._sources_idle,
+            drop=self._drop,
+            score_threshold=config.model.score_threshold,
+            nms_iou=config.model.nms_iou,
+            preprocess_workers=inference.preprocess_workers,
+        )
+
+    @staticmethod
+    def _engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
+        return EngineConfig(
+            provider=config.inference.provider,
+            use_tensorrt=config.inference.use_tensorrt,
+            intra_op_threads=layout.intra_op_threads,
+            inter_op_threads=1,
+            allow_spinning=layout.allow_spinning,
+        )
+
+    def _add_camera(self, camera: CameraConfig, start_seq: int = 0) -> None:
+        every_frame = camera.keeps_every_frame
+        size = self.config.sources.every_frame_queue_size if every_frame else self.config.sources.live_queue_size
+        frame_queue = FrameQueue(size, drop_oldest=not every_frame, ready=self._ready,
+                                 on_drop=lambda frame: self._drop(frame, "queue_full" if not self._stop.is_set() else "shutdown"))
+        source = Source(camera, self.config.sources, frame_queue, self.metrics, start_seq=start_seq)
+        with self._lock:
+            self._queues = {**self._queues, camera.id: frame_queue}
+            self._sources[camera.id] = source
+        source.start()
+
+    def _remove_camera(self, camera_id: str) -> int:
+        """Stop a camera; its queued frames are dropped. Returns the next sequence number."""
+        with self._lock:
+            source = self._sources.pop(camera_id)
+            frame_queue = self._queues[camera_id]
+            self._queues = {k: v for k, v in self._queues.items() if k != camera_id}
+        source.stop()
+        for frame in frame_queue.drain():
+            self._drop(frame, "camera_removed")
+        return source.next_seq
+
+    # -- callbacks from the stages -------------------------------------------------------------
+
+    def _drop(self, frame: Frame, reason: str) -> None:
+        self.metrics.camera(frame.camera).dropped_frames(reason)
+        frame.release()
+
+    def _target_fps(self, camera_id: str) -> float | None:
+        camera = self.config.camera(camera_id)
+        return camera.target_fps if camera else None
+
+    def _sources_idle(self) -> bool:
+        """No frame will come any more: every camera has ended and every queue is empty."""
+        with self._lock:
+            sources = list(self._sources.values())
+            queues = list(self._queues.values())
+        return all(s.ended for s in sources) and not any(len(q) for q in queues)
+
+    # -- supervision ---------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        next_metrics = time.monotonic() + self.config.metrics_interval_s
+        try:
+            while not self._stop.wait(TICK_S):
+                now = time.monotonic()
+                for source in list(self._sources.values()):
+                    source.check_stall(now)
+                self._report_camera_changes()
+                if self._on_tick is not None:
+                    self._on_tick(self)
+                if now >= next_metrics:
+                    self._emit_metrics()
+                    next_metrics = now + self.config.metrics_interval_s
+                stages = self._stages
+                if stages is not None and not stages.running and self._sources_idle():
+                    break
+        except Exception:  # noqa: BLE001 - whatever happens, shut down cleanly
+            log.exception("supervisor failed")
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        with self._lock:
+            sources = list(self._sources.values())
+        for source in sources:
+            source.stop()
+        with self._lock:
+            queues = list(self._queues.values())
+        for frame_queue in queues:
+            for frame in frame_queue.drain():
+                self._drop(frame, "shutdown")
+        if self._stages is not None:
+            self._stages.stop()
+            if not self._stages.join(timeout=30):
+                log.error("inference stages did not finish within 30 s")
+        self._publisher.stop(timeout=30)
+        self._report_camera_changes()
+        self._emit_metrics()
+        self._event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
+        try:
+            self.sink.flush()
+            if self._own_sink:
+                self.sink.close()
+        except Exception:  # noqa: BLE001
+            log.exception("closing the sink failed")
+        self._done.set()
+
+    def _emit_metrics(self) -> None:
+        document = self.metrics_snapshot()
+        try:
+            self.sink.publish(document)
+            self.sink.flush()
+        except Exception as exc:  # noqa: BLE001
+            log.error("cannot publish metrics: %s", exc)
+
+    def _report_camera_changes(self) -> None:
+        for camera_id, stats in list(self.metrics.cameras.items()):
+            state = stats.state
+            previous = self._camera_states.get(camera_id)
+            if state != previous:
+                self._camera_states[camera_id] = state
+                if previous is not None:
+                    self._event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)
+
+    def _event(self, name: str, **details: Any) -> None:
+        document = {"type": "event", "schema": "edgevision.event/1", "event": name, "at": iso_time(time.time()), **details}
+        log.info("event %s %s", name, details)
+        try:
+            self.sink.publish(document)
+        except Exception as exc:  # noqa: BLE001
+            log.error("cannot publish event %s: %s", name, exc)
+        if self._on_event is not None:
+            self._on_event(document)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {f"camera:{cid}": len(q) for cid, q in self._queues.items()}
+        if self._stages is not None:
+            depths.update(self._stages.queue_depths())
+        depths["publish"] = self._publisher.depth()
+        return depths
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        stages = self._stages
+        extra = {}
+        if stages is not None:
+            extra = {"provider": stages.engine.provider, "model": stages.model.name,
+                     "in_flight_batches": stages.in_flight}
+        return self.metrics.snapshot(queues=self.queue_depths(), extra=extra)
+
+    def status(self) -> dict[str, Any]:
+        stages = self._stages
+        engine = stages.engine if stages else None
+        return {
+            "version": __version__,
+            "started_at": iso_time(self.started_at) if self.started_at else None,
+            "model": stages.model.name if stages else None,
+            "provider": engine.status.to_dict() if engine else None,
+            "layout": vars(stages.layout) if stages else None,
+            "cameras": {
+                cid: {
+                    "uri": redact(source.camera.uri),
+                    "state": source.stats.state,
+                    "last_error": source.stats.last_error,
+                    "captured": source.stats.captured,
+                }
+                for cid, source in sorted(self._sources.items())
+            },
+        }
+
+    # -- live configuration --------------------------------------------------------------------
+
+    def apply(self, new: AppConfig) -> dict[str, list[str]]:
+        """Switch to a new configuration: live where possible, restarting only what changed.
+
+        Raises (and keeps the running configuration) if a new model or engine cannot be built.
+        """
+        with self._lock:
+            old = self.config
+            changes: dict[str, list[str]] = {"live": [], "restarted": []}
+            if _needs_new_engine(old, new):
+                stages = self._build_stages(new)  # raises before anything is touched
+                self._swap_stages(stages)
+                changes["restarted"].append("inference")
+            else:
+                assert self._stages is not None
+                self._stages.scheduler.max_wait_s = new.inference.max_batch_wait_ms / 1000.0
+                self._stages.set_thresholds(new.model.score_threshold, new.model.nms_iou)
+                if new.model != old.model or new.inference != old.inference:
+                    changes["live"].append("thresholds/batching")
+            self.config = new
+            if new.sources != old.sources:
+                for camera_id in list(self._sources):
+                    self._restart_camera(camera_id, new.camera(camera_id))
+                changes["restarted"].append("all cameras (source options)")
+            else:
+                self._apply_cameras(old, new, changes)
+            if new.metrics_interval_s != old.metrics_interval_s:
+                changes["live"].append("metrics_interval_s")
+            if new.sink != old.sink and self._own_sink:
+                previous, self.sink = self.sink, open_sink(new.sink.kind, new.sink.path, new.sink.rotate_mb, new.sink.backups)
+                previous.close()
+                changes["restarted"].append("sink")
+        self._event("config_applied", changes=changes)
+        return changes
+
+    def _apply_cameras(self, old: AppConfig, new: AppConfig, changes: dict[str, list[str]]) -> None:
+        old_ids = {c.id for c in old.cameras}
+        new_ids = {c.id for c in new.cameras}
+        for camera_id in sorted(old_ids - new_ids):
+            self._remove_camera(camera_id)
+            changes["restarted"].append(f"camera {camera_id} (removed)")
+        for camera in new.cameras:
+            before = old.camera(camera.id)
+            if before is None:
+                self._add_camera(camera)
+                changes["restarted"].append(f"camera {camera.id} (added)")
+            elif before.model_copy(update={"target_fps": camera.target_fps}) != camera:
+                self._restart_camera(camera.id, camera)
+                changes["restarted"].append(f"camera {camera.id}")
+            elif before.target_fps != camera.target_fps:
+                changes["live"].append(f"camera {camera.id} target_fps")
+
+    def _restart_camera(self, camera_id: str, camera: CameraConfig | None) -> None:
+        next_seq = self._remove_camera(camera_id)
+        if camera is not None:
+            self._add_camera(camera, start_seq=next_seq)
+
+    def restart_camera(self, camera_id: str) -> None:
+        """Reopen one camera now (operators' `restartCamera`)."""
+        with self._lock:
+            source = self._sources.get(camera_id)
+        if source is None:
+            raise KeyError(camera_id)
+        source.restart()
+
+    def _swap_stages(self, stages: InferenceStages) -> None:
+        """Controlled restart: the old stages finish their batches, then the new ones start."""
+        old = self._stages
+        if old is not None:
+            old.stop()
+            old.join(timeout=30)
+        self._stages = stages
+        stages.start()
+        self._event("provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped,
+                    model=stages.model.name)

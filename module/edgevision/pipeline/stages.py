@@ -1,0 +1,201 @@
+"""The inference stages: schedule -> preprocess -> infer -> postprocess, each on its own threads."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from edgevision.engine import Engine
+from edgevision.metrics import PipelineMetrics
+from edgevision.models import ResolvedModel
+from edgevision.pipeline.batches import Batch, Producer, SlotPool
+from edgevision.pipeline.scheduler import Scheduler
+from edgevision.postprocess import YoloxDecoder
+from edgevision.preprocess import FrameError, Letterbox, LetterboxMeta
+from edgevision.sources.frames import Frame
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How inference is spread over threads; chosen from the provider in use."""
+
+    workers: int
+    intra_op_threads: int
+    max_batch: int
+    allow_spinning: bool
+
+
+class InferenceStages:
+    """One engine and the threads that feed it; stopped and rebuilt when the model or layout changes.
+
+    Every batch that is formed reaches `deliver`, failed or not, so the publisher's reorder
+    buffer never waits for a batch that will not come.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: ResolvedModel,
+        engine: Engine,
+        layout: Layout,
+        scheduler: Scheduler,
+        metrics: PipelineMetrics,
+        deliver: Callable[[Batch], None],
+        batch_ids: itertools.count,
+        idle: Callable[[], bool],
+        drop: Callable[[Frame, str], None],
+        score_threshold: float,
+        nms_iou: float,
+        preprocess_workers: int,
+    ) -> None:
+        self.model = model
+        self.engine = engine
+        self.layout = layout
+        self.scheduler = scheduler
+        self.metrics = metrics
+        self._deliver = deliver
+        self._batch_ids = batch_ids
+        self._idle = idle
+        self._drop = drop
+        self.producer = Producer(model.name, engine.provider, model.manifest.labels)
+        self.decoder = YoloxDecoder(model.manifest, score_threshold, nms_iou)
+        self._pre_workers = preprocess_workers
+        self.pool = SlotPool(engine, layout.max_batch, per_size=layout.workers + preprocess_workers + 1)
+        self._pre_q: queue.Queue = queue.Queue(maxsize=preprocess_workers + 1)
+        self._infer_q: queue.Queue = queue.Queue(maxsize=layout.workers + 1)
+        self._post_q: queue.Queue = queue.Queue(maxsize=layout.workers + 1)
+        self._stop = threading.Event()
+        # Set only when stages are abandoned: a formed batch then gives up waiting for a slot.
+        self._abort = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._remaining = {"preprocess": preprocess_workers, "inference": layout.workers}
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        specs = [("schedule", self._schedule_loop, 1), ("preprocess", self._preprocess_loop, self._pre_workers),
+                 ("infer", self._infer_loop, self.layout.workers), ("postprocess", self._postprocess_loop, 1)]
+        for name, target, count in specs:
+            for index in range(count):
+                thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Form no new batch; batches already formed run to the end."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the batches in flight; after `timeout`, abandon the stages (returns False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self.running:
+            self._abort.set()
+            return False
+        return True
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def set_thresholds(self, score_threshold: float, nms_iou: float) -> None:
+        # The postprocess thread reads these per batch; each assignment is atomic.
+        self.decoder.score_threshold = score_threshold
+        self.decoder.nms_iou = nms_iou
+
+    def queue_depths(self) -> dict[str, int]:
+        return {"preprocess": self._pre_q.qsize(), "inference": self._infer_q.qsize(), "postprocess": self._post_q.qsize()}
+
+    # -- stage loops -------------------------------------------------------------------------
+
+    def _schedule_loop(self) -> None:
+        try:
+            while True:
+                frames = self.scheduler.collect(self._stop, self._idle)
+                if not frames:
+                    break
+                # Downstream keeps draining, so a slot always comes free, also while stopping.
+                slot = self.pool.acquire(len(frames), self._abort)
+                if slot is None:
+                    for frame in frames:
+                        self._drop(frame, "shutdown")
+                    break
+                with self._lock:
+                    self._in_flight += 1
+                self._pre_q.put(Batch(next(self._batch_ids), frames, slot, self.producer))
+        except Exception:  # noqa: BLE001 - a dead scheduler must still shut the stages down
+            log.exception("scheduler failed")
+        finally:
+            for _ in range(self._pre_workers):
+                self._pre_q.put(_STOP)
+
+    def _preprocess_loop(self) -> None:
+        letterbox = Letterbox(self.model.manifest.input)
+        placeholder = LetterboxMeta(width=1, height=1, scale=1.0)
+        while (batch := self._pre_q.get()) is not _STOP:
+            started = time.perf_counter()
+            for index, frame in enumerate(batch.frames):
+                try:
+                    batch.metas.append(letterbox(frame.image, batch.slot.input[index]))
+                except FrameError as exc:
+                    batch.bad_frames[index] = str(exc)
+                    batch.metas.append(placeholder)
+                frame.release()
+            self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
+            self._infer_q.put(batch)
+        self._finish_stage("preprocess", self._infer_q, self.layout.workers)
+
+    def _infer_loop(self) -> None:
+        while (batch := self._infer_q.get()) is not _STOP:
+            started = time.perf_counter()
+            try:
+                batch.output = batch.slot.run()[0]
+            except Exception as exc:  # noqa: BLE001 - reported per batch; the stage keeps running
+                batch.error = f"inference failed: {exc}"
+                log.error("batch %d: %s", batch.id, batch.error)
+            self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
+            self.metrics.batch(len(batch.frames))
+            self._post_q.put(batch)
+        self._finish_stage("inference", self._post_q, 1)
+
+    def _postprocess_loop(self) -> None:
+        while (batch := self._post_q.get()) is not _STOP:
+            started = time.perf_counter()
+            if batch.error is None:
+                try:
+                    batch.detections = self.decoder(batch.output, batch.metas)
+                except Exception as exc:  # noqa: BLE001 - e.g. an output that fits no manifest
+                    batch.error = f"postprocessing failed: {exc}"
+                    log.error("batch %d: %s", batch.id, batch.error)
+            batch.output = None
+            self.pool.release(batch.slot)
+            batch.slot = None
+            self.metrics.stage("postprocess", time.perf_counter() - started, len(batch.frames))
+            try:
+                self._deliver(batch)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+    def _finish_stage(self, stage: str, next_queue: queue.Queue, next_workers: int) -> None:
+        """The last worker of a stage to stop tells every worker of the next one."""
+        with self._lock:
+            self._remaining[stage] -= 1
+            last = self._remaining[stage] == 0
+        if last:
+            for _ in range(next_workers):
+                next_queue.put(_STOP)

@@ -1,0 +1,184 @@
+"""Frame readers per source kind: OpenCV capture (streams, files, USB), image folders, synthetic."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from edgevision.sources.frames import BufferPool
+from edgevision.sources.uri import SourceSpec
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class SourceFailure(RuntimeError):
+    """The source cannot be opened or stopped delivering (retry later for live ones)."""
+
+
+class EndOfStream(Exception):
+    """A recorded source has no more frames."""
+
+
+class FrameReader(Protocol):
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        """The next frame; None for a corrupt or empty one (skipped). Raises EndOfStream or SourceFailure."""
+
+    def frame_interval_s(self) -> float | None:
+        """Seconds until the next frame is due, for real-time pacing; None if unknown."""
+
+    def close(self) -> None: ...
+
+
+class CaptureReader:
+    """OpenCV VideoCapture with FFmpeg timeouts, so a dead network stream cannot block forever."""
+
+    def __init__(self, spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> None:
+        self.spec = spec
+        if spec.kind == "usb":
+            self._cap = cv2.VideoCapture(int(spec.target), cv2.CAP_V4L2)
+        else:
+            if spec.kind == "file" and not Path(spec.target).is_file():
+                raise SourceFailure(f"file not found: {spec.target}")
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000),
+            ]
+            self._cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceFailure(f"cannot open {redact(spec.target)}")
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self._nominal_interval = 1.0 / fps if 0 < fps < 1000 else None
+        self._last_ms: float | None = None
+        self._interval: float | None = self._nominal_interval
+        self._shape: tuple[int, ...] | None = None
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        buffer = pool.acquire(self._shape)
+        ok, image = self._cap.read(buffer) if buffer is not None else self._cap.read()
+        if not ok:
+            if buffer is not None:
+                pool.release(buffer)
+            if self.spec.kind == "file":
+                raise EndOfStream()
+            raise SourceFailure("stream ended or timed out")
+        if buffer is not None and image is not buffer:
+            pool.release(buffer)
+        if image is None or image.size == 0:
+            return None
+        self._shape = image.shape
+        self._track_timestamps()
+        return image
+
+    def _track_timestamps(self) -> None:
+        # Container frame rates lie (an AVI may claim 50 fps for 25 fps content); the
+        # presentation timestamps do not.
+        position = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if self._last_ms is not None and position > self._last_ms:
+            self._interval = (position - self._last_ms) / 1000.0
+        self._last_ms = position
+
+    def frame_interval_s(self) -> float | None:
+        return self._interval
+
+    def rewind(self) -> None:
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        self._last_ms = None
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class FolderReader:
+    """Images of a folder in name order; unreadable ones are skipped and counted."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        folder = Path(spec.target)
+        if not folder.is_dir():
+            raise SourceFailure(f"folder not found: {folder}")
+        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceFailure(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+        self._next = 0
+        self._interval = 1.0 / spec.fps if spec.fps > 0 else None
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        if self._next >= len(self._files):
+            raise EndOfStream()
+        path = self._files[self._next]
+        self._next += 1
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError:
+            return None
+        return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+
+    def frame_interval_s(self) -> float | None:
+        return self._interval
+
+    def rewind(self) -> None:
+        self._next = 0
+
+    def close(self) -> None:
+        pass
+
+
+class SyntheticReader:
+    """Generated frames (no decode cost), for benchmarks and smoke tests."""
+
+    VARIANTS = 8
+
+    def __init__(self, spec: SourceSpec, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self._frames = []
+        for _ in range(self.VARIANTS):
+            frame = np.full((spec.height, spec.width, 3), 90, np.uint8)
+            for _ in range(12):
+                x, y = int(rng.integers(0, spec.width - 8)), int(rng.integers(0, spec.height - 8))
+                w, h = int(rng.integers(8, max(9, spec.width // 4))), int(rng.integers(8, max(9, spec.height // 3)))
+                color = tuple(int(c) for c in rng.integers(0, 255, 3))
+                cv2.rectangle(frame, (x, y), (x + w, y + h), color, -1)
+            frame.flags.writeable = False  # shared by every frame that shows it
+            self._frames.append(frame)
+        self._count = 0
+        self._interval = 1.0 / spec.fps if spec.fps > 0 else None
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        frame = self._frames[self._count % self.VARIANTS]
+        self._count += 1
+        return frame
+
+    def frame_interval_s(self) -> float | None:
+        return self._interval
+
+    def close(self) -> None:
+        pass
+
+
+def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> FrameReader:
+    if spec.kind == "synthetic":
+        return SyntheticReader(spec)
+    if spec.kind == "folder":
+        return FolderReader(spec)
+    return CaptureReader(spec, open_timeout_s, read_timeout_s)
+
+
+def redact(target: str) -> str:
+    """Never log a camera's password."""
+    if "@" in target and "://" in target:
+        scheme, rest = target.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return target
+
+
+def configure_ffmpeg() -> None:
+    """Process-wide FFmpeg settings, applied once before the first capture opens."""
+    # RTSP over TCP: UDP loses packets on busy networks and yields smeared frames.
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    # FFmpeg prints every reconnect attempt on stderr; the source reports outages itself.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

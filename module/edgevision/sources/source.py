@@ -1,0 +1,195 @@
+"""One camera: a reader thread that stamps frames, reconnects with backoff, and reports outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgevision.sources.frames import BufferPool, Frame, FrameQueue
+from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, redact, open_reader
+from edgevision.sources.uri import SourceSpec
+
+if TYPE_CHECKING:
+    from edgevision.config import CameraConfig, SourceOptions
+    from edgevision.metrics import CameraStats, PipelineMetrics
+
+log = logging.getLogger(__name__)
+
+# A live stream that yields this many unusable frames in a row is treated as failed.
+_MAX_CORRUPT_RUN = 50
+# States after which the reader thread is gone for good.
+ENDED_STATES = ("finished", "failed", "stopped")
+
+
+class Source:
+    """Reads one camera on its own thread into its FrameQueue."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        options: SourceOptions,
+        queue: FrameQueue,
+        metrics: PipelineMetrics,
+        start_seq: int = 0,
+    ) -> None:
+        self.camera = camera
+        self.spec: SourceSpec = camera.spec
+        self.options = options
+        self.queue = queue
+        self.metrics = metrics
+        self.stats: CameraStats = metrics.camera(camera.id)
+        self.pool = BufferPool(keep=queue.maxsize + 4)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._seq = start_seq
+        self._first_seq = start_seq
+        self._thread: threading.Thread | None = None
+        self._reading_since: float | None = None
+
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
+    @property
+    def ended(self) -> bool:
+        return self.stats.state in ENDED_STATES
+
+    def start(self) -> None:
+        self._spawn()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def restart(self) -> None:
+        """Reopen now (operator request); the old reader thread is abandoned, not waited for."""
+        log.info("camera %s: restart requested", self.camera.id)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self._thread = threading.Thread(
+            target=self._run, args=(generation,), name=f"source-{self.camera.id}-{generation}", daemon=True
+        )
+        self._thread.start()
+
+    def _current(self, generation: int) -> bool:
+        return generation == self._generation and not self._stop.is_set()
+
+    def check_stall(self, now: float) -> bool:
+        """Watchdog: a live reader stuck in read() past stall_timeout_s is replaced."""
+        if not self.spec.live or self.stats.state != "streaming":
+            return False
+        since = self._reading_since
+        if since is None or now - since < self.options.stall_timeout_s:
+            return False
+        log.warning("camera %s: no frame for %.1f s, reopening", self.camera.id, now - since)
+        self.stats.stalled()
+        self.stats.outage_began(f"stalled: no frame for {now - since:.1f} s")
+        self._spawn()
+        return True
+
+    def _run(self, generation: int) -> None:
+        backoff = self.options.reconnect_initial_s
+        while self._current(generation):
+            try:
+                reader = open_reader(self.spec, self.options.open_timeout_s, self.options.stall_timeout_s)
+            except SourceFailure as exc:
+                if not self.spec.live:
+                    log.error("camera %s: %s", self.camera.id, exc)
+                    self.stats.set_state("failed", str(exc))
+                    return
+                if self.stats.outage_began(str(exc)):
+                    log.warning("camera %s: %s; retrying", self.camera.id, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self.options.reconnect_max_s)
+                continue
+            outage = self.stats.connected()
+            if outage is not None:
+                log.warning("camera %s: back after %.1f s", self.camera.id, outage)
+            else:
+                log.info("camera %s: streaming from %s", self.camera.id, redact(self.spec.target))
+            backoff = self.options.reconnect_initial_s
+            try:
+                outcome = self._read_loop(reader, generation)
+            finally:
+                reader.close()
+            if outcome != "retry":
+                if generation == self._generation:
+                    self.stats.set_state(outcome)
+                return
+        if generation == self._generation and not self.ended:
+            self.stats.set_state("stopped")
+
+    def _read_loop(self, reader: FrameReader, generation: int) -> str:
+        """Read until the stream fails (returns "retry") or ends (an ended state)."""
+        next_due = time.monotonic()
+        corrupt_run = 0
+        pace = not self.camera.keeps_every_frame and self.spec.kind in ("file", "folder", "synthetic")
+        while self._current(generation):
+            self._reading_since = time.monotonic()
+            try:
+                started = time.perf_counter()
+                image = reader.read(self.pool)
+                decode_s = time.perf_counter() - started
+            except EndOfStream:
+                if self.camera.loop and hasattr(reader, "rewind"):
+                    reader.rewind()
+                    continue
+                return "finished"
+            except SourceFailure as exc:
+                if self.spec.live and self._current(generation):
+                    if self.stats.outage_began(str(exc)):
+                        log.warning("camera %s: %s; reconnecting", self.camera.id, exc)
+                    return "retry"
+                return "failed"
+            finally:
+                self._reading_since = None
+            if not self._current(generation):
+                if image is not None:
+                    self.pool.release(image)
+                break
+            if image is None:
+                self.stats.corrupt_frame()
+                corrupt_run += 1
+                if corrupt_run >= _MAX_CORRUPT_RUN and self.spec.live:
+                    self.stats.outage_began(f"{corrupt_run} unusable frames in a row")
+                    return "retry"
+                continue
+            corrupt_run = 0
+            self.metrics.stage("decode", decode_s)
+            if pace:
+                # Recorded and synthetic sources play in real time unless every frame is wanted.
+                interval = reader.frame_interval_s()
+                if interval:
+                    next_due = max(next_due + interval, time.monotonic() - interval)
+                    delay = next_due - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        self.pool.release(image)
+                        break
+            if not self._emit(image, generation):
+                break
+            if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
+                return "finished"
+        return "stopped"
+
+    def _emit(self, image: np.ndarray, generation: int) -> bool:
+        with self._lock:
+            if generation != self._generation:
+                self.pool.release(image)
+                return False
+            frame = Frame(self.camera.id, self._seq, time.time(), time.monotonic(), image, self.pool)
+            self._seq += 1
+        self.stats.captured_frame()
+        return self.queue.put(frame, self._stop)
