@@ -21,7 +21,9 @@ ifneq ($(wildcard $(EDGEVISION_ASSETS)/models),)
   export EDGEVISION_MODEL_DIR
 endif
 
-IMAGES ?= $(wildcard $(EDGEVISION_ASSETS)/images/*.jpg)
+# The main job's camera: the pedestrians clip from the assets, played in real time.
+SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
+RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
 
 .PHONY: help venv model run test gpu constraints clean
 
@@ -45,8 +47,9 @@ gpu: venv
 
 run: model
 	$(BIN)/edgevision gpu
-	@if [ -z "$(IMAGES)" ]; then echo "no images: run 'make run IMAGES=\"a.jpg b.jpg\"'" >&2; exit 2; fi
-	$(BIN)/edgevision detect --model $(MODEL) $(IMAGES)
+	@if [ -z "$(SOURCE)" ]; then echo "no camera: run 'make run SOURCE=rtsp://...' (or a video file)" >&2; exit 2; fi
+	$(BIN)/edgevision run --source $(SOURCE) --model $(MODEL) $(RUN_ARGS)
+	@echo "results and metrics: out/results.jsonl"
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

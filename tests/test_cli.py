@@ -94,3 +94,48 @@ def test_unknown_model_name(images: dict[str, Path]) -> None:
     assert proc.returncode == 1
     _assert_one_line_error(proc.stderr)
     assert "unknown model" in proc.stderr
+
+
+def test_run_writes_results_and_metrics(assets: Path, model_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    video = assets / "video" / "pedestrians-720p.avi"
+    proc = run_cli("run", "--source", f"plaza={video}", "--every-frame", "--max-frames", "40",
+                   "--sink", f"jsonl:{out}", env=model_env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    results = [m for m in lines if m["type"] == "result"]
+    assert [(r["camera"], r["seq"]) for r in results] == [("plaza", i) for i in range(40)]
+    for key in ("captured_at", "published_at", "detections", "latency_ms", "provider", "model"):
+        assert key in results[0]
+    metrics = [m for m in lines if m["type"] == "metrics"]
+    assert metrics and metrics[-1]["cameras"]["plaza"]["inferred"] == 40
+    assert "40 frames inferred of 40 captured" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_from_a_config_file(tmp_path: Path, model_env: dict[str, str]) -> None:
+    config = tmp_path / "edgevision.yaml"
+    out = tmp_path / "out.jsonl"
+    config.write_text(
+        "cameras:\n  syn: {uri: 'synthetic:320x240@0', max_frames: 12}\n"
+        f"sink: {{kind: jsonl, path: '{out}'}}\nmodel: {{score_threshold: 0.5}}\n"
+    )
+    proc = run_cli("run", "--config", str(config), env=model_env)
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines() if '"type":"result"' in line]
+    assert len(results) == 12 and {r["camera"] for r in results} == {"syn"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no camera"),
+        (["--source", "ftp://camera/x"], "cameras.0.uri"),
+        (["--source", "synthetic:64x64@5", "--sink", "kafka:x"], "--sink"),
+    ],
+)
+def test_run_rejects_bad_input_in_one_line(args: list[str], message: str) -> None:
+    proc = run_cli("run", *args)
+    assert proc.returncode == 2
+    _assert_one_line_error(proc.stderr)
+    assert message in proc.stderr

@@ -80,6 +80,8 @@ class Pipeline:
         self._queues: dict[str, FrameQueue] = {}
         self._sources: dict[str, Source] = {}
         self._stop = threading.Event()
+        # Wakes the supervisor before its tick: a stop request, or the stages finishing.
+        self._wake = threading.Event()
         self._done = threading.Event()
         self._lock = threading.RLock()
         self._batch_ids = itertools.count()
@@ -109,6 +111,7 @@ class Pipeline:
     def request_stop(self) -> None:
         """Stop sources, drain batches in flight, flush the sink (signal-handler safe)."""
         self._stop.set()
+        self._wake.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
@@ -148,6 +151,7 @@ class Pipeline:
             scheduler=scheduler,
             metrics=self.metrics,
             deliver=self._publisher.submit,
+            on_finished=self._wake.set,
             batch_ids=self._batch_ids,
             idle=self._sources_idle,
             drop=self._drop,
@@ -210,7 +214,11 @@ class Pipeline:
     def _supervise(self) -> None:
         next_metrics = time.monotonic() + self.config.metrics_interval_s
         try:
-            while not self._stop.wait(TICK_S):
+            while True:
+                self._wake.wait(TICK_S)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
                 now = time.monotonic()
                 for source in list(self._sources.values()):
                     source.check_stall(now)

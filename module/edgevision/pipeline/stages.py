@@ -22,6 +22,8 @@ from edgevision.sources.frames import Frame
 log = logging.getLogger(__name__)
 
 _STOP = object()
+# Stands in for the letterbox of a frame that could not be preprocessed; its row is ignored.
+_PLACEHOLDER = LetterboxMeta(width=1, height=1, scale=1.0)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class InferenceStages:
         scheduler: Scheduler,
         metrics: PipelineMetrics,
         deliver: Callable[[Batch], None],
+        on_finished: Callable[[], None],
         batch_ids: itertools.count,
         idle: Callable[[], bool],
         drop: Callable[[Frame, str], None],
@@ -63,6 +66,7 @@ class InferenceStages:
         self.scheduler = scheduler
         self.metrics = metrics
         self._deliver = deliver
+        self._on_finished = on_finished
         self._batch_ids = batch_ids
         self._idle = idle
         self._drop = drop
@@ -145,51 +149,65 @@ class InferenceStages:
 
     def _preprocess_loop(self) -> None:
         letterbox = Letterbox(self.model.manifest.input)
-        placeholder = LetterboxMeta(width=1, height=1, scale=1.0)
         while (batch := self._pre_q.get()) is not _STOP:
-            started = time.perf_counter()
-            for index, frame in enumerate(batch.frames):
-                try:
-                    batch.metas.append(letterbox(frame.image, batch.slot.input[index]))
-                except FrameError as exc:
-                    batch.bad_frames[index] = str(exc)
-                    batch.metas.append(placeholder)
-                frame.release()
-            self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
+            self._preprocess(batch, letterbox)
             self._infer_q.put(batch)
         self._finish_stage("preprocess", self._infer_q, self.layout.workers)
 
     def _infer_loop(self) -> None:
         while (batch := self._infer_q.get()) is not _STOP:
-            started = time.perf_counter()
-            try:
-                batch.output = batch.slot.run()[0]
-            except Exception as exc:  # noqa: BLE001 - reported per batch; the stage keeps running
-                batch.error = f"inference failed: {exc}"
-                log.error("batch %d: %s", batch.id, batch.error)
-            self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
-            self.metrics.batch(len(batch.frames))
+            self._infer(batch)
             self._post_q.put(batch)
         self._finish_stage("inference", self._post_q, 1)
 
     def _postprocess_loop(self) -> None:
         while (batch := self._post_q.get()) is not _STOP:
-            started = time.perf_counter()
-            if batch.error is None:
-                try:
-                    batch.detections = self.decoder(batch.output, batch.metas)
-                except Exception as exc:  # noqa: BLE001 - e.g. an output that fits no manifest
-                    batch.error = f"postprocessing failed: {exc}"
-                    log.error("batch %d: %s", batch.id, batch.error)
-            batch.output = None
-            self.pool.release(batch.slot)
-            batch.slot = None
-            self.metrics.stage("postprocess", time.perf_counter() - started, len(batch.frames))
+            self._postprocess(batch)
+            self._hand_over(batch)
+        self._on_finished()
+
+    # -- one batch through one stage -------------------------------------------------------
+
+    def _preprocess(self, batch: Batch, letterbox: Letterbox) -> None:
+        started = time.perf_counter()
+        for index, frame in enumerate(batch.frames):
             try:
-                self._deliver(batch)
-            finally:
-                with self._lock:
-                    self._in_flight -= 1
+                batch.metas.append(letterbox(frame.image, batch.slot.input[index]))
+            except FrameError as exc:
+                batch.bad_frames[index] = str(exc)
+                batch.metas.append(_PLACEHOLDER)
+            frame.release()
+        self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
+
+    def _infer(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        try:
+            batch.output = batch.slot.run()[0]
+        except Exception as exc:  # noqa: BLE001 - reported per batch; the stage keeps running
+            batch.error = f"inference failed: {exc}"
+            log.error("batch %d: %s", batch.id, batch.error)
+        self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
+        self.metrics.batch(len(batch.frames))
+
+    def _postprocess(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        if batch.error is None:
+            try:
+                batch.detections = self.decoder(batch.output, batch.metas)
+            except Exception as exc:  # noqa: BLE001 - e.g. an output that fits no manifest
+                batch.error = f"postprocessing failed: {exc}"
+                log.error("batch %d: %s", batch.id, batch.error)
+        batch.output = None
+        self.pool.release(batch.slot)
+        batch.slot = None
+        self.metrics.stage("postprocess", time.perf_counter() - started, len(batch.frames))
+
+    def _hand_over(self, batch: Batch) -> None:
+        try:
+            self._deliver(batch)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def _finish_stage(self, stage: str, next_queue: queue.Queue, next_workers: int) -> None:
         """The last worker of a stage to stop tells every worker of the next one."""

@@ -1,0 +1,303 @@
+"""End-to-end pipeline throughput against its ceiling and against a naive loop, in one run.
+
+Usage: python benchmarks/pipeline.py [--video PATH] [--frames 1000] [--repeats 3] [--out benchmarks/results]
+
+What bounds it on a CPU: every stage shares the cores, so the ceiling is
+    cores / (decode + preprocess + inference + postprocess + publish core-ms per frame)
+with each stage's core-ms measured alone (process CPU time, so FFmpeg's and ONNX Runtime's own
+threads count). The pipeline is compared with that ceiling, with bare session.run at the same
+parallelism, and with the sequential read -> preprocess -> run -> postprocess -> send loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edgevision import config as configuration
+from edgevision.accel import discover
+from edgevision.detector import load_engine
+from edgevision.engine import EngineConfig
+from edgevision.models import resolve_model
+from edgevision.pipeline import Pipeline, choose_layout
+from edgevision.postprocess import YoloxDecoder
+from edgevision.preprocess import Letterbox, LetterboxMeta
+from edgevision.publish.messages import result_message
+from edgevision.publish.sink import encode
+
+
+class NullSink:
+    """Serialises every message (that is part of publishing) and notes when results arrive."""
+
+    def __init__(self) -> None:
+        self.results = 0
+        self.first: float | None = None
+        self.last = 0.0
+
+    def publish(self, message: dict[str, Any]) -> None:
+        encode(message)
+        if message["type"] == "result":
+            self.results += 1
+            self.last = time.perf_counter()
+            if self.first is None:
+                self.first = self.last
+
+    def steady_fps(self) -> float:
+        """Results per second from the first to the last one: start-up and shutdown excluded."""
+        return (self.results - 1) / (self.last - self.first) if self.first and self.last > self.first else 0.0
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def core_ms(fn: Callable[[], int], repeats: int) -> float:
+    """Median CPU milliseconds per item over repeated runs of fn (which returns its item count)."""
+    samples = []
+    for _ in range(repeats):
+        start = cpu_seconds()
+        items = fn()
+        samples.append((cpu_seconds() - start) * 1e3 / items)
+    return statistics.median(samples)
+
+
+def decode_frames(video: Path, count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        frames.append(frame)
+    return frames
+
+
+def measure_stages(video: Path, model, frames: list[np.ndarray], repeats: int) -> dict[str, float]:
+    def decode() -> int:
+        capture = cv2.VideoCapture(str(video))
+        n = 0
+        while n < 200 and capture.grab() and capture.retrieve()[0]:
+            n += 1
+        return n
+
+    engine = load_engine(model, EngineConfig(provider="cpu", intra_op_threads=1, allow_spinning=False), 1)
+    runner = engine.runner(1)
+    letterbox = Letterbox(model.manifest.input)
+    sample = frames[:100]
+
+    def preprocess() -> int:
+        for frame in sample:
+            letterbox(frame, runner.input[0])
+        return len(sample)
+
+    def infer() -> int:
+        for _ in range(30):
+            runner.run()
+        return 30
+
+    letterbox(frames[0], runner.input[0])
+    metas = [letterbox(frames[0], runner.input[0])]
+    output = runner.run()[0].copy()
+    decoder = YoloxDecoder(model.manifest)
+    detections = decoder(output, metas)[0]
+
+    def postprocess() -> int:
+        for _ in range(500):
+            decoder(output, metas)
+        return 500
+
+    def publish() -> int:
+        for seq in range(500):
+            encode(result_message(camera="cam0", seq=seq, captured_at=time.time(), latency_ms=1.0, detections=detections,
+                                  labels=model.manifest.labels, model=model.name, provider=engine.provider, batch_id=seq,
+                                  batch_size=1))
+        return 500
+
+    return {
+        "decode": core_ms(decode, repeats),
+        "preprocess": core_ms(preprocess, repeats),
+        "inference": core_ms(infer, repeats),
+        "postprocess": core_ms(postprocess, repeats),
+        "publish": core_ms(publish, repeats),
+        "detections_per_frame": len(detections),
+    }
+
+
+def bare_fps(model, workers: int, seconds: float) -> float:
+    """session.run on preallocated input, `workers` threads sharing one session (the pipeline's layout)."""
+    engine = load_engine(model, EngineConfig(provider="cpu", intra_op_threads=1, allow_spinning=False), 1)
+    runners = [engine.runner(1) for _ in range(workers)]
+    counts = [0] * workers
+    stop = threading.Event()
+
+    def loop(i: int) -> None:
+        while not stop.is_set():
+            runners[i].run()
+            counts[i] += 1
+
+    for runner in runners:
+        runner.run()
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def naive_fps(video: Path, model, frames: int) -> float:
+    """The loop most samples use: one thread, ORT's default threads, a fresh input every frame."""
+    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    spec = model.manifest.input
+    decoder = YoloxDecoder(model.manifest)
+    sink = NullSink()
+    capture = cv2.VideoCapture(str(video))
+    done = 0
+    start = time.perf_counter()
+    while done < frames:
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        h, w = frame.shape[:2]
+        r = min(spec.height / h, spec.width / w)
+        canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
+        resized = cv2.resize(frame, (int(w * r), int(h * r)))
+        canvas[: resized.shape[0], : resized.shape[1]] = resized
+        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
+        output = session.run(None, {name: blob})[0]
+        detections = decoder(output, [LetterboxMeta(w, h, r)])[0]
+        sink.publish(result_message(camera="cam0", seq=done, captured_at=time.time(), latency_ms=0.0, detections=detections,
+                                    labels=model.manifest.labels, model=model.name, provider="CPUExecutionProvider",
+                                    batch_id=done, batch_size=1))
+        done += 1
+    return frames / (time.perf_counter() - start)
+
+
+def pipeline_run(uri: str, frames: int, every_frame: bool) -> dict[str, Any]:
+    sink = NullSink()
+    camera = {"id": "cam0", "uri": uri, "max_frames": frames, "every_frame": every_frame, "loop": every_frame}
+    pipeline = Pipeline(configuration.validate({"cameras": [camera], "metrics_interval_s": 3600}), sink)
+    pipeline.start()
+    start = time.perf_counter()
+    cpu_start = cpu_seconds()
+    pipeline.wait()
+    elapsed = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
+    snapshot = pipeline.metrics_snapshot()
+    return {
+        "fps": sink.steady_fps(),
+        "fps_including_startup": sink.results / elapsed,
+        "frames": sink.results,
+        "cpu_utilisation": cpu / elapsed / (os.cpu_count() or 1),
+        "latency_ms": snapshot["totals"]["latency_ms"],
+        "stages_ms_per_frame": snapshot["stages_ms_per_frame_total"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path)
+    parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    ort.set_default_logger_severity(3)
+    video = args.video or Path(os.environ["EDGEVISION_ASSETS"]) / "video" / "pedestrians-720p.avi"
+    model = resolve_model("yolox-nano")
+    cores = os.cpu_count() or 1
+    layout = choose_layout(configuration.validate({}), on_gpu=False)
+
+    frames = decode_frames(video, 100)
+    stages = measure_stages(video, model, frames, args.repeats)
+    per_frame = sum(v for k, v in stages.items() if k != "detections_per_frame")
+    ceiling_video = cores * 1000.0 / per_frame
+    ceiling_synthetic = cores * 1000.0 / (per_frame - stages["decode"])
+    bare = statistics.median(bare_fps(model, layout.workers, 3.0) for _ in range(args.repeats))
+    naive = statistics.median(naive_fps(video, model, args.frames // 2) for _ in range(args.repeats))
+    video_runs = [pipeline_run(str(video), args.frames, True) for _ in range(args.repeats)]
+    synthetic_runs = [pipeline_run("synthetic:1280x720@0", args.frames, False) for _ in range(args.repeats)]
+    video_run = sorted(video_runs, key=lambda r: r["fps"])[len(video_runs) // 2]
+    synthetic_run = sorted(synthetic_runs, key=lambda r: r["fps"])[len(synthetic_runs) // 2]
+
+    report = {
+        "benchmark": "pipeline end to end, CPU",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "accelerator": discover().summary()},
+        "versions": {"onnxruntime": ort.__version__, "opencv": cv2.__version__},
+        "model": model.name,
+        "video": video.name,
+        "layout": vars(layout),
+        "stage_core_ms_per_frame": {k: round(v, 3) for k, v in stages.items()},
+        "ceiling_fps": {"video": round(ceiling_video, 1), "synthetic": round(ceiling_synthetic, 1),
+                        "bare_inference_same_parallelism": round(bare, 1)},
+        "naive_fps": round(naive, 1),
+        "edgevision": {"video": video_run, "synthetic": synthetic_run,
+                       "video_fps_runs": [round(r["fps"], 1) for r in video_runs],
+                       "synthetic_fps_runs": [round(r["fps"], 1) for r in synthetic_runs]},
+        "ratios": {
+            "video_vs_ceiling": round(video_run["fps"] / ceiling_video, 3),
+            "synthetic_vs_ceiling": round(synthetic_run["fps"] / ceiling_synthetic, 3),
+            "video_vs_naive": round(video_run["fps"] / naive, 3),
+        },
+        "targets": {"vs_ceiling": 0.9, "vs_naive": 1.3},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "pipeline-cpu.json").write_text(json.dumps(report, indent=2) + "\n")
+    s = report["stage_core_ms_per_frame"]
+    lines = [
+        "# Pipeline throughput, CPU",
+        "",
+        f"{cores} cores ({report['machine']['cpu']}), {report['machine']['accelerator']}; onnxruntime "
+        f"{ort.__version__}; {model.name} on {video.name}; {report['date']}; medians of {args.repeats} runs.",
+        "",
+        "Per-frame core-ms, each stage measured alone: "
+        + ", ".join(f"{k} {v}" for k, v in s.items() if k != "detections_per_frame")
+        + f" ({s['detections_per_frame']} detections per frame).",
+        "",
+        "| path | fps | ceiling fps | vs ceiling | vs naive | latency p50 / p95 ms | CPU use |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| edgevision, video (decode included) | {video_run['fps']:.1f} | {ceiling_video:.1f} | "
+        f"{report['ratios']['video_vs_ceiling']:.0%} | {report['ratios']['video_vs_naive']:.2f}x | "
+        f"{video_run['latency_ms']['p50']} / {video_run['latency_ms']['p95']} | {video_run['cpu_utilisation']:.0%} |",
+        f"| edgevision, synthetic (decode excluded) | {synthetic_run['fps']:.1f} | {ceiling_synthetic:.1f} | "
+        f"{report['ratios']['synthetic_vs_ceiling']:.0%} | | "
+        f"{synthetic_run['latency_ms']['p50']} / {synthetic_run['latency_ms']['p95']} | {synthetic_run['cpu_utilisation']:.0%} |",
+        f"| naive sequential loop, video | {naive:.1f} | | | 1.00x | | |",
+        f"| bare session.run, {layout.workers} workers x {layout.intra_op_threads} thread | {bare:.1f} | | | | | |",
+        "",
+        f"Layout: {layout.workers} inference workers x {layout.intra_op_threads} intra-op thread, batch {layout.max_batch}. "
+        "Targets: >= 90% of the ceiling, >= 1.3x the naive loop.",
+    ]
+    (args.out / "pipeline-cpu.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
