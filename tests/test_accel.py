@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -124,3 +127,40 @@ def test_gpu_command_prints_json() -> None:
     assert document["mode"] == "none"
     assert {p["name"] for p in document["probes"]} >= {"dev-dxg", "dev-nvidia", "libcuda", "nvml"}
     assert document["reasons"]
+
+
+TELEMETRY_SCRIPT = """
+import json
+from pathlib import Path
+from edgevision.accel import ProbeTargets, discover
+from edgevision.accel.telemetry import GpuTelemetry
+info = discover(ProbeTargets(dev_root=Path({root!r}), wsl_lib_dirs=(), library_dirs=(Path({lib!r}),)))
+telemetry = GpuTelemetry.open(info)
+print(json.dumps(None if telemetry is None else telemetry.sample()))
+"""
+
+
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("OK", {"index": 0, "utilization_pct": 87, "memory_used_mib": 1024, "memory_total_mib": 16384,
+                "temperature_c": 61, "power_w": 51.2}),
+        # GPU-PV: no utilisation or memory from NVML; the rest is still reported.
+        ("PARTIAL", {"index": 0, "temperature_c": 61, "power_w": 51.2}),
+    ],
+)
+def test_gpu_telemetry_reads_nvml_in_process(tmp_path: Path, build_fake, mode: str, expected: dict) -> None:
+    nvml = build_fake("fake_nvml.c", "libnvidia-ml.so.1", mode)
+    root = _root(tmp_path, "nvidia0")
+    script = TELEMETRY_SCRIPT.format(root=str(root), lib=str(nvml))
+    # The library is found the way the module finds it in a container: on the loader path.
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "LD_LIBRARY_PATH": str(nvml)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [expected]
+
+
+def test_no_gpu_telemetry_without_a_gpu() -> None:
+    from edgevision.accel.telemetry import GpuTelemetry
+
+    assert GpuTelemetry.open(discover()) is None

@@ -224,6 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from edgevision import config as configuration
+    from edgevision.accel import discover
     from edgevision.pipeline import Pipeline
     from edgevision.status_line import StatusLine, summary_lines
 
@@ -237,7 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     show_status = args.status == "on" or (args.status == "auto" and sys.stderr.isatty())
     status_line = StatusLine(sys.stderr) if show_status else None
-    pipeline = Pipeline(config, on_tick=status_line)
+    accelerator = discover()
+    log.info("accelerator: %s", accelerator.summary())
+    pipeline = Pipeline(config, on_tick=status_line, accelerator=accelerator)
     pipeline.start()
 
     def stop(signum: int, _frame: Any) -> None:

@@ -86,3 +86,27 @@ int nvmlDeviceGetCudaComputeCapability(void *device, int *major, int *minor) {
 #endif
     return OK;
 }
+
+/* Telemetry read by the metrics snapshots; GPU-PV cannot report utilisation. */
+typedef struct { unsigned int gpu, memory; } utilization_t;
+int nvmlDeviceGetUtilizationRates(void *device, utilization_t *utilization) {
+    (void)device;
+#ifdef MODE_PARTIAL
+    (void)utilization;
+    return NOT_SUPPORTED;
+#else
+    utilization->gpu = 87;
+    utilization->memory = 40;
+    return OK;
+#endif
+}
+int nvmlDeviceGetTemperature(void *device, int sensor, unsigned int *temperature) {
+    (void)device; (void)sensor;
+    *temperature = 61;
+    return OK;
+}
+int nvmlDeviceGetPowerUsage(void *device, unsigned int *milliwatts) {
+    (void)device;
+    *milliwatts = 51250;
+    return OK;
+}

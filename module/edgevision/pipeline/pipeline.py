@@ -10,6 +10,8 @@ import time
 from typing import Any, Callable
 
 from edgevision import __version__
+from edgevision.accel import AcceleratorInfo
+from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.config import AppConfig, CameraConfig
 from edgevision.detector import load_engine
 from edgevision.engine import CPU, GPU_PROVIDERS, EngineConfig, provider_load_error, requested_providers
@@ -69,8 +71,11 @@ class Pipeline:
         *,
         on_tick: Callable[[Pipeline], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        accelerator: AcceleratorInfo | None = None,
     ) -> None:
         self.config = config
+        self.accelerator = accelerator
+        self._gpu = GpuTelemetry.open(accelerator) if accelerator is not None else None
         self.metrics = PipelineMetrics()
         self._own_sink = sink is None
         self.sink: Sink = sink or open_sink(config.sink.kind, config.sink.path, config.sink.rotate_mb, config.sink.backups)
@@ -259,6 +264,8 @@ class Pipeline:
                 self.sink.close()
         except Exception:  # noqa: BLE001
             log.exception("closing the sink failed")
+        if self._gpu is not None:
+            self._gpu.close()
         self._done.set()
 
     def _emit_metrics(self) -> None:
@@ -303,6 +310,8 @@ class Pipeline:
         if stages is not None:
             extra = {"provider": stages.engine.provider, "model": stages.model.name,
                      "in_flight_batches": stages.in_flight}
+        if self._gpu is not None:
+            extra["gpu"] = self._gpu.sample()
         return self.metrics.snapshot(queues=self.queue_depths(), extra=extra)
 
     def status(self) -> dict[str, Any]:
@@ -311,6 +320,7 @@ class Pipeline:
         return {
             "version": __version__,
             "started_at": iso_time(self.started_at) if self.started_at else None,
+            "accelerator": self.accelerator.to_dict() if self.accelerator else None,
             "model": stages.model.name if stages else None,
             "provider": engine.status.to_dict() if engine else None,
             "layout": vars(stages.layout) if stages else None,
