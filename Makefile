@@ -25,7 +25,7 @@ endif
 SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
 RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
 
-.PHONY: help venv model run test gpu constraints clean
+.PHONY: help venv model run test test-deps gpu constraints clean
 
 help:
 	@echo "make run    set up, fetch the model, and run the main job"
@@ -51,7 +51,17 @@ run: model
 	$(BIN)/edgevision run --source $(SOURCE) --model $(MODEL) $(RUN_ARGS)
 	@echo "results and metrics: out/results.jsonl"
 
-test: venv
+# System packages the tests need: a C compiler (fake driver libraries) and mosquitto (local edgeHub).
+test-deps:
+	@missing=""; command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else echo "the tests need:$$missing (install them, e.g. sudo apt-get install$$missing)" >&2; exit 2; fi; \
+	fi
+
+test: venv test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 constraints: venv

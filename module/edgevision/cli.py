@@ -111,6 +111,9 @@ def _positive_int(text: str) -> int:
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="edgevision: %(levelname)s: %(message)s", stream=sys.stderr)
+    # The SDK logs every publish at INFO; its warnings are what operators need.
+    for noisy in ("azure.iot.device", "paho"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 2 else logging.WARNING)
 
 
 def _print_json(document: dict[str, Any]) -> None:
@@ -225,38 +228,38 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from edgevision import config as configuration
     from edgevision.accel import discover
-    from edgevision.pipeline import Pipeline
+    from edgevision.module import Module
     from edgevision.status_line import StatusLine, summary_lines
+    from edgevision.upstream.connection import edge_mode
 
     onnxruntime.set_default_logger_severity(3)
     file_document = configuration.read_file(args.config) if args.config else {}
     document = configuration.merge(file_document, configuration.from_environment(os.environ))
     document = configuration.merge(document, _run_overrides(args, document.get("cameras")))
-    config = configuration.validate(document)
-    if not config.cameras:
+    if not document.get("cameras") and edge_mode(os.environ) is None:
         raise UsageError("no camera: give --source URI or cameras in --config")
 
     show_status = args.status == "on" or (args.status == "auto" and sys.stderr.isatty())
     status_line = StatusLine(sys.stderr) if show_status else None
     accelerator = discover()
-    log.info("accelerator: %s", accelerator.summary())
-    pipeline = Pipeline(config, on_tick=status_line, accelerator=accelerator)
-    pipeline.start()
+    module = Module(document, accelerator=accelerator, on_tick=status_line)
+    module.start()
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
-        pipeline.request_stop()
+        module.request_stop()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     deadline = time.monotonic() + args.duration if args.duration else None
-    while not pipeline.wait(0.2):
+    while not module.wait(0.2):
         if deadline is not None and time.monotonic() >= deadline:
-            pipeline.request_stop()
+            module.request_stop()
             deadline = None
     if status_line is not None:
         status_line.clear()
-    final = pipeline.metrics_snapshot()
+    assert module.pipeline is not None
+    final = module.pipeline.metrics_snapshot()
     for line in summary_lines(final):
         print(line, file=sys.stderr)
     cameras = final["cameras"].values()

@@ -32,7 +32,8 @@ class _Section(BaseModel):
 
 
 class CameraConfig(_Section):
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    # No dots: camera ids become property names in the module twin, which forbids them.
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     uri: str = Field(min_length=1)
     # Frames per second sent to inference; None: as many as the pipeline takes.
     target_fps: float | None = Field(default=None, gt=0, le=240)
@@ -106,12 +107,29 @@ class SinkConfig(_Section):
         return self
 
 
+class UpstreamConfig(_Section):
+    """What goes to IoT Hub through edgeHub, and how often."""
+
+    # every_frame: one message per processed frame; on_change: only when the set of labels in
+    # view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per
+    # message, so the default sends changes only.
+    results_mode: Literal["every_frame", "on_change", "summary"] = "on_change"
+    heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
+    summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    # Messages waiting for edgeHub; the oldest is dropped (and counted) beyond this.
+    queue_size: int = Field(default=1000, ge=1, le=100000)
+    # Reported properties are patched on change, at most this often.
+    report_min_interval_s: float = Field(default=5.0, ge=0.1, le=3600)
+    connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)
+
+
 class AppConfig(_Section):
     cameras: tuple[CameraConfig, ...] = ()
     model: ModelConfig = ModelConfig()
     inference: InferenceConfig = InferenceConfig()
     sources: SourceOptions = SourceOptions()
     sink: SinkConfig = SinkConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")

@@ -21,6 +21,7 @@ from edgevision.pipeline.publisher import Publisher
 from edgevision.pipeline.scheduler import Scheduler
 from edgevision.pipeline.stages import InferenceStages, Layout
 from edgevision.publish.sink import Sink, open_sink
+from edgevision.snapshots import LatestFrames
 from edgevision.sources import ENDED_STATES, Frame, FrameQueue, Source, configure_ffmpeg
 from edgevision.sources.readers import redact
 
@@ -72,8 +73,11 @@ class Pipeline:
         on_tick: Callable[[Pipeline], None] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         accelerator: AcceleratorInfo | None = None,
+        keep_alive: bool = False,
     ) -> None:
         self.config = config
+        # A module keeps running with no camera (its cameras may come later from the twin).
+        self._keep_alive = keep_alive
         self.accelerator = accelerator
         self._gpu = GpuTelemetry.open(accelerator) if accelerator is not None else None
         self.metrics = PipelineMetrics()
@@ -90,7 +94,8 @@ class Pipeline:
         self._done = threading.Event()
         self._lock = threading.RLock()
         self._batch_ids = itertools.count()
-        self._publisher = Publisher(lambda: self.sink, self.metrics)
+        self.latest = LatestFrames()
+        self._publisher = Publisher(lambda: self.sink, self.metrics, self.latest)
         self._stages: InferenceStages | None = None
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._camera_states: dict[str, str] = {}
@@ -110,7 +115,7 @@ class Pipeline:
             self._add_camera(camera)
         self._stages.start()
         self._supervisor.start()
-        self._event("started", version=__version__, provider=self._stages.engine.provider,
+        self.event("started", version=__version__, provider=self._stages.engine.provider,
                     model=self._stages.model.name, cameras=[c.id for c in self.config.cameras])
 
     def request_stop(self) -> None:
@@ -160,6 +165,7 @@ class Pipeline:
             batch_ids=self._batch_ids,
             idle=self._sources_idle,
             drop=self._drop,
+            preprocessed=self.latest.keep,
             score_threshold=config.model.score_threshold,
             nms_iou=config.model.nms_iou,
             preprocess_workers=inference.preprocess_workers,
@@ -195,6 +201,7 @@ class Pipeline:
         source.stop()
         for frame in frame_queue.drain():
             self._drop(frame, "camera_removed")
+        self.latest.forget(camera_id)
         return source.next_seq
 
     # -- callbacks from the stages -------------------------------------------------------------
@@ -209,6 +216,8 @@ class Pipeline:
 
     def _sources_idle(self) -> bool:
         """No frame will come any more: every camera has ended and every queue is empty."""
+        if self._keep_alive and not self._stop.is_set():
+            return False
         with self._lock:
             sources = list(self._sources.values())
             queues = list(self._queues.values())
@@ -257,7 +266,7 @@ class Pipeline:
         self._publisher.stop(timeout=30)
         self._report_camera_changes()
         self._emit_metrics()
-        self._event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
+        self.event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
         try:
             self.sink.flush()
             if self._own_sink:
@@ -283,9 +292,10 @@ class Pipeline:
             if state != previous:
                 self._camera_states[camera_id] = state
                 if previous is not None:
-                    self._event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)
+                    self.event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)
 
-    def _event(self, name: str, **details: Any) -> None:
+    def event(self, name: str, **details: Any) -> None:
+        """A lifecycle event: to the sink (the `events` output upstream), the log and on_event."""
         document = {"type": "event", "schema": "edgevision.event/1", "event": name, "at": iso_time(time.time()), **details}
         log.info("event %s %s", name, details)
         try:
@@ -368,7 +378,7 @@ class Pipeline:
                 previous, self.sink = self.sink, open_sink(new.sink.kind, new.sink.path, new.sink.rotate_mb, new.sink.backups)
                 previous.close()
                 changes["restarted"].append("sink")
-        self._event("config_applied", changes=changes)
+        self.event("config_applied", changes=changes)
         return changes
 
     def _apply_cameras(self, old: AppConfig, new: AppConfig, changes: dict[str, list[str]]) -> None:
@@ -409,5 +419,5 @@ class Pipeline:
             old.join(timeout=30)
         self._stages = stages
         stages.start()
-        self._event("provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped,
+        self.event("provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped,
                     model=stages.model.name)

@@ -13,6 +13,7 @@ from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
 from edgevision.publish.messages import result_message
 from edgevision.publish.sink import Sink
+from edgevision.snapshots import LatestFrames
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ class Publisher:
     while several inference workers finish out of order.
     """
 
-    def __init__(self, sink: Callable[[], Sink], metrics: PipelineMetrics, maxsize: int = 64) -> None:
+    def __init__(self, sink: Callable[[], Sink], metrics: PipelineMetrics, latest: LatestFrames, maxsize: int = 64) -> None:
         self._sink = sink
+        self._latest = latest
         self._metrics = metrics
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self._pending: list[tuple[int, Batch]] = []
@@ -75,12 +77,14 @@ class Publisher:
                 stats.set_state(stats.state, batch.bad_frames[index])
                 continue
             latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
+            detections = batch.detections[index]
+            self._latest.published(frame.camera, frame.seq, detections, producer.labels)
             message = result_message(
                 camera=frame.camera,
                 seq=frame.seq,
                 captured_at=frame.captured_at,
                 latency_ms=latency_ms,
-                detections=batch.detections[index],
+                detections=detections,
                 labels=producer.labels,
                 model=producer.model,
                 provider=producer.provider,

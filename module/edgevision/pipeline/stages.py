@@ -56,6 +56,7 @@ class InferenceStages:
         batch_ids: itertools.count,
         idle: Callable[[], bool],
         drop: Callable[[Frame, str], None],
+        preprocessed: Callable[[Frame], None],
         score_threshold: float,
         nms_iou: float,
         preprocess_workers: int,
@@ -70,6 +71,7 @@ class InferenceStages:
         self._batch_ids = batch_ids
         self._idle = idle
         self._drop = drop
+        self._preprocessed = preprocessed
         self.producer = Producer(model.name, engine.provider, model.manifest.labels)
         self.decoder = YoloxDecoder(model.manifest, score_threshold, nms_iou)
         self._pre_workers = preprocess_workers
@@ -176,7 +178,7 @@ class InferenceStages:
             except FrameError as exc:
                 batch.bad_frames[index] = str(exc)
                 batch.metas.append(_PLACEHOLDER)
-            frame.release()
+            self._preprocessed(frame)
         self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
 
     def _infer(self, batch: Batch) -> None:

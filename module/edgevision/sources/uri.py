@@ -107,7 +107,7 @@ def _synthetic(uri: str) -> SourceSpec:
 
 def split_named_source(text: str) -> tuple[str | None, str]:
     """`front=rtsp://...` -> ("front", "rtsp://..."); a bare URI has no name."""
-    match = re.match(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)$", text)
+    match = re.match(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})=(.+)$", text)
     if match and ":" not in match.group(1) and "/" not in match.group(1):
         return match.group(1), match.group(2)
     return None, text

@@ -1,0 +1,1 @@
+"""The link to IoT Hub through edgeHub: outputs, module twin, direct methods."""

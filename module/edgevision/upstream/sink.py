@@ -1,0 +1,58 @@
+"""The IoT Hub sink: results, metrics and events to the module's outputs through edgeHub."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from edgevision.publish.sink import Sink
+from edgevision.upstream.reduce import ResultsReducer, fit
+from edgevision.upstream.sender import MessageSender
+
+# Output per message type; deployment routes refer to these names.
+OUTPUTS = {"result": "results", "summary": "results", "metrics": "metrics", "event": "events"}
+
+
+class IoTHubSink:
+    """Implements the pipeline's Sink; never blocks on the network (the sender queues)."""
+
+    def __init__(self, sender: MessageSender, reducer: ResultsReducer, local: Sink | None = None) -> None:
+        self.sender = sender
+        self.reducer = reducer
+        self.local = local
+        self._lock = threading.Lock()
+        self.split = 0
+
+    def set_reducer(self, reducer: ResultsReducer) -> None:
+        with self._lock:
+            for message in self.reducer.flush():
+                self._send(message)
+            self.reducer = reducer
+
+    def publish(self, message: dict[str, Any]) -> None:
+        if self.local is not None:
+            self.local.publish(message)
+        with self._lock:
+            outgoing = self.reducer.offer(message) if message["type"] == "result" else [message]
+            outgoing += self.reducer.due()
+            for item in outgoing:
+                self._send(item)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        parts = fit(message)
+        if len(parts) > 1:
+            self.split += 1
+        for part in parts:
+            self.sender.enqueue(OUTPUTS[part["type"]], part)
+
+    def flush(self) -> None:
+        if self.local is not None:
+            self.local.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            for message in self.reducer.flush():
+                self._send(message)
+        self.sender.flush(timeout=5.0)
+        if self.local is not None:
+            self.local.close()
