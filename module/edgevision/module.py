@@ -108,12 +108,15 @@ class Module:
         return done
 
     def _close_upstream(self) -> None:
+        if self.iot_sink is not None:
+            # Unfinished summaries go out, the local copy is closed, the queue gets 5 s to drain.
+            self.iot_sink.close()
+            self.iot_sink = None
         if self.reporter is not None:
             self.reporter.update(self.reported_state())
             self.reporter.stop()
             self.reporter = None
         if self.sender is not None:
-            self.sender.flush(timeout=5.0)
             self.sender.stop()
         if self.connection is not None:
             self.connection.shutdown()

@@ -143,17 +143,17 @@ class DesiredTracker:
         self._lock = threading.Lock()
 
     def full(self, desired: Mapping[str, Any]) -> None:
-        version = desired.get("$version")
-        with self._lock:
-            if version is not None and self.version is not None and version <= self.version:
-                return
-            self.version = version if version is not None else self.version
-        self._apply(desired_document(desired), version, True)
+        """A whole desired document (at start, or re-read after a reconnect)."""
+        self._offer(desired, full=True)
 
     def patch(self, patch: Mapping[str, Any]) -> None:
-        version = patch.get("$version")
+        """A desired-properties patch (the SDK's patch handler)."""
+        self._offer(patch, full=False)
+
+    def _offer(self, document: Mapping[str, Any], full: bool) -> None:
+        version = document.get("$version")
         with self._lock:
             if version is not None and self.version is not None and version <= self.version:
                 return
             self.version = version if version is not None else self.version
-        self._apply(desired_document(patch), version, False)
+        self._apply(desired_document(document), version, full)
