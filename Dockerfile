@@ -1,34 +1,48 @@
-# edgevision: GPU inference module for Azure IoT Edge (EFLOW). CUDA 13 + cuDNN 9 to match
-# onnxruntime-gpu 1.31 (pyproject.toml). Works under DDA (--gpus all) and GPU-PV (/dev/dxg
-# plus /usr/lib/wsl mounted read-only).
+# edgevision: GPU inference module for Azure IoT Edge (EFLOW).
+# Runtime: CUDA 13 + cuDNN 9, what onnxruntime-gpu 1.31 (pyproject.toml) is built for. The same
+# image serves DDA (docker --gpus / DeviceRequests) and GPU-PV (/dev/dxg plus /usr/lib/wsl
+# mounted read-only; its libcuda.so.1 is found through LD_LIBRARY_PATH).
 
 FROM python:3.12-slim AS build
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
+COPY pyproject.toml constraints.txt README.md deployment.template.json ./
 COPY module ./module
 COPY models ./models
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 FROM nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+# Which model to bake in; SKIP_MODEL_DOWNLOAD=1 for air-gapped builds (mount it at /models).
 ARG MODEL=yolox-nano
-# Air-gapped builds: --build-arg SKIP_MODEL_DOWNLOAD=1 and mount the model at /models.
 ARG SKIP_MODEL_DOWNLOAD=0
 LABEL org.opencontainers.image.title="edgevision" \
-      org.opencontainers.image.description="GPU vision inference module for Azure IoT Edge for Linux on Windows"
+      org.opencontainers.image.description="GPU vision inference module for Azure IoT Edge for Linux on Windows" \
+      org.opencontainers.image.licenses="MIT"
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     EDGEVISION_MODEL_DIR=/models \
-    LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64
+    EDGEVISION_TRT_CACHE=/var/cache/edgevision/trt \
+    LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64 \
+    PATH=/opt/edgevision/bin:$PATH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Ubuntu's python3 is not pinned: the security archive replaces exact versions, so a pin would
+# break rebuilds; the Python packages are pinned by constraints.txt.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/edgevision
-ENV PATH=/opt/edgevision/bin:$PATH
 COPY --from=build /wheels /wheels
 COPY constraints.txt /tmp/constraints.txt
-RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl && rm -rf /wheels /tmp/constraints.txt
-RUN useradd --system --uid 10001 --create-home edgevision && mkdir -p /models && chown edgevision /models
-USER edgevision
+RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
+ && rm -rf /wheels /tmp/constraints.txt \
+ && useradd --system --uid 10001 --no-create-home edgevision \
+ && mkdir -p /models /var/cache/edgevision/trt \
+ && chown 10001 /models /var/cache/edgevision/trt
+USER 10001
+# Downloaded from the manifest URL and checked against its SHA-256 (the build fails otherwise).
 RUN if [ "$SKIP_MODEL_DOWNLOAD" != "1" ]; then edgevision models fetch "$MODEL"; fi
+EXPOSE 9600
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9600/healthz', timeout=4)"]
 ENTRYPOINT ["edgevision"]
-CMD ["gpu"]
+CMD ["run"]

@@ -68,6 +68,21 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--status", choices=("auto", "on", "off"), default="auto",
                      help="live status line on stderr (auto: when it is a terminal)")
 
+    manifest = sub.add_parser("manifest", help="render a deployment manifest for IoT Hub")
+    manifest.add_argument("--gpu", required=True, choices=("dda", "gpu-pv", "cpu"),
+                          help="GPU passthrough of the EFLOW VM: dda, gpu-pv, or cpu (no GPU)")
+    manifest.add_argument("--registry", required=True, help="container registry address, e.g. myacr.azurecr.io")
+    manifest.add_argument("--image", default="edgevision", help="image name (default edgevision)")
+    manifest.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
+    manifest.add_argument("--registry-username", default="")
+    manifest.add_argument("--registry-password", default="")
+    manifest.add_argument("--camera", action="append", metavar="ID=URI", help="a camera (repeatable)")
+    manifest.add_argument("--desired", type=Path, help="JSON or YAML file of the module's desired properties")
+    manifest.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
+                          help="a desired property by dotted path, e.g. model.score_threshold=0.5")
+    manifest.add_argument("--template", type=Path, help="template (default: the packaged deployment.template.json)")
+    manifest.add_argument("--out", type=Path, help="write here instead of stdout")
+
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the built-in model manifests")
@@ -269,6 +284,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from edgevision import config as configuration
+    from edgevision.deploy import ManifestRenderError, render_file
+    from edgevision.sources import split_named_source
+
+    desired: dict[str, Any] = configuration.read_file(args.desired) if args.desired else {}
+    for text in args.camera or []:
+        name, uri = split_named_source(text)
+        if name is None:
+            raise UsageError(f"--camera {text!r}: give it as ID=URI")
+        desired = configuration.merge(desired, {"cameras": {name: {"uri": uri}}})
+    for text in args.settings or []:
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {text!r}: give it as KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        for part in reversed(key.split(".")):
+            value = {part: value}
+        desired = configuration.merge(desired, value)
+    variables = {
+        "CONTAINER_REGISTRY_ADDRESS": args.registry,
+        "IMAGE_NAME": args.image,
+        "IMAGE_TAG": args.tag,
+        "CONTAINER_REGISTRY_USERNAME": args.registry_username,
+        "CONTAINER_REGISTRY_PASSWORD": args.registry_password,
+    }
+    if bool(args.registry_username) != bool(args.registry_password):
+        raise UsageError("give both --registry-username and --registry-password, or neither")
+    variables = {k: v for k, v in variables.items() if v}
+    try:
+        document = render_file(args.template, gpu=args.gpu, variables=variables, desired=desired)
+    except ManifestRenderError as exc:
+        raise UsageError(str(exc)) from None
+    text = json.dumps(document, indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"edgevision: wrote {args.out} ({args.gpu})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if any(k.startswith("createOptions0") for m in _modules(document) for k in m["settings"]):
+        log.warning("createOptions were split into createOptions01...; IoT Central does not accept the split form")
+    return EXIT_OK
+
+
+def _modules(document: dict[str, Any]) -> list[dict[str, Any]]:
+    agent = document["modulesContent"]["$edgeAgent"]["properties.desired"]
+    return list(agent["systemModules"].values()) + list(agent["modules"].values())
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edgevision.models import available_manifests, default_model_dir, resolve_model
 
@@ -305,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from edgevision.config import ConfigError
 
-    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "models": cmd_models}
+    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "manifest": cmd_manifest, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

@@ -123,6 +123,14 @@ class UpstreamConfig(_Section):
     connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)
 
 
+class HttpConfig(_Section):
+    """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
+
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = Field(default=9600, ge=0, le=65535)
+
+
 class AppConfig(_Section):
     cameras: tuple[CameraConfig, ...] = ()
     model: ModelConfig = ModelConfig()
@@ -130,6 +138,7 @@ class AppConfig(_Section):
     sources: SourceOptions = SourceOptions()
     sink: SinkConfig = SinkConfig()
     upstream: UpstreamConfig = UpstreamConfig()
+    http: HttpConfig = HttpConfig()
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")
@@ -158,11 +167,17 @@ def validate(document: Mapping[str, Any]) -> AppConfig:
     try:
         return AppConfig.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()]) from None
+        cameras = document.get("cameras") if isinstance(document, Mapping) else None
+        # Cameras given as a mapping (twins) are named by id in errors, not by list position.
+        ids = list(cameras) if isinstance(cameras, Mapping) else None
+        raise ConfigError([_describe(e, ids) for e in exc.errors()]) from None
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "configuration"
+def _describe(error: Any, camera_ids: list[str] | None = None) -> str:
+    loc = list(error["loc"])
+    if camera_ids and len(loc) > 1 and loc[0] == "cameras" and isinstance(loc[1], int) and loc[1] < len(camera_ids):
+        loc[1] = camera_ids[loc[1]]
+    where = ".".join(str(p) for p in loc) or "configuration"
     message = error["msg"].removeprefix("Value error, ")
     return f"{where}: {message}"
 

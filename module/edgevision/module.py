@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 from edgevision import __version__
 from edgevision.accel import AcceleratorInfo
 from edgevision.config import AppConfig, ConfigError, merge, validate
+from edgevision.http import HttpServer
 from edgevision.pipeline import Pipeline
 from edgevision.publish.sink import Sink, open_sink
 from edgevision.snapshots import Snapshot
@@ -54,6 +55,7 @@ class Module:
         self.reporter: Reporter | None = None
         self.iot_sink: IoTHubSink | None = None
         self.pipeline: Pipeline | None = None
+        self.http: HttpServer | None = None
         self.methods = Methods(self)
         self.tracker = DesiredTracker(self._apply_desired)
         self.config_status: dict[str, Any] = {"applied_version": None, "rejected_version": None, "last_error": None}
@@ -61,6 +63,7 @@ class Module:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._start_http()
         if self.mode is None:
             log.warning("no IoT Edge runtime (no IOTEDGE_* or EdgeHubConnectionString variables): "
                         "running stand-alone with the local sink")
@@ -97,6 +100,17 @@ class Module:
         # caught up from the full twin.
         self._resync_twin()
 
+    def _start_http(self) -> None:
+        settings = self.config.http
+        if not settings.enabled:
+            return
+        try:
+            self.http = HttpServer(self, settings.bind, settings.port)
+        except OSError as exc:
+            log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
+            return
+        self.http.start()
+
     def request_stop(self) -> None:
         if self.pipeline is not None:
             self.pipeline.request_stop()
@@ -105,6 +119,9 @@ class Module:
         done = self.pipeline.wait(timeout) if self.pipeline is not None else True
         if done:
             self._close_upstream()
+            if self.http is not None:
+                self.http.stop()
+                self.http = None
         return done
 
     def _close_upstream(self) -> None:

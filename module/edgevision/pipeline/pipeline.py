@@ -98,6 +98,8 @@ class Pipeline:
         self._publisher = Publisher(lambda: self.sink, self.metrics, self.latest)
         self._stages: InferenceStages | None = None
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        # Liveness: the supervisor's last round (the health endpoint reads it).
+        self.last_tick = time.monotonic()
         self._camera_states: dict[str, str] = {}
         self.started_at: float | None = None
         self.model: ResolvedModel | None = None
@@ -231,6 +233,7 @@ class Pipeline:
             while True:
                 self._wake.wait(TICK_S)
                 self._wake.clear()
+                self.last_tick = time.monotonic()
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
