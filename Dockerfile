@@ -36,9 +36,11 @@ COPY constraints.txt /tmp/constraints.txt
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
  && rm -rf /wheels /tmp/constraints.txt \
  && useradd --system --uid 10001 --no-create-home edgevision \
- && mkdir -p /models /var/cache/edgevision/trt \
- && chown 10001 /models /var/cache/edgevision/trt
+ && mkdir -p /models /var/cache/edgevision/trt /data \
+ && chown 10001 /models /var/cache/edgevision/trt /data
 USER 10001
+# `benchmark` writes benchmarks/results/ here: mount a folder on /data/benchmarks/results to keep it.
+WORKDIR /data
 # Downloaded from the manifest URL and checked against its SHA-256 (the build fails otherwise).
 RUN if [ "$SKIP_MODEL_DOWNLOAD" != "1" ]; then edgevision models fetch "$MODEL"; fi
 EXPOSE 9600

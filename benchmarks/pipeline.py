@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import threading
 import time
@@ -29,6 +28,7 @@ import onnxruntime as ort
 
 from edgevision import config as configuration
 from edgevision.accel import discover
+from edgevision.benchmark import NullSink, cpu_seconds
 from edgevision.detector import load_engine
 from edgevision.engine import EngineConfig
 from edgevision.models import resolve_model
@@ -37,38 +37,6 @@ from edgevision.postprocess import YoloxDecoder
 from edgevision.preprocess import Letterbox, LetterboxMeta
 from edgevision.publish.messages import result_message
 from edgevision.publish.sink import encode
-
-
-class NullSink:
-    """Serialises every message (that is part of publishing) and notes when results arrive."""
-
-    def __init__(self) -> None:
-        self.results = 0
-        self.first: float | None = None
-        self.last = 0.0
-
-    def publish(self, message: dict[str, Any]) -> None:
-        encode(message)
-        if message["type"] == "result":
-            self.results += 1
-            self.last = time.perf_counter()
-            if self.first is None:
-                self.first = self.last
-
-    def steady_fps(self) -> float:
-        """Results per second from the first to the last one: start-up and shutdown excluded."""
-        return (self.results - 1) / (self.last - self.first) if self.first and self.last > self.first else 0.0
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def core_ms(fn: Callable[[], int], repeats: int) -> float:

@@ -83,6 +83,12 @@ def _build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--template", type=Path, help="template (default: the packaged deployment.template.json)")
     manifest.add_argument("--out", type=Path, help="write here instead of stdout")
 
+    bench = sub.add_parser("benchmark", help="measure fps against the limit and a naive loop on this machine")
+    bench.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    bench.add_argument("--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)")
+    bench.add_argument("--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt"))
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON, Markdown, PNG")
+
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the built-in model manifests")
@@ -336,6 +342,30 @@ def _modules(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(agent["systemModules"].values()) + list(agent["modules"].values())
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    from edgevision.benchmark import Plan, run_benchmark, sample_video, write_report
+
+    video = args.video
+    if video is None and os.environ.get("EDGEVISION_ASSETS"):
+        candidate = Path(os.environ["EDGEVISION_ASSETS"]) / "video" / "pedestrians-720p.avi"
+        video = candidate if candidate.is_file() else None
+    with tempfile.TemporaryDirectory() as scratch:
+        if video is None:
+            video = sample_video(Path(scratch))
+        elif not video.is_file():
+            raise UsageError(f"--video {video}: no such file")
+        report = run_benchmark(video, args.providers, Plan.quick() if args.quick else Plan(), progress=True)
+    for path in write_report(report, args.out):
+        print(f"edgevision: wrote {path}", file=sys.stderr)
+    print(json.dumps({name: {"available": e["available"], **({"best_limit_fps": max(r["fps"] for r in e["limit"]),
+                                                              "naive_fps": e["naive"]["fps"]} if e.get("limit") and "naive" in e else {})}
+                      for name, e in report["providers"].items()}))
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from edgevision.models import available_manifests, default_model_dir, resolve_model
 
@@ -372,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from edgevision.config import ConfigError
 
-    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "manifest": cmd_manifest, "models": cmd_models}
+    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "manifest": cmd_manifest,
+                "benchmark": cmd_benchmark, "models": cmd_models}
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:

@@ -1,0 +1,35 @@
+"""`edgevision benchmark --quick` end to end: JSON, Markdown table and PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.mark.slow
+def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path: Path, assets: Path) -> None:
+    proc = run_cli("benchmark", "--quick", "--out", str(tmp_path),
+                   env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "benchmark-cpu.json").read_text())
+    cpu = report["providers"]["cpu"]
+    assert cpu["available"] and "errors" not in cpu
+    assert [r["batch"] for r in cpu["limit"]] == [1, 2] and all(r["fps"] > 0 for r in cpu["limit"])
+    assert cpu["naive"]["fps"] > 0 and cpu["naive"]["latency_ms"]["p95"] is not None
+    runs = {(r["source"], r["cameras"]) for r in cpu["edgevision"]}
+    assert runs == {("video", 1), ("video", 4), ("synthetic", 1), ("synthetic", 4)}
+    for run in cpu["edgevision"]:
+        assert run["fps"] > 0 and run["vs_limit"] > 0 and run["vs_naive"] > 0 and 0 < run["cpu_utilisation"] <= 1.2
+        assert set(run["latency_ms"]) == {"p50", "p95", "p99"}
+    # Providers that cannot run here are listed with the reason, not left out.
+    assert report["providers"]["cuda"] == {"available": False, "reason": report["providers"]["cuda"]["reason"]}
+    assert report["providers"]["cuda"]["reason"]
+    table = (tmp_path / "benchmark-cpu.md").read_text()
+    assert "| edgevision, video x4 |" in table and "| limit, batch 2 |" in table
+    chart = cv2.imread(str(tmp_path / "benchmark-cpu.png"))
+    assert chart is not None and chart.shape[0] >= 400 and chart.shape[1] >= 600
