@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import onnxruntime as ort
+import platformdirs
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,9 @@ class Engine:
                 options["gpu_mem_limit"] = cfg.gpu_mem_limit_mb * 1024 * 1024
             return options
         if provider == TENSORRT:
-            cache = str(cfg.tensorrt_cache_dir or Path(os.environ.get("EDGEVISION_TRT_CACHE", "trt-cache")))
+            # Engines and timing caches persist, so only the first start pays for the build.
+            default = Path(platformdirs.user_cache_dir("edgevision")) / "tensorrt"
+            cache = str(cfg.tensorrt_cache_dir or Path(os.environ.get("EDGEVISION_TRT_CACHE", default)))
             return {
                 "device_id": cfg.device_id,
                 "trt_fp16_enable": cfg.tensorrt_fp16,
