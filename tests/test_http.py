@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from edgevision.module import Module
@@ -69,3 +70,68 @@ def test_readiness_fails_without_frames(model_path: Path, monkeypatch: pytest.Mo
     finally:
         module.request_stop()
         assert module.wait(15)
+
+
+def _post(port: int, path: str, body: bytes) -> tuple[int, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
+                                     headers={"Content-Type": "application/octet-stream"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def running(model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
+    module = Module({"cameras": {"syn": {"uri": "synthetic:320x240@10"}},
+                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+                     "http": {"bind": "127.0.0.1", "port": 0}}, environ={})
+    module.start()
+    yield module
+    module.request_stop()
+    module.wait(15)
+
+
+def test_metrics_parse_as_prometheus_text(running: Module) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = running.http.port  # type: ignore[union-attr]
+    deadline = time.monotonic() + 20
+    while running.pipeline.metrics.camera("syn").inferred < 10:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
+    frames = {(s.labels["camera"], s.labels["state"]): s.value for s in families["edgevision_frames"].samples
+              if s.name == "edgevision_frames_total"}
+    assert frames[("syn", "inferred")] >= 10 and frames[("syn", "captured")] >= frames[("syn", "inferred")]
+    latency = [s for s in families["edgevision_latency_ms"].samples if s.name == "edgevision_latency_ms_bucket"]
+    assert latency[-1].labels["le"] == "+Inf" and latency[-1].value >= 10
+    assert [s.value for s in latency] == sorted(s.value for s in latency)  # cumulative
+    assert all(s.labels["provider"] == "CPUExecutionProvider" for s in latency)
+    assert {s.labels["stage"] for s in families["edgevision_stage_ms_per_frame"].samples} >= {"preprocess", "inference"}
+    up = families["edgevision_camera_up"].samples
+    assert [(s.labels["camera"], s.value) for s in up] == [("syn", 1.0)]
+
+
+def test_score_endpoint(running: Module, images: dict[str, Path]) -> None:
+    port = running.http.port  # type: ignore[union-attr]
+    deadline = time.monotonic() + 20
+    while running.pipeline.engine is None:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for name, label in (("astronaut", "person"), ("coffee", "cup"), ("chelsea", "cat")):
+        status, answer = _post(port, "/score", images[name].read_bytes())
+        assert status == 200, answer
+        assert any(d["label"] == label and d["score"] > 0.5 for d in answer["detections"]), (name, answer)
+        assert answer["provider"] == "CPUExecutionProvider"
+    png = cv2.imencode(".png", cv2.imread(str(images["chelsea"])))[1].tobytes()
+    assert any(d["label"] == "cat" for d in _post(port, "/score", png)[1]["detections"])
+    assert _post(port, "/score", b"")[0] == 400
+    assert _post(port, "/score", b"GIF89a not really")[0] == 400
+    assert _post(port, "/score", b"\0" * (17 * 1024 * 1024))[0] == 413
+    assert _post(port, "/healthz", b"x")[0] == 405
+    assert _get(port, "/score")[0] == 405

@@ -1,4 +1,4 @@
-"""The module's HTTP endpoints: /healthz (liveness), /readyz (readiness), /status."""
+"""The module's HTTP endpoints: /healthz, /readyz, /status, /metrics (Prometheus), POST /score."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+import cv2
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edgevision.detector import Detector, DetectorConfig, StageTimes
+from edgevision.prometheus import registry_for
+
 if TYPE_CHECKING:
     from edgevision.module import Module
 
@@ -18,6 +25,8 @@ log = logging.getLogger(__name__)
 LIVENESS_S = 10.0
 # A camera counts as producing frames if one arrived this recently.
 FRAME_RECENT_S = 10.0
+# POST /score takes one image; anything larger is refused before it is read.
+MAX_SCORE_BYTES = 16 * 1024 * 1024
 
 
 class HttpServer:
@@ -25,6 +34,9 @@ class HttpServer:
 
     def __init__(self, module: Module, bind: str, port: int) -> None:
         self._module = module
+        self._registry = registry_for(module)
+        self._score_lock = threading.Lock()
+        self._scorer: Detector | None = None
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer((bind, port), handler)
         self._server.daemon_threads = True
@@ -67,17 +79,53 @@ class HttpServer:
             return 503, {"error": "starting"}
         return 200, self._module.status()
 
+    def metrics(self) -> bytes:
+        return generate_latest(self._registry)
+
+    def score(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Detections for one JPEG/PNG, through the running engine (the HTTP extension pattern)."""
+        if not body:
+            return 400, {"error": "empty body: POST a JPEG or PNG image"}
+        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            return 400, {"error": "the body is not a decodable image (JPEG or PNG expected)"}
+        pipeline = self._module.pipeline
+        engine = pipeline.engine if pipeline is not None else None
+        if engine is None or pipeline.model is None:
+            return 503, {"error": "model not loaded yet"}
+        with self._score_lock:
+            # One detector on the pipeline's engine: session.run is thread-safe, its buffers are not.
+            if self._scorer is None or self._scorer.engine is not engine:
+                self._scorer = Detector(pipeline.model, engine=engine, config=DetectorConfig(
+                    score_threshold=self._module.config.model.score_threshold, nms_iou=self._module.config.model.nms_iou))
+            times = StageTimes()
+            detections = self._scorer.detect([image], times)[0]
+            labels = self._scorer.labels
+        return 200, {"model": pipeline.model.name, "provider": engine.provider, "width": detections.width,
+                     "height": detections.height, "detections": detections.to_json(labels),
+                     "timings_ms": times.per_frame()}
+
 
 def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
     routes = {"/healthz": server.health, "/readyz": server.readiness, "/status": server.status}
+    paths = sorted([*routes, "/metrics", "/score"])
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgevision"
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            route = routes.get(self.path.split("?", 1)[0])
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                data = server.metrics()
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
+            route = routes.get(path)
             if route is None:
-                self._reply(404, {"error": f"no such path {self.path!r}", "paths": sorted(routes)})
+                self._reply(404 if path != "/score" else 405, {"error": f"no GET {path!r}", "paths": paths})
                 return
             try:
                 status, body = route()
@@ -87,7 +135,32 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             self._reply(status, body)
 
         def do_POST(self) -> None:  # noqa: N802
-            self._reply(405, {"error": "method not allowed", "paths": sorted(routes)})
+            if self.path.split("?", 1)[0] != "/score":
+                self._reply(405 if self.path in routes or self.path == "/metrics" else 404,
+                            {"error": f"no POST {self.path!r}", "paths": paths})
+                return
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._reply(400, {"error": "bad Content-Length"})
+                return
+            if length > MAX_SCORE_BYTES:
+                # Read and discard (up to a cap) so the client gets the answer, not a reset.
+                remaining = length if length <= 4 * MAX_SCORE_BYTES else 0
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                self.close_connection = True
+                self._reply(413, {"error": f"image over {MAX_SCORE_BYTES} bytes"})
+                return
+            try:
+                status, body = server.score(self.rfile.read(length))
+            except Exception as exc:  # noqa: BLE001
+                log.exception("POST /score failed")
+                status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+            self._reply(status, body)
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import collections
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Any, Callable
 import numpy as np
 
 LATENCY_WINDOW = 2048  # samples per camera kept for percentiles
+# Cumulative latency histogram buckets (ms), for Prometheus.
+LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
 
 
@@ -46,6 +49,9 @@ class CameraStats:
         self._outage_started: float | None = None
         self._latency: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self._inferred_mark = 0
+        # Per bucket (and one past the last): how many latencies fell there; cumulated on export.
+        self._latency_buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self._latency_sum_ms = 0.0
 
     def captured_frame(self) -> None:
         with self._lock:
@@ -64,6 +70,18 @@ class CameraStats:
         with self._lock:
             self.inferred += 1
             self._latency.append(latency_ms)
+            self._latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+            self._latency_sum_ms += latency_ms
+
+    def latency_histogram(self) -> tuple[list[tuple[str, int]], float]:
+        """Cumulative (upper bound, count) pairs ending with +Inf, and the sum, in milliseconds."""
+        with self._lock:
+            counts, total = list(self._latency_buckets), self._latency_sum_ms
+        cumulative, running = [], 0
+        for bound, count in zip([*map(str, LATENCY_BUCKETS_MS), "+Inf"], counts):
+            running += count
+            cumulative.append((bound, running))
+        return cumulative, total
 
     def set_state(self, state: str, error: str | None = None) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from edgevision.accel import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.config import AppConfig, CameraConfig
 from edgevision.detector import load_engine
-from edgevision.engine import CPU, GPU_PROVIDERS, EngineConfig, provider_load_error, requested_providers
+from edgevision.engine import GPU_PROVIDERS, Engine, EngineConfig, provider_load_error, requested_providers
 from edgevision.metrics import PipelineMetrics, iso_time
 from edgevision.models import ResolvedModel, resolve_model
 from edgevision.pipeline.publisher import Publisher
@@ -309,6 +309,10 @@ class Pipeline:
             self._on_event(document)
 
     # -- views ---------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._stages.engine if self._stages is not None else None
 
     def queue_depths(self) -> dict[str, int]:
         depths = {f"camera:{cid}": len(q) for cid, q in self._queues.items()}

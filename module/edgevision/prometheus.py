@@ -1,0 +1,70 @@
+"""Prometheus exposition of the pipeline metrics, read at scrape time (nothing per frame).
+
+Named and labelled in the style of edgeHub's and edgeAgent's own metrics, so the Azure Monitor
+metrics-collector module can scrape it beside them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from edgevision.module import Module
+
+
+class PipelineCollector(Collector):
+    def __init__(self, module: Module) -> None:
+        self._module = module
+
+    def collect(self) -> Iterator[Metric]:
+        pipeline = self._module.pipeline
+        if pipeline is None:
+            return
+        snapshot = pipeline.metrics_snapshot()
+        provider = str(snapshot.get("provider", ""))
+        frames = CounterMetricFamily("edgevision_frames", "Frames by camera and state", labels=["camera", "state"])
+        dropped = CounterMetricFamily("edgevision_dropped_frames", "Dropped frames by reason", labels=["camera", "reason"])
+        fps = GaugeMetricFamily("edgevision_inference_fps", "Frames inferred per second", labels=["camera", "provider"])
+        up = GaugeMetricFamily("edgevision_camera_up", "1 while the camera streams", labels=["camera", "state"])
+        outages = CounterMetricFamily("edgevision_camera_outages", "Camera outages", labels=["camera"])
+        latency = HistogramMetricFamily("edgevision_latency_ms", "Capture to publish latency (ms)",
+                                        labels=["camera", "provider"])
+        for camera, c in snapshot["cameras"].items():
+            for state in ("captured", "inferred", "dropped", "corrupt"):
+                frames.add_metric([camera, state], c[state])
+            for reason, count in c["dropped_by_reason"].items():
+                dropped.add_metric([camera, reason], count)
+            fps.add_metric([camera, provider], c["fps"])
+            up.add_metric([camera, c["state"]], 1.0 if c["state"] == "streaming" else 0.0)
+            outages.add_metric([camera], c["outages"])
+            buckets, total = pipeline.metrics.camera(camera).latency_histogram()
+            latency.add_metric([camera, provider], buckets, total)
+        yield from (frames, dropped, fps, up, outages, latency)
+        stages = GaugeMetricFamily("edgevision_stage_ms_per_frame", "Mean ms per frame of each stage", labels=["stage"])
+        for stage, value in snapshot["stages_ms_per_frame_total"].items():
+            if value is not None:
+                stages.add_metric([stage], value)
+        queues = GaugeMetricFamily("edgevision_queue_depth", "Items waiting per queue", labels=["queue"])
+        for name, depth in snapshot["queues"].items():
+            queues.add_metric([name], depth)
+        yield from (stages, queues)
+        yield from _gpu(snapshot.get("gpu") or [])
+
+
+def _gpu(readings: list[dict[str, Any]]) -> Iterator[Metric]:
+    for key, help_text in (("utilization_pct", "GPU utilisation (%)"), ("memory_used_mib", "GPU memory used (MiB)"),
+                           ("temperature_c", "GPU temperature (C)"), ("power_w", "GPU power (W)")):
+        family = GaugeMetricFamily(f"edgevision_gpu_{key}", help_text, labels=["gpu"])
+        for reading in readings:
+            if key in reading:
+                family.add_metric([str(reading["index"])], reading[key])
+        yield family
+
+
+def registry_for(module: Module) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(module))
+    return registry
