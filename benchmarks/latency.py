@@ -96,7 +96,7 @@ def bench_provider(provider: str, model, frames: dict[str, np.ndarray], repeats:
         per_image[name] = {"total_ms": round(total, 3)}
     # Stage medians on one image, measured separately so each is a clean median.
     frame = next(iter(frames.values()))
-    runner = detector._runner(1)
+    runner = detector.engine.runner(1)
     letterbox = Letterbox(model.manifest.input)
     meta = letterbox(frame, runner.input[0])
     output = runner.run()[0].copy()

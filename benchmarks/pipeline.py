@@ -16,11 +16,10 @@ import json
 import os
 import platform
 import statistics
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,13 +27,13 @@ import onnxruntime as ort
 
 from edgevision import config as configuration
 from edgevision.accel import discover
-from edgevision.benchmark import NullSink, cpu_seconds
+from edgevision.benchmark import cpu_seconds, measure_limit, measure_naive, measure_pipeline
 from edgevision.detector import load_engine
 from edgevision.engine import EngineConfig
 from edgevision.models import resolve_model
-from edgevision.pipeline import Pipeline, choose_layout
+from edgevision.pipeline import choose_layout
 from edgevision.postprocess import YoloxDecoder
-from edgevision.preprocess import Letterbox, LetterboxMeta
+from edgevision.preprocess import Letterbox
 from edgevision.publish.messages import result_message
 from edgevision.publish.sink import encode
 
@@ -112,82 +111,6 @@ def measure_stages(video: Path, model, frames: list[np.ndarray], repeats: int) -
     }
 
 
-def bare_fps(model, workers: int, seconds: float) -> float:
-    """session.run on preallocated input, `workers` threads sharing one session (the pipeline's layout)."""
-    engine = load_engine(model, EngineConfig(provider="cpu", intra_op_threads=1, allow_spinning=False), 1)
-    runners = [engine.runner(1) for _ in range(workers)]
-    counts = [0] * workers
-    stop = threading.Event()
-
-    def loop(i: int) -> None:
-        while not stop.is_set():
-            runners[i].run()
-            counts[i] += 1
-
-    for runner in runners:
-        runner.run()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - start)
-
-
-def naive_fps(video: Path, model, frames: int) -> float:
-    """The loop most samples use: one thread, ORT's default threads, a fresh input every frame."""
-    session = ort.InferenceSession(str(model.path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    spec = model.manifest.input
-    decoder = YoloxDecoder(model.manifest)
-    sink = NullSink()
-    capture = cv2.VideoCapture(str(video))
-    done = 0
-    start = time.perf_counter()
-    while done < frames:
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        h, w = frame.shape[:2]
-        r = min(spec.height / h, spec.width / w)
-        canvas = np.full((spec.height, spec.width, 3), spec.pad_value, np.uint8)
-        resized = cv2.resize(frame, (int(w * r), int(h * r)))
-        canvas[: resized.shape[0], : resized.shape[1]] = resized
-        blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
-        output = session.run(None, {name: blob})[0]
-        detections = decoder(output, [LetterboxMeta(w, h, r)])[0]
-        sink.publish(result_message(camera="cam0", seq=done, captured_at=time.time(), latency_ms=0.0, detections=detections,
-                                    labels=model.manifest.labels, model=model.name, provider="CPUExecutionProvider",
-                                    batch_id=done, batch_size=1))
-        done += 1
-    return frames / (time.perf_counter() - start)
-
-
-def pipeline_run(uri: str, frames: int, every_frame: bool) -> dict[str, Any]:
-    sink = NullSink()
-    camera = {"id": "cam0", "uri": uri, "max_frames": frames, "every_frame": every_frame, "loop": every_frame}
-    pipeline = Pipeline(configuration.validate({"cameras": [camera], "metrics_interval_s": 3600}), sink)
-    pipeline.start()
-    start = time.perf_counter()
-    cpu_start = cpu_seconds()
-    pipeline.wait()
-    elapsed = time.perf_counter() - start
-    cpu = cpu_seconds() - cpu_start
-    snapshot = pipeline.metrics_snapshot()
-    return {
-        "fps": sink.steady_fps(),
-        "fps_including_startup": sink.results / elapsed,
-        "frames": sink.results,
-        "cpu_utilisation": cpu / elapsed / (os.cpu_count() or 1),
-        "latency_ms": snapshot["totals"]["latency_ms"],
-        "stages_ms_per_frame": snapshot["stages_ms_per_frame_total"],
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path)
@@ -206,10 +129,10 @@ def main() -> int:
     per_frame = sum(v for k, v in stages.items() if k != "detections_per_frame")
     ceiling_video = cores * 1000.0 / per_frame
     ceiling_synthetic = cores * 1000.0 / (per_frame - stages["decode"])
-    bare = statistics.median(bare_fps(model, layout.workers, 3.0) for _ in range(args.repeats))
-    naive = statistics.median(naive_fps(video, model, args.frames // 2) for _ in range(args.repeats))
-    video_runs = [pipeline_run(str(video), args.frames, True) for _ in range(args.repeats)]
-    synthetic_runs = [pipeline_run("synthetic:1280x720@0", args.frames, False) for _ in range(args.repeats)]
+    bare = statistics.median(measure_limit(model, "cpu", 1, 3.0)["fps"] for _ in range(args.repeats))
+    naive = statistics.median(measure_naive(model, "cpu", video, args.frames // 2)["fps"] for _ in range(args.repeats))
+    video_runs = [measure_pipeline("cpu", [str(video)], args.frames, True) for _ in range(args.repeats)]
+    synthetic_runs = [measure_pipeline("cpu", ["synthetic:1280x720@0"], args.frames, False) for _ in range(args.repeats)]
     video_run = sorted(video_runs, key=lambda r: r["fps"])[len(video_runs) // 2]
     synthetic_run = sorted(synthetic_runs, key=lambda r: r["fps"])[len(synthetic_runs) // 2]
 

@@ -83,6 +83,10 @@ class CameraStats:
             cumulative.append((bound, running))
         return cumulative, total
 
+    def record_error(self, error: str) -> None:
+        with self._lock:
+            self.last_error = error
+
     def set_state(self, state: str, error: str | None = None) -> None:
         with self._lock:
             self.state = state

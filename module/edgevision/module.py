@@ -156,17 +156,14 @@ class Module:
         return twin.get("desired", {}) if isinstance(twin, dict) else None
 
     def _after_reconnect(self) -> None:
-        def recover() -> None:
-            assert self.connection is not None
-            self.connection.renew_subscriptions()
-            desired = self._read_twin(60.0)
-            if desired is not None:
-                self.tracker.full(desired)
+        self._resync_twin(renew_subscriptions=True)
 
-        threading.Thread(target=recover, name="upstream-recover", daemon=True).start()
-
-    def _resync_twin(self) -> None:
+    def _resync_twin(self, renew_subscriptions: bool = False) -> None:
+        """In the background: optionally subscribe again, then apply the full twin if it is newer."""
         def resync() -> None:
+            assert self.connection is not None
+            if renew_subscriptions:
+                self.connection.renew_subscriptions()
             desired = self._read_twin(60.0)
             if desired is not None:
                 self.tracker.full(desired)

@@ -22,7 +22,7 @@ from edgevision.pipeline.scheduler import Scheduler
 from edgevision.pipeline.stages import InferenceStages, Layout
 from edgevision.publish.sink import Sink, open_sink
 from edgevision.snapshots import LatestFrames
-from edgevision.sources import ENDED_STATES, Frame, FrameQueue, Source, configure_ffmpeg
+from edgevision.sources import Frame, FrameQueue, Source, configure_ffmpeg
 from edgevision.sources.readers import redact
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,6 @@ class Pipeline:
         self.last_tick = time.monotonic()
         self._camera_states: dict[str, str] = {}
         self.started_at: float | None = None
-        self.model: ResolvedModel | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -155,7 +154,6 @@ class Pipeline:
             max_wait_s=inference.max_batch_wait_ms / 1000.0,
             on_throttled=lambda frame: self._drop(frame, "throttled"),
         )
-        self.model = model
         return InferenceStages(
             model=model,
             engine=engine,
@@ -313,6 +311,10 @@ class Pipeline:
     @property
     def engine(self) -> Engine | None:
         return self._stages.engine if self._stages is not None else None
+
+    @property
+    def model(self) -> ResolvedModel | None:
+        return self._stages.model if self._stages is not None else None
 
     def queue_depths(self) -> dict[str, int]:
         depths = {f"camera:{cid}": len(q) for cid, q in self._queues.items()}

@@ -74,7 +74,7 @@ class Publisher:
                 continue
             if index in batch.bad_frames:
                 stats.dropped_frames("bad_frame")
-                stats.set_state(stats.state, batch.bad_frames[index])
+                stats.record_error(batch.bad_frames[index])
                 continue
             latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
             detections = batch.detections[index]
