@@ -46,6 +46,8 @@ def _build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--threshold", type=_unit_float, default=0.3, help="minimum score (default 0.3)")
     detect.add_argument("--nms", type=_unit_float, default=0.45, help="NMS IoU threshold (default 0.45)")
     detect.add_argument("--batch", type=_positive_int, default=1, help="images per inference call")
+    detect.add_argument("--preprocess", choices=("host", "graph"), default="host",
+                        help="letterbox on the host (OpenCV) or inside the model graph")
     detect.add_argument("--no-download", action="store_true", help="never download the model")
 
     run = sub.add_parser("run", help="run inference on cameras until stopped (the module's main job)")
@@ -63,6 +65,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threshold", type=_unit_float)
     run.add_argument("--max-batch", type=_positive_int)
     run.add_argument("--workers", type=_positive_int, help="inference workers")
+    run.add_argument("--preprocess", choices=("host", "graph"),
+                     help="letterbox on the host (OpenCV) or inside the model graph, on its provider")
+    run.add_argument("--fp16", action="store_true", default=None, help="GPU: half-precision copy of the model")
+    run.add_argument("--cuda-graph", action="store_true", default=None, help="GPU: capture CUDA graphs (experimental)")
     run.add_argument("--metrics-interval", type=_positive_float, help="seconds between metrics snapshots")
     run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     run.add_argument("--status", choices=("auto", "on", "off"), default="auto",
@@ -163,7 +169,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     detector = Detector(
         model,
         EngineConfig(provider=args.provider, strict=args.strict_provider),
-        DetectorConfig(score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch),
+        DetectorConfig(score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch, preprocess=args.preprocess),
     )
     failed = 0
     pending: list[tuple[Path, Any]] = []
@@ -225,7 +231,9 @@ def _run_overrides(args: argparse.Namespace, file_cameras: Any) -> dict[str, Any
     model = {k: v for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold)) if v is not None}
     if model:
         overrides["model"] = model
-    inference = {k: v for k, v in (("provider", args.provider), ("max_batch", args.max_batch), ("workers", args.workers)) if v is not None}
+    options = (("provider", args.provider), ("max_batch", args.max_batch), ("workers", args.workers),
+               ("preprocess", args.preprocess), ("fp16", args.fp16), ("cuda_graph", args.cuda_graph))
+    inference = {k: v for k, v in options if v is not None}
     if inference:
         overrides["inference"] = inference
     if args.sink:
@@ -392,7 +400,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from edgevision.engine import EngineError
-    from edgevision.models import DynamicBatchError, ManifestError, ModelIntegrityError, ModelUnavailableError
+    from edgevision.models import DynamicBatchError, ManifestError, ModelIntegrityError, ModelUnavailableError, VariantError
 
     try:
         args = _build_parser().parse_args(argv)
@@ -409,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ManifestError, ModelUnavailableError, ModelIntegrityError, EngineError, DynamicBatchError) as exc:
+    except (ManifestError, ModelUnavailableError, ModelIntegrityError, EngineError, DynamicBatchError, VariantError) as exc:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -77,6 +77,12 @@ class InferenceConfig(_Section):
     max_batch: int | None = Field(default=None, ge=1, le=64)
     max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     preprocess_workers: int = Field(default=1, ge=1, le=16)
+    # "graph": the letterbox, layout and dtype conversion run inside the model, on its provider;
+    # the host only copies uint8 frames. "host": OpenCV on the preprocessing threads.
+    preprocess: Literal["host", "graph"] = "host"
+    # GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).
+    fp16: bool = False
+    cuda_graph: bool = False
 
 
 class SourceOptions(_Section):

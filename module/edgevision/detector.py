@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import numpy as np
 
 from edgevision.engine import BoundRunner, Engine, EngineConfig, EngineError
-from edgevision.models import ResolvedModel, dynamic_batch_path
+from edgevision.models import ResolvedModel, Variant, variant_path
 from edgevision.postprocess import YoloxDecoder
-from edgevision.preprocess import Letterbox, LetterboxMeta
+from edgevision.preprocess import FrameError, preprocessor
 from edgevision.results import Detections
 
 
@@ -21,6 +21,8 @@ class DetectorConfig:
     nms_iou: float = 0.45
     # Above 1, the dynamic-batch copy of the model is used and frames run N at a time.
     max_batch: int = 1
+    # "graph": the letterbox runs inside the model, on its execution provider.
+    preprocess: Literal["host", "graph"] = "host"
 
 
 @dataclass
@@ -37,12 +39,6 @@ class StageTimes:
         return {k: round(getattr(self, k) / n, 3) for k in ("preprocess", "inference", "postprocess")}
 
 
-@dataclass
-class _Batch:
-    runner: BoundRunner
-    metas: list[LetterboxMeta] = field(default_factory=list)
-
-
 class Detector:
     """Not thread-safe: give each worker thread its own Detector (they may share an Engine)."""
 
@@ -57,9 +53,10 @@ class Detector:
         self.config = config or DetectorConfig()
         if self.config.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.engine = engine or load_engine(model, engine_config, self.config.max_batch)
+        in_graph = self.config.preprocess == "graph"
+        self.engine = engine or load_engine(model, engine_config, self.config.max_batch, in_graph)
         self.labels = model.manifest.labels
-        self._letterbox = Letterbox(model.manifest.input)
+        self._prepare = preprocessor(model.manifest.input, self.engine.takes_frames).prepare
         self._decode = YoloxDecoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
         self._runners: dict[int, BoundRunner] = {}
 
@@ -77,13 +74,14 @@ class Detector:
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
             t0 = time.perf_counter()
-            batch = _Batch(self._runner(len(chunk)))
-            for i, frame in enumerate(chunk):
-                batch.metas.append(self._letterbox(frame, batch.runner.input[i]))
+            runner = self._runner(len(chunk))
+            metas, bad = self._prepare(chunk, runner)
+            if bad:
+                raise FrameError("; ".join(f"frame {start + i}: {why}" for i, why in bad.items()))
             t1 = time.perf_counter()
-            outputs = batch.runner.run()
+            outputs = runner.run()
             t2 = time.perf_counter()
-            results.extend(self._decode(outputs[0], batch.metas))
+            results.extend(self._decode(outputs[0], metas))
             t3 = time.perf_counter()
             times.preprocess += (t1 - t0) * 1e3
             times.inference += (t2 - t1) * 1e3
@@ -92,10 +90,14 @@ class Detector:
         return results
 
 
-def load_engine(model: ResolvedModel, config: EngineConfig | None, max_batch: int) -> Engine:
-    """An engine for this model; batches above 1 use the dynamic-batch copy of the graph."""
-    path = model.path if max_batch == 1 else dynamic_batch_path(model.path, model.sha256)
-    engine = Engine(path, config)
+def load_engine(model: ResolvedModel, config: EngineConfig | None, max_batch: int, in_graph: bool = False) -> Engine:
+    """An engine for this model: the dynamic-batch copy for batches above 1, the letterbox-in-graph
+    copy when `in_graph`, and its fp16 copy when the config asks and a GPU runs it."""
+    variant = Variant(dynamic_batch=max_batch > 1, frames_in=in_graph)
+    spec = model.manifest.input
+    path = variant_path(model.path, model.sha256, variant, spec)
+    half = Variant(dynamic_batch=variant.dynamic_batch, frames_in=in_graph, fp16=True)
+    engine = Engine(path, config, fp16_model=lambda: variant_path(model.path, model.sha256, half, spec))
     _check_contract(engine, model)
     return engine
 
@@ -103,9 +105,12 @@ def load_engine(model: ResolvedModel, config: EngineConfig | None, max_batch: in
 def _check_contract(engine: Engine, model: ResolvedModel) -> None:
     """Fail at load, not per frame, when the graph does not fit its manifest."""
     spec = model.manifest.input
-    expected_in = [3, spec.height, spec.width]
-    if engine.input_shape[1:] != expected_in:
-        raise EngineError(f"{model.path.name}: input shape {engine.input_shape} does not match the manifest's {['N'] + expected_in}")
+    if engine.takes_frames:
+        if engine.input_shape[1:] != ["height", "width", 3]:
+            raise EngineError(f"{model.path.name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected")
+    elif engine.input_shape[1:] != [3, spec.height, spec.width]:
+        raise EngineError(f"{model.path.name}: input shape {engine.input_shape} does not match the manifest's "
+                          f"{['N', 3, spec.height, spec.width]}")
     out_shape = engine.output_shapes[0]
     expected_out = [model.manifest.num_anchors, 5 + model.manifest.num_classes]
     if out_shape[1:] != expected_out:

@@ -7,7 +7,9 @@ import ctypes
 import importlib.util
 import io
 import logging
+import itertools
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -66,6 +68,11 @@ class EngineConfig:
     gpu_mem_limit_mb: int | None = None
     tensorrt_fp16: bool = True
     tensorrt_cache_dir: Path | None = None
+    # Half-precision copy of the model on the CUDA provider (TensorRT has its own fp16 switch).
+    fp16: bool = False
+    # CUDA graphs: capture each batch shape once, replay it after; off by default because a
+    # graph that cannot be captured (nodes on the CPU, shapes that move) fails at run time.
+    cuda_graph: bool = False
 
 
 @dataclass
@@ -75,6 +82,10 @@ class EngineStatus:
     provider: str
     dropped: dict[str, str] = field(default_factory=dict)
     io_binding: bool = False
+    precision: str = "fp32"
+    cuda_graph: bool = False
+    # Options asked for but not in effect, with the reason (fp16 on the CPU, a graph not captured).
+    declined: dict[str, str] = field(default_factory=dict)
 
     @property
     def fell_back(self) -> bool:
@@ -129,10 +140,17 @@ def _preload_nvidia_libraries() -> None:
 class Engine:
     """One ONNX Runtime session; `run` is thread-safe, each `runner` belongs to one thread."""
 
-    def __init__(self, model: Path | bytes, config: EngineConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: Path | bytes,
+        config: EngineConfig | None = None,
+        fp16_model: Callable[[], Path] | None = None,
+    ) -> None:
+        """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs."""
         self.config = config or EngineConfig()
         requested = requested_providers(self.config)
         dropped: dict[str, str] = {}
+        declined: dict[str, str] = {}
         if any(p in GPU_PROVIDERS for p in requested):
             _preload_nvidia_libraries()
         candidates = []
@@ -143,22 +161,49 @@ class Engine:
             else:
                 candidates.append(provider)
 
-        self.session = self._create_session(model, candidates, dropped)
+        gpu_candidate = any(p in GPU_PROVIDERS for p in candidates)
+        source: Path | bytes = model
+        if self.config.fp16 and fp16_model is not None and gpu_candidate:
+            source = fp16_model()
+        elif self.config.fp16:
+            declined["fp16"] = "no GPU provider; the CPU runs the float32 model"
+        self._cuda_graph = self.config.cuda_graph and CUDA in candidates
+        if self.config.cuda_graph and not self._cuda_graph:
+            declined["cuda_graph"] = "the CUDA provider is not in use"
+        try:
+            self.session = self._create_session(source, candidates, dropped)
+        except EngineError:
+            if not self._cuda_graph:
+                raise
+            declined["cuda_graph"] = "session creation failed with CUDA graphs; created without them"
+            self._cuda_graph = False
+            self.session = self._create_session(source, candidates, dropped)
+        if source is not model and self.session.get_providers()[0] not in GPU_PROVIDERS:
+            declined["fp16"] = "the GPU provider was dropped; the CPU runs the float32 model"
+            self.session = self._create_session(model, [CPU], dropped)
         in_use = self.session.get_providers()
         for provider in candidates:
             if provider not in in_use and provider not in dropped:
                 # ORT logs the cause on its own stderr logger only; say at least that it happened.
                 dropped[provider] = "ONNX Runtime did not enable it when creating the session (see its log)"
         provider = in_use[0]
+        self._cuda_graph = self._cuda_graph and provider == CUDA
         self.status = EngineStatus(
             requested=requested,
             in_use=in_use,
             provider=provider,
             dropped={p: r for p, r in dropped.items() if requested.index(p) < requested.index(provider)},
-            io_binding=self.config.io_binding if self.config.io_binding is not None else provider in GPU_PROVIDERS,
+            io_binding=self._cuda_graph or (
+                self.config.io_binding if self.config.io_binding is not None else provider in GPU_PROVIDERS),
+            precision="fp16" if source is not model and provider in GPU_PROVIDERS else "fp32",
+            cuda_graph=self._cuda_graph,
+            declined=declined,
         )
+        self._graph_ids = itertools.count(1)
         for name, reason in self.status.dropped.items():
             log.warning("%s not used, running on %s: %s", name, provider, reason)
+        for name, reason in declined.items():
+            log.warning("%s not in effect: %s", name, reason)
         forced = {"cuda": CUDA, "tensorrt": TENSORRT}.get(self.config.provider)
         if self.config.strict and forced and provider != forced:
             raise ProviderUnavailableError(f"{forced} required but unavailable: {self.status.dropped.get(forced)}")
@@ -168,6 +213,7 @@ class Engine:
             raise EngineError(f"model has {len(inputs)} inputs; one image input is expected")
         self.input_name: str = inputs[0].name
         self.input_shape: list[int | str | None] = list(inputs[0].shape)
+        self.input_type: str = inputs[0].type
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
         self.output_shapes: list[list[int | str | None]] = [list(o.shape) for o in self.session.get_outputs()]
 
@@ -178,6 +224,11 @@ class Engine:
     @property
     def on_gpu(self) -> bool:
         return self.status.provider in GPU_PROVIDERS
+
+    @property
+    def takes_frames(self) -> bool:
+        """The graph letterboxes by itself: it takes uint8 [N, H, W, 3] frames."""
+        return self.input_type == "tensor(uint8)"
 
     @property
     def dynamic_batch(self) -> bool:
@@ -206,6 +257,8 @@ class Engine:
             }
             if cfg.gpu_mem_limit_mb:
                 options["gpu_mem_limit"] = cfg.gpu_mem_limit_mb * 1024 * 1024
+            if self._cuda_graph:
+                options["enable_cuda_graph"] = "1"
             return options
         if provider == TENSORRT:
             # Engines and timing caches persist, so only the first start pays for the build.
@@ -244,6 +297,10 @@ class Engine:
         """Run one batch; allocates its outputs (use a runner on the hot path)."""
         return self.session.run(self.output_names, {self.input_name: batch})
 
+    def next_graph_id(self) -> int:
+        """A fresh CUDA graph id: each runner and input shape captures its own graph."""
+        return next(self._graph_ids)
+
     def runner(self, batch_size: int) -> BoundRunner:
         """A runner with preallocated buffers for one batch size; not shared between threads."""
         return BoundRunner(self, batch_size)
@@ -252,43 +309,91 @@ class Engine:
 class BoundRunner:
     """Runs fixed-size batches through preallocated input and output buffers.
 
-    Fill `input` in place, then call `run()`. The returned arrays are overwritten by the next run.
+    Fill `input` in place (or, for a model that takes uint8 frames, the array `frames(h, w)`
+    returns), then call `run()`. The returned arrays are overwritten by the next run.
     """
 
     def __init__(self, engine: Engine, batch_size: int) -> None:
         if not engine.dynamic_batch and engine.input_shape[0] != batch_size:
             raise EngineError(f"model has a fixed batch of {engine.input_shape[0]}, not {batch_size}")
-        shape = [batch_size] + [_static_dim(d, "input") for d in engine.input_shape[1:]]
         self.batch_size = batch_size
-        self.input = np.zeros(shape, dtype=np.float32)
+        self.takes_frames = engine.takes_frames
         self._engine = engine
         self._bound = engine.status.io_binding
-        if not self._bound:
-            self._feed = {engine.input_name: self.input}
-            return
-        self._binding = engine.session.io_binding()
-        if engine.on_gpu:
-            device = ("cuda", engine.config.device_id)
-            self._device_input = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, *device)
-            self._binding.bind_ortvalue_input(engine.input_name, self._device_input)
-        else:
-            # On the CPU the session reads the host buffer directly: no copy at all.
-            self._device_input = None
-            self._binding.bind_cpu_input(engine.input_name, self.input)
+        # Per input shape, allocated once: (host array, device copy or None).
+        self._inputs: dict[tuple[int, ...], tuple[np.ndarray, ort.OrtValue | None]] = {}
+        self._current: tuple[int, ...] | None = None
+        self._bound_shape: tuple[int, ...] | None = None
+        if self._bound:
+            self._binding = engine.session.io_binding()
+        if not self.takes_frames:
+            self._select([batch_size] + [_static_dim(d, "input") for d in engine.input_shape[1:]], np.float32)
         self.outputs: list[np.ndarray] = []
+        # A captured CUDA graph replays fixed device addresses: outputs stay on the device and
+        # each input shape gets its own graph id.
+        self._graph = engine.status.cuda_graph
+        self._graph_options: dict[tuple[int, ...], ort.RunOptions] = {}
+        self._device_outputs: list[ort.OrtValue] = []
+        if not self._bound:
+            return
         for name, dims in zip(engine.output_names, engine.output_shapes):
-            out = np.empty([batch_size] + [_static_dim(d, name) for d in dims[1:]], dtype=np.float32)
+            shape = [batch_size] + [_static_dim(d, name) for d in dims[1:]]
+            if self._graph:
+                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", engine.config.device_id)
+                self._device_outputs.append(value)
+                self._binding.bind_ortvalue_output(name, value)
+                continue
+            out = np.empty(shape, dtype=np.float32)
             self.outputs.append(out)
             # Outputs land in host buffers allocated once; on a GPU, ORT copies into them.
             self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(out))
 
+    @property
+    def input(self) -> np.ndarray:
+        """The input buffer of the next run."""
+        assert self._current is not None, "frames(h, w) selects the input of a frame model"
+        return self._inputs[self._current][0]
+
+    def frames(self, height: int, width: int) -> np.ndarray:
+        """The uint8 [batch, height, width, 3] buffer for frames of this size; the next run's input."""
+        if not self.takes_frames:
+            raise EngineError("this model takes a preprocessed tensor, not frames")
+        return self._select([self.batch_size, height, width, 3], np.uint8)
+
+    def _select(self, shape: list[int], dtype: type) -> np.ndarray:
+        key = tuple(shape)
+        if key not in self._inputs:
+            host = np.zeros(shape, dtype=dtype)
+            device = None
+            if self._bound and self._engine.on_gpu:
+                device = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, "cuda", self._engine.config.device_id)
+            self._inputs[key] = (host, device)
+        self._current = key
+        return self._inputs[key][0]
+
     def run(self) -> list[np.ndarray]:
+        host, device = self._inputs[self._current]
         if not self._bound:
-            return self._engine.session.run(self._engine.output_names, self._feed)
-        if self._device_input is not None:
-            self._device_input.update_inplace(self.input)
-        self._engine.session.run_with_iobinding(self._binding)
-        return self.outputs
+            return self._engine.session.run(self._engine.output_names, {self._engine.input_name: host})
+        if self._bound_shape != self._current:
+            if device is not None:
+                self._binding.bind_ortvalue_input(self._engine.input_name, device)
+            else:
+                # On the CPU the session reads the host buffer directly: no copy at all.
+                self._binding.bind_cpu_input(self._engine.input_name, host)
+            self._bound_shape = self._current
+        if device is not None:
+            device.update_inplace(host)
+        if not self._graph:
+            self._engine.session.run_with_iobinding(self._binding)
+            return self.outputs
+        options = self._graph_options.get(self._current)
+        if options is None:
+            options = self._graph_options[self._current] = ort.RunOptions()
+            options.add_run_config_entry("gpu_graph_id", str(self._engine.next_graph_id()))
+        self._engine.session.run_with_iobinding(self._binding, options)
+        # OrtValue has no in-place copy to host; this is the one allocation per run CUDA graphs cost.
+        return [value.numpy() for value in self._device_outputs]
 
 
 def _static_dim(dim: Any, what: str) -> int:

@@ -1,8 +1,9 @@
-"""Letterbox frames into the model's NCHW float input, in place."""
+"""Letterbox frames into the model's input, in place: on the host, or handed to the graph."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -21,6 +22,25 @@ class LetterboxMeta:
     width: int
     height: int
     scale: float
+
+
+# Stands in for the letterbox of a frame that could not be preprocessed; its row is ignored.
+PLACEHOLDER = LetterboxMeta(width=1, height=1, scale=1.0)
+
+
+class BatchInput(Protocol):
+    """The input side of an inference runner (edgevision.engine.BoundRunner)."""
+
+    @property
+    def input(self) -> np.ndarray: ...
+
+    def frames(self, height: int, width: int) -> np.ndarray: ...
+
+
+class Preprocessor(Protocol):
+    def prepare(self, images: Sequence[np.ndarray], runner: BatchInput) -> tuple[list[LetterboxMeta], dict[int, str]]:
+        """Fill the runner's input from `images`; returns each frame's placement and the bad ones."""
+        ...
 
 
 class Letterbox:
@@ -44,12 +64,10 @@ class Letterbox:
 
     def __call__(self, frame: np.ndarray, out: np.ndarray) -> LetterboxMeta:
         """Write `frame` into `out` (3 x H x W float32, e.g. one slot of a batch buffer)."""
-        frame = _as_bgr(frame)
+        frame = as_bgr(frame)
         h, w = frame.shape[:2]
         spec = self.spec
-        scale = min(spec.height / h, spec.width / w)
-        # Truncation, as YOLOX's own preprocessing does, so boxes map back identically.
-        nh, nw = max(1, int(h * scale)), max(1, int(w * scale))
+        scale, nh, nw = fit(h, w, spec.height, spec.width)
         if (nh, nw) != self._last_covered:
             self._canvas[nh:, :] = spec.pad_value
             self._canvas[:nh, nw:] = spec.pad_value
@@ -68,8 +86,81 @@ class Letterbox:
             out += self._affine[1]
         return LetterboxMeta(width=w, height=h, scale=scale)
 
+    def prepare(self, images: Sequence[np.ndarray], runner: BatchInput) -> tuple[list[LetterboxMeta], dict[int, str]]:
+        metas: list[LetterboxMeta] = []
+        bad: dict[int, str] = {}
+        batch = runner.input
+        for index, image in enumerate(images):
+            try:
+                metas.append(self(image, batch[index]))
+            except FrameError as exc:
+                bad[index] = str(exc)
+                metas.append(PLACEHOLDER)
+        return metas, bad
 
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
+
+class FrameFeed:
+    """For a graph that letterboxes by itself: copy uint8 BGR frames into its batch as they are.
+
+    A batch takes the size of its first good frame; a frame of another size is fitted into that
+    size on the host (aspect kept, padded), and the graph's letterbox then scales it with the rest.
+    """
+
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+
+    def prepare(self, images: Sequence[np.ndarray], runner: BatchInput) -> tuple[list[LetterboxMeta], dict[int, str]]:
+        bad: dict[int, str] = {}
+        frames: list[np.ndarray | None] = []
+        for index, image in enumerate(images):
+            try:
+                frames.append(as_bgr(image))
+            except FrameError as exc:
+                bad[index] = str(exc)
+                frames.append(None)
+        first = next((f for f in frames if f is not None), None)
+        if first is None:
+            return [PLACEHOLDER] * len(images), bad
+        h, w = first.shape[:2]
+        batch = runner.frames(h, w)
+        scale = fit(h, w, self.spec.height, self.spec.width)[0]
+        metas: list[LetterboxMeta] = []
+        for index, frame in enumerate(frames):
+            if frame is None:
+                metas.append(PLACEHOLDER)
+            elif frame.shape[:2] == (h, w):
+                np.copyto(batch[index], frame)
+                metas.append(LetterboxMeta(width=w, height=h, scale=scale))
+            else:
+                fh, fw = frame.shape[:2]
+                inner, nh, nw = fit(fh, fw, h, w)
+                slot = batch[index]
+                slot[nh:] = self.spec.pad_value
+                slot[:nh, nw:] = self.spec.pad_value
+                cv2.resize(frame, (nw, nh), dst=slot[:nh, :nw], interpolation=cv2.INTER_LINEAR)
+                metas.append(LetterboxMeta(width=fw, height=fh, scale=inner * scale))
+        return metas, bad
+
+
+def preprocessor(spec: InputSpec, takes_frames: bool) -> Preprocessor:
+    """The host letterbox, or the plain frame copy for a graph that letterboxes by itself."""
+    return FrameFeed(spec) if takes_frames else Letterbox(spec)
+
+
+def fit(h: int, w: int, th: int, tw: int) -> tuple[float, int, int]:
+    """Scale and size of an h x w frame letterboxed into th x tw.
+
+    The truncated side is computed in integers, as the in-graph letterbox does, so both place
+    every pixel alike (float products like 360 * (416 / 360) can land just under a whole number).
+    """
+    if th * w <= tw * h:
+        nh, nw = th, w * th // h
+    else:
+        nh, nw = h * tw // w, tw
+    return min(th / h, tw / w), max(1, nh), max(1, nw)
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
     if not isinstance(frame, np.ndarray) or frame.size == 0:
         raise FrameError("empty frame")
     if frame.dtype != np.uint8:

@@ -1,6 +1,6 @@
-"""Model manifests, model files and the dynamic-batch rewrite."""
+"""Model manifests, model files and the derived copies of a graph."""
 
-from edgevision.models.dynbatch import DynamicBatchError, dynamic_batch_path, make_dynamic_batch
+from edgevision.models.dynbatch import DynamicBatchError, make_dynamic_batch
 from edgevision.models.manifest import (
     ManifestError,
     ModelManifest,
@@ -18,6 +18,7 @@ from edgevision.models.store import (
     resolve_model,
     sha256_of,
 )
+from edgevision.models.variants import Variant, VariantError, dynamic_batch_path, variant_path
 
 __all__ = [
     "MODEL_DIR_ENV",
@@ -36,4 +37,7 @@ __all__ = [
     "make_dynamic_batch",
     "resolve_model",
     "sha256_of",
+    "Variant",
+    "VariantError",
+    "variant_path",
 ]

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import onnx
-import platformdirs
 from onnx import numpy_helper
 
 log = logging.getLogger(__name__)
@@ -64,35 +60,3 @@ def _rewrite_shape(tensor: onnx.TensorProto) -> int:
     fixed[0] = 0
     tensor.CopyFrom(numpy_helper.from_array(fixed.astype(np.int64), tensor.name))
     return 1
-
-
-def _writable(directory: Path) -> bool:
-    """Writable, and not marked read-only: root may write anywhere, but should not there."""
-    return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
-
-
-def dynamic_batch_path(source: Path, sha256: str, cache_dir: Path | None = None) -> Path:
-    """Build the dynamic-batch copy on demand: beside the original, or in the cache if read-only."""
-    name = f"{source.stem}.dynbatch-{sha256[:12]}.onnx"
-    candidates = [source.parent / name, (cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "models") / name]
-    for path in candidates:
-        if path.is_file():
-            return path
-    converted = make_dynamic_batch(onnx.load(str(source))).SerializeToString()
-    for path in candidates:
-        if path.parent.exists() and not _writable(path.parent):
-            continue
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".part")
-        except OSError:
-            continue
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(converted)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        log.info("dynamic-batch copy of %s written to %s", source.name, path)
-        return path
-    raise DynamicBatchError(f"no writable place for the dynamic-batch copy of {source} (tried {candidates})")

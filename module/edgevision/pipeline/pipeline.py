@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 # Fields whose change needs the inference stages rebuilt (new engine).
-_ENGINE_FIELDS = ("provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "preprocess_workers")
+_ENGINE_FIELDS = ("provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "preprocess_workers",
+                  "preprocess", "fp16", "cuda_graph")
 
 
 def choose_layout(config: AppConfig, on_gpu: bool, cores: int | None = None) -> Layout:
@@ -139,11 +140,12 @@ class Pipeline:
         wanted = requested_providers(EngineConfig(provider=inference.provider, use_tensorrt=inference.use_tensorrt))
         gpu_possible = any(p in GPU_PROVIDERS and provider_load_error(p) is None for p in wanted)
         layout = choose_layout(config, on_gpu=gpu_possible)
-        engine = load_engine(model, self._engine_config(config, layout), layout.max_batch)
+        in_graph = inference.preprocess == "graph"
+        engine = load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
         if gpu_possible and not engine.on_gpu:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
-            engine = load_engine(model, self._engine_config(config, layout), layout.max_batch)
+            engine = load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
         log.info("inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
                  engine.provider, layout.workers, layout.intra_op_threads, layout.max_batch)
         scheduler = Scheduler(
@@ -179,6 +181,8 @@ class Pipeline:
             intra_op_threads=layout.intra_op_threads,
             inter_op_threads=1,
             allow_spinning=layout.allow_spinning,
+            fp16=config.inference.fp16,
+            cuda_graph=config.inference.cuda_graph,
         )
 
     def _add_camera(self, camera: CameraConfig, start_seq: int = 0) -> None:

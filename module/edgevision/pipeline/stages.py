@@ -16,14 +16,12 @@ from edgevision.models import ResolvedModel
 from edgevision.pipeline.batches import Batch, Producer, SlotPool
 from edgevision.pipeline.scheduler import Scheduler
 from edgevision.postprocess import YoloxDecoder
-from edgevision.preprocess import FrameError, Letterbox, LetterboxMeta
+from edgevision.preprocess import Preprocessor, preprocessor
 from edgevision.sources.frames import Frame
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-# Stands in for the letterbox of a frame that could not be preprocessed; its row is ignored.
-_PLACEHOLDER = LetterboxMeta(width=1, height=1, scale=1.0)
 
 
 @dataclass(frozen=True)
@@ -150,9 +148,9 @@ class InferenceStages:
                 self._pre_q.put(_STOP)
 
     def _preprocess_loop(self) -> None:
-        letterbox = Letterbox(self.model.manifest.input)
+        prepare = preprocessor(self.model.manifest.input, self.engine.takes_frames)
         while (batch := self._pre_q.get()) is not _STOP:
-            self._preprocess(batch, letterbox)
+            self._preprocess(batch, prepare)
             self._infer_q.put(batch)
         self._finish_stage("preprocess", self._infer_q, self.layout.workers)
 
@@ -170,14 +168,10 @@ class InferenceStages:
 
     # -- one batch through one stage -------------------------------------------------------
 
-    def _preprocess(self, batch: Batch, letterbox: Letterbox) -> None:
+    def _preprocess(self, batch: Batch, prepare: Preprocessor) -> None:
         started = time.perf_counter()
-        for index, frame in enumerate(batch.frames):
-            try:
-                batch.metas.append(letterbox(frame.image, batch.slot.input[index]))
-            except FrameError as exc:
-                batch.bad_frames[index] = str(exc)
-                batch.metas.append(_PLACEHOLDER)
+        batch.metas, batch.bad_frames = prepare.prepare([frame.image for frame in batch.frames], batch.slot)
+        for frame in batch.frames:
             self._preprocessed(frame)
         self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
 
