@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from edgevision.module import Module
@@ -135,3 +136,69 @@ def test_score_endpoint(running: Module, images: dict[str, Path]) -> None:
     assert _post(port, "/score", b"\0" * (17 * 1024 * 1024))[0] == 413
     assert _post(port, "/healthz", b"x")[0] == 405
     assert _get(port, "/score")[0] == 405
+
+
+def _mjpeg_parts(response: Any, count: int) -> list[tuple[dict[str, str], bytes]]:
+    """Read `count` parts of a multipart/x-mixed-replace body: headers and JPEG bytes."""
+    parts = []
+    while len(parts) < count:
+        line = response.readline()
+        assert line, "stream ended"
+        if not line.startswith(b"--edgevision-frame"):
+            continue
+        headers = {}
+        while (line := response.readline().strip()):
+            key, value = line.decode().split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+        parts.append((headers, response.read(int(headers["content-length"]))))
+    return parts
+
+
+def test_preview_streams_annotated_frames(model_path: Path, assets: Path, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
+    video = assets / "video" / "pedestrians-720p.avi"
+    module = Module({"cameras": {"street": {"uri": str(video)}},
+                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+                     "http": {"bind": "127.0.0.1", "port": 0, "preview_fps": 4, "preview_viewers": 1}}, environ={})
+    module.start()
+    port = module.http.port  # type: ignore[union-attr]
+    try:
+        code, body = _get(port, "/preview/nope.mjpg")
+        assert code == 404 and body["cameras"] == ["street"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/preview/street.mjpg", timeout=10) as response:
+            assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=edgevision-frame"
+            # One viewer allowed: a second one is refused while this one watches.
+            code, body = _get(port, "/preview/street.mjpg")
+            assert code == 503 and "viewer limit" in body["error"]
+            parts = _mjpeg_parts(response, 4)
+        seqs = [int(h["x-frame-seq"]) for h, _ in parts]
+        assert seqs == sorted(set(seqs))
+        # The clip plays at 25 fps; at 4 previews a second frames are skipped, not queued.
+        assert seqs[-1] - seqs[0] > len(seqs)
+        capture = cv2.VideoCapture(str(video))
+        raw = None
+        for _ in range(seqs[-1] + 1):
+            ok, raw = capture.read()
+            assert ok
+        capture.release()
+        preview = cv2.imdecode(np.frombuffer(parts[-1][1], np.uint8), cv2.IMREAD_COLOR)
+        assert preview is not None and preview.shape == raw.shape
+        # Same frame as the camera's, plus the boxes drawn on it: JPEG noise stays small,
+        # drawn boxes and labels change some pixels a lot.
+        diff = np.abs(preview.astype(np.int16) - raw.astype(np.int16)).max(axis=2)
+        assert np.median(diff) < 8
+        assert (diff > 100).mean() > 0.001
+        # The viewer left: its slot frees once the server's next write finds the socket closed.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/preview/street.mjpg", timeout=10) as response:
+                    assert len(_mjpeg_parts(response, 1)) == 1
+                    break
+            except urllib.error.HTTPError as error:
+                assert error.code == 503 and time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        module.request_stop()
+        assert module.wait(15)

@@ -135,6 +135,9 @@ class HttpConfig(_Section):
     enabled: bool = True
     bind: str = "0.0.0.0"
     port: int = Field(default=9600, ge=0, le=65535)
+    # /preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.
+    preview_fps: float = Field(default=5.0, gt=0, le=30)
+    preview_viewers: int = Field(default=4, ge=0, le=64)
 
 
 class AppConfig(_Section):

@@ -1,4 +1,5 @@
-"""The module's HTTP endpoints: /healthz, /readyz, /status, /metrics (Prometheus), POST /score."""
+"""The module's HTTP endpoints: /healthz, /readyz, /status, /metrics (Prometheus),
+/preview/<camera>.mjpg and POST /score."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -27,13 +30,20 @@ LIVENESS_S = 10.0
 FRAME_RECENT_S = 10.0
 # POST /score takes one image; anything larger is refused before it is read.
 MAX_SCORE_BYTES = 16 * 1024 * 1024
+PREVIEW_BOUNDARY = "edgevision-frame"
+# Preview frames are for eyes, not analysis: a cap keeps a 4K camera's JPEG from hogging a link.
+PREVIEW_MAX_BYTES = 400_000
 
 
 class HttpServer:
     """Serves on its own threads; a failure here never stops the pipeline."""
 
-    def __init__(self, module: Module, bind: str, port: int) -> None:
+    def __init__(self, module: Module, bind: str, port: int, preview_fps: float = 5.0, preview_viewers: int = 4) -> None:
         self._module = module
+        self.preview_interval_s = 1.0 / preview_fps
+        # Each viewer encodes its own JPEGs on its own thread; this bounds what watching can cost.
+        self._viewers = threading.BoundedSemaphore(preview_viewers) if preview_viewers else None
+        self._closing = threading.Event()
         self._registry = registry_for(module)
         self._score_lock = threading.Lock()
         self._scorer: Detector | None = None
@@ -45,9 +55,10 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("HTTP endpoints on port %d: /healthz /readyz /status", self.port)
+        log.info("HTTP endpoints on port %d: /healthz /readyz /status /metrics /preview/<camera>.mjpg /score", self.port)
 
     def stop(self) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -82,6 +93,37 @@ class HttpServer:
     def metrics(self) -> bytes:
         return generate_latest(self._registry)
 
+    def preview(self, camera: str, write: Callable[[bytes], None]) -> tuple[int, dict[str, Any]] | None:
+        """Stream annotated frames of one camera as MJPEG parts until the viewer leaves.
+
+        Returns an error reply instead when the stream cannot start; None after streaming.
+        Nothing is encoded while nobody watches: the pipeline only keeps its newest frame.
+        """
+        pipeline = self._module.pipeline
+        if pipeline is None:
+            return 503, {"error": "starting"}
+        if camera not in pipeline.camera_ids():
+            return 404, {"error": f"no camera {camera!r}", "cameras": sorted(pipeline.camera_ids())}
+        if self._viewers is None or not self._viewers.acquire(blocking=False):
+            return 503, {"error": "preview viewer limit reached (http.preview_viewers)"}
+        try:
+            write(None)  # headers
+            last_seq = None
+            while not self._closing.is_set() and not pipeline.done:
+                started = time.monotonic()
+                snap = pipeline.latest.snapshot(camera, PREVIEW_MAX_BYTES)
+                if snap is not None and snap.seq != last_seq:
+                    last_seq = snap.seq
+                    head = (f"--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(snap.jpeg)}\r\n"
+                            f"X-Camera: {camera}\r\nX-Frame-Seq: {snap.seq}\r\n\r\n").encode()
+                    write(head + snap.jpeg + b"\r\n")
+                self._closing.wait(max(0.0, self.preview_interval_s - (time.monotonic() - started)))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            log.debug("preview viewer of %s left", camera)
+        finally:
+            self._viewers.release()
+        return None
+
     def score(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """Detections for one JPEG/PNG, through the running engine (the HTTP extension pattern)."""
         if not body:
@@ -108,7 +150,7 @@ class HttpServer:
 
 def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
     routes = {"/healthz": server.health, "/readyz": server.readiness, "/status": server.status}
-    paths = sorted([*routes, "/metrics", "/score"])
+    paths = sorted([*routes, "/metrics", "/preview/<camera>.mjpg", "/score"])
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgevision"
@@ -122,6 +164,9 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+                return
+            if path.startswith("/preview/") and path.endswith(".mjpg"):
+                self._preview(urllib.parse.unquote(path[len("/preview/"):-len(".mjpg")]))
                 return
             route = routes.get(path)
             if route is None:
@@ -161,6 +206,26 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 log.exception("POST /score failed")
                 status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             self._reply(status, body)
+
+        def _preview(self, camera: str) -> None:
+            def write(data: bytes | None) -> None:
+                if data is None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={PREVIEW_BOUNDARY}")
+                    self.send_header("Cache-Control", "no-cache, private")
+                    self.end_headers()
+                else:
+                    self.wfile.write(data)
+                    self.wfile.flush()
+
+            self.close_connection = True
+            try:
+                error = server.preview(camera, write)
+            except Exception:  # noqa: BLE001 - a viewer's failure must not reach the pipeline
+                log.exception("preview of %s failed", camera)
+                return
+            if error is not None:
+                self._reply(*error)
 
         def _reply(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()

@@ -105,7 +105,7 @@ class Module:
         if not settings.enabled:
             return
         try:
-            self.http = HttpServer(self, settings.bind, settings.port)
+            self.http = HttpServer(self, settings.bind, settings.port, settings.preview_fps, settings.preview_viewers)
         except OSError as exc:
             log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
             return

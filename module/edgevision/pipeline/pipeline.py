@@ -320,6 +320,10 @@ class Pipeline:
     def model(self) -> ResolvedModel | None:
         return self._stages.model if self._stages is not None else None
 
+    def camera_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._sources)
+
     def queue_depths(self) -> dict[str, int]:
         depths = {f"camera:{cid}": len(q) for cid, q in self._queues.items()}
         if self._stages is not None:
