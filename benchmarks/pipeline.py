@@ -16,99 +16,17 @@ import json
 import os
 import platform
 import statistics
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import cv2
-import numpy as np
 import onnxruntime as ort
 
 from edgevision import config as configuration
 from edgevision.accel import discover
-from edgevision.benchmark import cpu_seconds, measure_limit, measure_naive, measure_pipeline
-from edgevision.detector import load_engine
-from edgevision.engine import EngineConfig
+from edgevision.benchmark import measure_limit, measure_naive, measure_pipeline, measure_stages
 from edgevision.models import resolve_model
 from edgevision.pipeline import choose_layout
-from edgevision.postprocess import YoloxDecoder
-from edgevision.preprocess import Letterbox
-from edgevision.publish.messages import result_message
-from edgevision.publish.sink import encode
-
-
-def core_ms(fn: Callable[[], int], repeats: int) -> float:
-    """Median CPU milliseconds per item over repeated runs of fn (which returns its item count)."""
-    samples = []
-    for _ in range(repeats):
-        start = cpu_seconds()
-        items = fn()
-        samples.append((cpu_seconds() - start) * 1e3 / items)
-    return statistics.median(samples)
-
-
-def decode_frames(video: Path, count: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            continue
-        frames.append(frame)
-    return frames
-
-
-def measure_stages(video: Path, model, frames: list[np.ndarray], repeats: int) -> dict[str, float]:
-    def decode() -> int:
-        capture = cv2.VideoCapture(str(video))
-        n = 0
-        while n < 200 and capture.grab() and capture.retrieve()[0]:
-            n += 1
-        return n
-
-    engine = load_engine(model, EngineConfig(provider="cpu", intra_op_threads=1, allow_spinning=False), 1)
-    runner = engine.runner(1)
-    letterbox = Letterbox(model.manifest.input)
-    sample = frames[:100]
-
-    def preprocess() -> int:
-        for frame in sample:
-            letterbox(frame, runner.input[0])
-        return len(sample)
-
-    def infer() -> int:
-        for _ in range(30):
-            runner.run()
-        return 30
-
-    letterbox(frames[0], runner.input[0])
-    metas = [letterbox(frames[0], runner.input[0])]
-    output = runner.run()[0].copy()
-    decoder = YoloxDecoder(model.manifest)
-    detections = decoder(output, metas)[0]
-
-    def postprocess() -> int:
-        for _ in range(500):
-            decoder(output, metas)
-        return 500
-
-    def publish() -> int:
-        for seq in range(500):
-            encode(result_message(camera="cam0", seq=seq, captured_at=time.time(), latency_ms=1.0, detections=detections,
-                                  labels=model.manifest.labels, model=model.name, provider=engine.provider, batch_id=seq,
-                                  batch_size=1))
-        return 500
-
-    return {
-        "decode": core_ms(decode, repeats),
-        "preprocess": core_ms(preprocess, repeats),
-        "inference": core_ms(infer, repeats),
-        "postprocess": core_ms(postprocess, repeats),
-        "publish": core_ms(publish, repeats),
-        "detections_per_frame": len(detections),
-    }
 
 
 def main() -> int:
@@ -124,9 +42,8 @@ def main() -> int:
     cores = os.cpu_count() or 1
     layout = choose_layout(configuration.validate({}), on_gpu=False)
 
-    frames = decode_frames(video, 100)
-    stages = measure_stages(video, model, frames, args.repeats)
-    per_frame = sum(v for k, v in stages.items() if k != "detections_per_frame")
+    stages = measure_stages(model, "cpu", video, "host", args.repeats)
+    per_frame = sum(stages.values())
     ceiling_video = cores * 1000.0 / per_frame
     ceiling_synthetic = cores * 1000.0 / (per_frame - stages["decode"])
     bare = statistics.median(measure_limit(model, "cpu", 1, 3.0)["fps"] for _ in range(args.repeats))
@@ -168,8 +85,7 @@ def main() -> int:
         f"{ort.__version__}; {model.name} on {video.name}; {report['date']}; medians of {args.repeats} runs.",
         "",
         "Per-frame core-ms, each stage measured alone: "
-        + ", ".join(f"{k} {v}" for k, v in s.items() if k != "detections_per_frame")
-        + f" ({s['detections_per_frame']} detections per frame).",
+        + ", ".join(f"{k} {v}" for k, v in s.items()) + ".",
         "",
         "| path | fps | ceiling fps | vs ceiling | vs naive | latency p50 / p95 ms | CPU use |",
         "| --- | --- | --- | --- | --- | --- | --- |",
