@@ -6,7 +6,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +94,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+class CollectingSink:
+    """Keeps every message in memory; the pipeline sees an ordinary sink."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.messages if m["type"] == kind]

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,29 +18,9 @@ import pytest
 from edgevision import config as configuration
 from edgevision.pipeline import Pipeline
 
+from conftest import CollectingSink
+
 pytestmark = pytest.mark.usefixtures("model_dir_env")
-
-
-class CollectingSink:
-    """Keeps every message in memory; the pipeline sees an ordinary sink."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.messages.append(message)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m for m in self.messages if m["type"] == kind]
 
 
 @pytest.fixture
@@ -284,6 +263,8 @@ def test_memory_is_flat_over_5000_frames() -> None:
 import json, resource, sys
 from edgevision import config
 from edgevision.pipeline import Pipeline
+
+from conftest import CollectingSink
 
 def rss_mb():
     with open('/proc/self/statm') as f:

@@ -83,6 +83,12 @@ class InferenceConfig(_Section):
     # GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).
     fp16: bool = False
     cuda_graph: bool = False
+    # A GPU that fails at run time: the CPU takes over and the GPU is tried again after
+    # gpu_retry_initial_s, doubling up to gpu_retry_max_s. A run longer than
+    # inference_timeout_s counts as a failure (a hung driver).
+    gpu_retry_initial_s: float = Field(default=30.0, gt=0, le=86400)
+    gpu_retry_max_s: float = Field(default=900.0, gt=0, le=86400)
+    inference_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class SourceOptions(_Section):

@@ -287,10 +287,10 @@ class Engine:
                 gpu = [p for p in providers if p in GPU_PROVIDERS]
                 if not gpu:
                     name = model if isinstance(model, Path) else "from memory"
-                    raise EngineError(f"cannot load model {name}: {_first_line(exc)}") from exc
+                    raise EngineError(f"cannot load model {name}: {first_line(exc)}") from exc
                 # A GPU provider that loads but fails at session creation (no device, out of
                 # memory): drop it and retry, so the fallback is reported rather than fatal.
-                dropped[gpu[0]] = f"session creation failed: {_first_line(exc)}"
+                dropped[gpu[0]] = f"session creation failed: {first_line(exc)}"
                 providers = [p for p in providers if p != gpu[0]]
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -402,6 +402,6 @@ def _static_dim(dim: Any, what: str) -> int:
     return dim
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -159,6 +159,8 @@ class PipelineMetrics:
         self._stage_mark: dict[str, list[float]] = {s: [0.0, 0] for s in STAGES}
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         self._last_snapshot = clock()
+        # Engine switches at run time (GPU -> CPU fallbacks and restores).
+        self.provider_switches = 0
 
     def camera(self, camera: str) -> CameraStats:
         with self._lock:
@@ -225,6 +227,7 @@ class PipelineMetrics:
                 "mean_size": round(sum(k * v for k, v in batches.items()) / batch_count, 2) if batch_count else None,
             },
             "queues": queues,
+            "provider_switches": self.provider_switches,
         }
         if extra:
             document.update(extra)

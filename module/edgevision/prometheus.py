@@ -50,7 +50,10 @@ class PipelineCollector(Collector):
         queues = GaugeMetricFamily("edgevision_queue_depth", "Items waiting per queue", labels=["queue"])
         for name, depth in snapshot["queues"].items():
             queues.add_metric([name], depth)
-        yield from (stages, queues)
+        switches = CounterMetricFamily("edgevision_provider_switches", "Execution provider switches at run time "
+                                       "(GPU failures and restores)", labels=["provider"])
+        switches.add_metric([provider], snapshot["provider_switches"])
+        yield from (stages, queues, switches)
         yield from _gpu(snapshot.get("gpu") or [])
 
 

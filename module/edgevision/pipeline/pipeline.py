@@ -14,9 +14,10 @@ from edgevision.accel import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.config import AppConfig, CameraConfig
 from edgevision.detector import load_engine
-from edgevision.engine import GPU_PROVIDERS, Engine, EngineConfig, provider_load_error, requested_providers
+from edgevision.engine import GPU_PROVIDERS, Engine, EngineConfig, first_line, provider_load_error, requested_providers
 from edgevision.metrics import PipelineMetrics, iso_time
 from edgevision.models import ResolvedModel, resolve_model
+from edgevision.pipeline.failover import Failover, FailoverPolicy
 from edgevision.pipeline.publisher import Publisher
 from edgevision.pipeline.scheduler import Scheduler
 from edgevision.pipeline.stages import InferenceStages, Layout
@@ -75,8 +76,13 @@ class Pipeline:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         accelerator: AcceleratorInfo | None = None,
         keep_alive: bool = False,
+        engine_loader: Callable[..., Engine] = load_engine,
     ) -> None:
         self.config = config
+        self._load_engine = engine_loader
+        inference = config.inference
+        self._failover = Failover(FailoverPolicy(inference.gpu_retry_initial_s, inference.gpu_retry_max_s,
+                                                 inference.inference_timeout_s))
         # A module keeps running with no camera (its cameras may come later from the twin).
         self._keep_alive = keep_alive
         self.accelerator = accelerator
@@ -103,6 +109,8 @@ class Pipeline:
         self.last_tick = time.monotonic()
         self._camera_states: dict[str, str] = {}
         self.started_at: float | None = None
+        # Why CUDA graphs were switched off at run time; they stay off for this process.
+        self._cuda_graph_off: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -134,18 +142,25 @@ class Pipeline:
 
     # -- building ----------------------------------------------------------------------------
 
-    def _build_stages(self, config: AppConfig) -> InferenceStages:
+    def _build_stages(self, config: AppConfig, cpu_only: bool = False, cuda_graph: bool = True) -> InferenceStages:
         model = resolve_model(config.model.name, manifest=config.model.manifest)
         inference = config.inference
-        wanted = requested_providers(EngineConfig(provider=inference.provider, use_tensorrt=inference.use_tensorrt))
+        if cpu_only:
+            config = config.model_copy(update={"inference": inference.model_copy(update={"provider": "cpu"})})
+        elif not cuda_graph:
+            config = config.model_copy(update={"inference": inference.model_copy(update={"cuda_graph": False})})
+        wanted = requested_providers(EngineConfig(provider=config.inference.provider, use_tensorrt=inference.use_tensorrt))
         gpu_possible = any(p in GPU_PROVIDERS and provider_load_error(p) is None for p in wanted)
         layout = choose_layout(config, on_gpu=gpu_possible)
         in_graph = inference.preprocess == "graph"
-        engine = load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
+        engine = self._load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
         if gpu_possible and not engine.on_gpu:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
-            engine = load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
+            engine = self._load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
+        cpu_layout = choose_layout(config, on_gpu=False)
+        cpu_config = self._engine_config(config.model_copy(update={"inference": config.inference.model_copy(
+            update={"provider": "cpu"})}), cpu_layout)
         log.info("inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
                  engine.provider, layout.workers, layout.intra_op_threads, layout.max_batch)
         scheduler = Scheduler(
@@ -171,6 +186,7 @@ class Pipeline:
             score_threshold=config.model.score_threshold,
             nms_iou=config.model.nms_iou,
             preprocess_workers=inference.preprocess_workers,
+            rescue=lambda: self._load_engine(model, cpu_config, layout.max_batch, in_graph),
         )
 
     @staticmethod
@@ -247,12 +263,64 @@ class Pipeline:
                 if now >= next_metrics:
                     self._emit_metrics()
                     next_metrics = now + self.config.metrics_interval_s
+                self._check_engine()
                 stages = self._stages
                 if stages is not None and not stages.running and self._sources_idle():
                     break
         except Exception:  # noqa: BLE001 - whatever happens, shut down cleanly
             log.exception("supervisor failed")
         self._shutdown()
+
+    def _check_engine(self) -> None:
+        """Fail over from a GPU that raised or hung; bring it back when its retry is due."""
+        stages = self._stages
+        if stages is None:
+            return
+        stalled = stages.stalled_for()
+        hung = stalled > self._failover.policy.inference_timeout_s
+        failure = stages.failure or (f"an inference run has not returned for {stalled:.0f} s" if hung else None)
+        with self._lock:
+            if failure and stages.engine.on_gpu:
+                self._fall_back(stages, failure, hung)
+            elif self._failover.retry_due():
+                self._retry_gpu()
+
+    def _fall_back(self, stages: InferenceStages, reason: str, hung: bool) -> None:
+        previous = stages.engine.provider
+        graph = stages.engine.status.cuda_graph
+        try:
+            # CUDA graphs are the likelier culprit; without them the GPU may still serve.
+            replacement = self._build_stages(self.config, cpu_only=not graph, cuda_graph=False)
+        except Exception as exc:  # noqa: BLE001 - keep the failing stages rescuing batches on the CPU
+            log.error("cannot build fallback inference stages: %s", exc)
+            return
+        retry_in = None if graph else self._failover.failed(reason)
+        if graph:
+            self._cuda_graph_off = reason
+        # A hung run may never return: its batch is given up, the queued ones run on the CPU.
+        abandoned = stages.abandon_hung(reason) if hung else 0
+        self._swap_stages(replacement, join_timeout_s=1.0 if hung else 30.0)
+        self.metrics.provider_switches += 1
+        self.event("provider_switched", previous=previous, provider=replacement.engine.provider, reason=reason,
+                   cuda_graph_disabled=graph, retry_gpu_in_s=retry_in, frames_abandoned=abandoned)
+
+    def _retry_gpu(self) -> None:
+        try:
+            stages = self._build_stages(self.config, cuda_graph=self._cuda_graph_off is None)
+        except Exception as exc:  # noqa: BLE001
+            stages, error = None, first_line(exc)
+        else:
+            error = None if stages.engine.on_gpu else "the GPU provider did not load: " + "; ".join(
+                f"{p}: {r}" for p, r in stages.engine.status.dropped.items())
+        if error is not None:
+            wait = self._failover.postpone()
+            self.event("gpu_retry_failed", reason=error, retry_gpu_in_s=wait)
+            return
+        assert stages is not None
+        self._failover.restored()
+        self._swap_stages(stages)
+        self.metrics.provider_switches += 1
+        self.event("provider_restored", provider=stages.engine.provider)
 
     def _shutdown(self) -> None:
         with self._lock:
@@ -351,6 +419,7 @@ class Pipeline:
             "model": stages.model.name if stages else None,
             "provider": engine.status.to_dict() if engine else None,
             "layout": vars(stages.layout) if stages else None,
+            "failover": {**self._failover.to_dict(), "cuda_graph_disabled": self._cuda_graph_off},
             "cameras": {
                 cid: {
                     "uri": redact(source.camera.uri),
@@ -428,12 +497,12 @@ class Pipeline:
             raise KeyError(camera_id)
         source.restart()
 
-    def _swap_stages(self, stages: InferenceStages) -> None:
+    def _swap_stages(self, stages: InferenceStages, join_timeout_s: float = 30.0) -> None:
         """Controlled restart: the old stages finish their batches, then the new ones start."""
         old = self._stages
         if old is not None:
             old.stop()
-            old.join(timeout=30)
+            old.join(timeout=join_timeout_s)
         self._stages = stages
         stages.start()
         self.event("provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped,

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from edgevision.engine import Engine
+from edgevision.engine import Engine, first_line
 from edgevision.metrics import PipelineMetrics
 from edgevision.models import ResolvedModel
 from edgevision.pipeline.batches import Batch, Producer, SlotPool
@@ -58,6 +58,7 @@ class InferenceStages:
         score_threshold: float,
         nms_iou: float,
         preprocess_workers: int,
+        rescue: Callable[[], Engine] | None = None,
     ) -> None:
         self.model = model
         self.engine = engine
@@ -84,6 +85,14 @@ class InferenceStages:
         self._in_flight = 0
         self._remaining = {"preprocess": preprocess_workers, "inference": layout.workers}
         self._threads: list[threading.Thread] = []
+        # A GPU run that raised: the first reason, for the pipeline to fail over on. Batches
+        # run meanwhile on `rescue` (a CPU engine), so none is lost to the failure.
+        self.failure: str | None = None
+        self._rescue = rescue
+        self._rescue_engine: Engine | None = None
+        # Each worker's run in progress and its start, to tell a hung run from a slow one.
+        self._runs: dict[str, tuple[float, Batch]] = {}
+        self._abandoned: set[int] = set()
 
     def start(self) -> None:
         specs = [("schedule", self._schedule_loop, 1), ("preprocess", self._preprocess_loop, self._pre_workers),
@@ -157,6 +166,8 @@ class InferenceStages:
     def _infer_loop(self) -> None:
         while (batch := self._infer_q.get()) is not _STOP:
             self._infer(batch)
+            if batch.id in self._abandoned:
+                return  # came back after being given up for hung; the rescue thread took over
             self._post_q.put(batch)
         self._finish_stage("inference", self._post_q, 1)
 
@@ -177,13 +188,75 @@ class InferenceStages:
 
     def _infer(self, batch: Batch) -> None:
         started = time.perf_counter()
+        worker = threading.current_thread().name
+        self._runs[worker] = (time.monotonic(), batch)
         try:
-            batch.output = batch.slot.run()[0]
+            if self.failure is None:
+                batch.output = batch.slot.run()[0]
+            else:
+                batch.output = self._run_rescued(batch)
         except Exception as exc:  # noqa: BLE001 - reported per batch; the stage keeps running
-            batch.error = f"inference failed: {exc}"
-            log.error("batch %d: %s", batch.id, batch.error)
+            reason = first_line(exc)
+            if self.engine.on_gpu and self._rescue is not None:
+                if self.failure is None:
+                    self.failure = reason
+                    log.error("%s failed at run time: %s; running on the CPU until the switch", self.engine.provider, reason)
+                try:
+                    batch.output = self._run_rescued(batch)
+                except Exception as rescue_exc:  # noqa: BLE001
+                    batch.error = f"inference failed: {reason}; on the CPU too: {first_line(rescue_exc)}"
+            else:
+                batch.error = f"inference failed: {reason}"
+            if batch.error:
+                log.error("batch %d: %s", batch.id, batch.error)
+        finally:
+            self._runs.pop(worker, None)
         self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
         self.metrics.batch(len(batch.frames))
+
+    def _run_rescued(self, batch: Batch):
+        with self._lock:
+            if self._rescue_engine is None:
+                assert self._rescue is not None
+                self._rescue_engine = self._rescue()
+        # Rare path: the slot's buffers are bound to the failed engine, so this run allocates.
+        return self._rescue_engine.run(batch.slot.input)[0]
+
+    def stalled_for(self) -> float:
+        """How long the oldest inference run in progress has been running (0 if none)."""
+        starts = [started for started, _ in list(self._runs.values())]
+        return time.monotonic() - min(starts) if starts else 0.0
+
+    def abandon_hung(self, reason: str) -> int:
+        """Give up on the runs in progress: their batches are delivered as failed (counted, and
+        the publisher does not wait for them); queued batches run on the rescue engine.
+        Returns the number of frames abandoned."""
+        self.failure = self.failure or reason
+        hung = [batch for _, batch in list(self._runs.values())]
+        frames = 0
+        for batch in hung:
+            with self._lock:
+                if batch.id in self._abandoned:
+                    continue
+                self._abandoned.add(batch.id)
+            batch.error = f"abandoned: {reason}"
+            batch.slot = None  # still held by the hung run
+            frames += len(batch.frames)
+            self._hand_over(batch)
+        threading.Thread(target=self._rescue_queued, name="rescue", daemon=True).start()
+        return frames
+
+    def _rescue_queued(self) -> None:
+        """Stand in for the hung inference workers until the preprocessing stage ends."""
+        stops = 0
+        while stops < self.layout.workers:
+            batch = self._infer_q.get()
+            if batch is _STOP:
+                stops += 1
+                continue
+            self._infer(batch)
+            self._post_q.put(batch)
+        self._post_q.put(_STOP)
 
     def _postprocess(self, batch: Batch) -> None:
         started = time.perf_counter()
@@ -213,3 +286,4 @@ class InferenceStages:
         if last:
             for _ in range(next_workers):
                 next_queue.put(_STOP)
+
