@@ -21,6 +21,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     EDGEVISION_MODEL_DIR=/models \
     EDGEVISION_TRT_CACHE=/var/cache/edgevision/trt \
+    EDGEVISION_STATE_DIR=/data/state \
     LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64 \
     PATH=/opt/edgevision/bin:$PATH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -36,10 +37,12 @@ COPY constraints.txt /tmp/constraints.txt
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
  && rm -rf /wheels /tmp/constraints.txt \
  && useradd --system --uid 10001 --no-create-home edgevision \
- && mkdir -p /models /var/cache/edgevision/trt /data \
- && chown 10001 /models /var/cache/edgevision/trt /data
+ && mkdir -p /models /var/cache/edgevision/trt /data/state \
+ && chown 10001 /models /var/cache/edgevision/trt /data /data/state
 USER 10001
 # `benchmark` writes benchmarks/results/ here: mount a folder on /data/benchmarks/results to keep it.
+# /data/state holds the upstream outbox; the deployment mounts a named volume there so messages
+# not yet acknowledged by edgeHub survive a container restart.
 WORKDIR /data
 # Downloaded from the manifest URL and checked against its SHA-256 (the build fails otherwise).
 RUN if [ "$SKIP_MODEL_DOWNLOAD" != "1" ]; then edgevision models fetch "$MODEL"; fi

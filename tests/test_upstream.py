@@ -57,8 +57,9 @@ def hub_factory(broker: Mosquitto, pki: LocalPKI) -> Iterator[Any]:
 class ModuleProcess:
     """`edgevision run` as IoT Edge would start it, with the local-development connection."""
 
-    def __init__(self, hub: IoTHubSimulator, model_dir: Path, *args: str) -> None:
-        env = {**os.environ, **hub.module_environment(), "EDGEVISION_MODEL_DIR": str(model_dir)}
+    def __init__(self, hub: IoTHubSimulator, model_dir: Path, *args: str, state_dir: Path) -> None:
+        env = {**os.environ, **hub.module_environment(), "EDGEVISION_MODEL_DIR": str(model_dir),
+               "EDGEVISION_STATE_DIR": str(state_dir)}
         self.proc = subprocess.Popen([sys.executable, "-m", "edgevision", "-v", "run", *args], env=env,
                                      stderr=subprocess.PIPE, text=True)
         self.stderr = ""
@@ -75,11 +76,11 @@ class ModuleProcess:
 
 
 @pytest.fixture
-def run_module(model_path: Path) -> Iterator[Any]:
+def run_module(model_path: Path, tmp_path: Path) -> Iterator[Any]:
     started: list[ModuleProcess] = []
 
-    def start(hub: IoTHubSimulator, *args: str) -> ModuleProcess:
-        module = ModuleProcess(hub, model_path.parent, *args)
+    def start(hub: IoTHubSimulator, *args: str, state_dir: Path | None = None) -> ModuleProcess:
+        module = ModuleProcess(hub, model_path.parent, *args, state_dir=state_dir or tmp_path / "state")
         started.append(module)
         return module
 
@@ -217,6 +218,8 @@ def test_direct_methods(hub_factory, run_module, assets: Path) -> None:
 def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.iot.device import IoTHubModuleClient
 
+    from edgevision.publish.sink import encode
+    from edgevision.upstream.outbox import Outbox
     from edgevision.upstream.reduce import ResultsReducer
     from edgevision.upstream.sender import MessageSender, to_message
     from edgevision.upstream.sink import IoTHubSink
@@ -233,9 +236,9 @@ def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.
         big = {"type": "result", "schema": "edgevision.result/1", "camera": "crowd", "seq": 7, "detections": detections}
         assert len(json.dumps(big)) > 300_000
         with pytest.raises(ValueError, match="256"):
-            client.send_message_to_output(to_message(big), "results")  # what the guard prevents
+            client.send_message_to_output(to_message(encode(big).encode(), {}), "results")  # what the guard prevents
 
-        sender = MessageSender(lambda: client, maxsize=100)
+        sender = MessageSender(lambda: client, Outbox(":memory:"), run_id="test")
         sender.start()
         sink = IoTHubSink(sender, ResultsReducer("every_frame", 60, 60))
         sink.publish(big)
@@ -246,46 +249,98 @@ def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.
         assert [p.body["part"]["index"] for p in parts] == list(range(len(parts)))
         assert all((p.body["camera"], p.body["seq"]) == ("crowd", 7) for p in parts)
         assert [d for p in parts for d in p.body["detections"]] == detections
-        assert sender.stats()["dropped"] == {} and sink.split == 1
+        assert sender.stats()["outbox"]["dropped"] == {} and sink.split == 1
+        assert [p.properties["$.mid"] for p in parts] == [f"test:crowd:7:{i}" for i in range(len(parts))]
         sender.stop()
     finally:
         client.shutdown()
 
 
+def _captured_between(results: list[dict[str, Any]], start: float, end: float) -> set[int]:
+    from datetime import datetime
+
+    return {r["seq"] for r in results if start <= datetime.fromisoformat(r["captured_at"]).timestamp() <= end}
+
+
 def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -> None:
+    fps, frames = 20, 20 * 50
     desired = {
-        "cameras": {"syn": {"uri": "synthetic:320x240@20"}},
-        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1, "queue_size": 1000},
+        "cameras": {"syn": {"uri": f"synthetic:320x240@{fps}", "max_frames": frames}},
+        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1},
         "metrics_interval_s": 1,
     }
     hub = hub_factory(desired)
     module = run_module(hub)
     hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
-    before = max(r["seq"] for r in _results(hub))
     broker.stop()
-    outage_start = time.monotonic()
-    time.sleep(10)
+    outage_start = time.time()
+    time.sleep(30)
+    outage_end = time.time()
     broker.start()
-    outage = time.monotonic() - outage_start
-    hub.wait_for(lambda: _results(hub) and max(r["seq"] for r in _results(hub)) > before + 20 * outage, 60,
-                 "results from after the outage")
+    # The camera stops at `frames`; then everything held in the outbox must arrive.
+    hub.wait_for(lambda: {r["seq"] for r in _results(hub)} >= set(range(frames)), 120, "every result")
+
+    def drained() -> bool:
+        code, document = hub.invoke("getStatus")
+        return code == 200 and document["upstream"]["queued"] == 0
+    hub.wait_for(drained, 30, "an empty outbox")
     status, document = hub.invoke("getStatus")
-    assert status == 200
     upstream = document["upstream"]
     print("\nupstream after the outage:", upstream)
     assert upstream["connected"] and upstream["connects"] >= 2 and upstream["disconnects"] >= 1
-    # The pipeline kept going during the outage: frames were captured and inferred throughout.
-    syn = document["cameras"]["syn"]
-    assert syn["state"] == "streaming"
-    produced = document["totals"]["inferred"]
-    assert produced >= 20 * (outage + 2) * 0.8
+    results = _results(hub)
+    received = [r["seq"] for r in results]
+    # Every result captured during the outage arrives exactly once, in order.
+    during = _captured_between(results, outage_start + 1, outage_end - 1)
+    assert len(during) >= fps * 28 * 0.8
+    assert all(received.count(seq) == 1 for seq in during)
+    assert [seq for seq in received if seq in during] == sorted(during)
+    # At-least-once overall: at most the message in flight when the broker died comes twice.
+    assert len(received) - len(set(received)) <= 1
+    outbox = upstream["outbox"]
+    # Metrics keep arriving every second, so a message or two may be queued at any moment.
+    assert outbox["dropped"] == {} and outbox["queued"] <= 3 and outbox["resent"] >= 1
+    # What the outage held back is what arrived afterwards: the results captured in it.
+    assert upstream["held_during_outages"]["results"] >= len(during)
+    assert outbox["enqueued"] + outbox["inherited"] == outbox["sent"] + outbox["queued"] + sum(outbox["dropped"].values())
+    assert upstream["sent"]["results"] == len(set(received)) == frames
     assert module.stop() == 0
-    received = {r["seq"] for r in _results(hub)}
-    newest = max(received)
-    lost = sorted(set(range(newest + 1)) - received)
-    duplicates = len(_results(hub)) - len(received)
-    print(f"\nbroker outage {outage:.1f} s: {len(received)} of {newest + 1} results received, {len(lost)} lost "
-          f"{lost[:10]}, {duplicates} delivered twice; sender {upstream}")
+
+
+def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: Mosquitto, tmp_path: Path) -> None:
+    import sqlite3
+
+    desired = {"cameras": {"syn": {"uri": "synthetic:320x240@20"}},
+               "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1}}
+    hub = hub_factory(desired)
+    state = tmp_path / "crash-state"
+    first = run_module(hub, state_dir=state)
+    hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
+    broker.stop()
+    time.sleep(5)
+    first.proc.kill()  # SIGKILL: no flush, no clean shutdown
+    first.proc.wait(10)
+    with sqlite3.connect(state / "outbox.sqlite") as db:
+        pending = [mid for (mid,) in db.execute("SELECT message_id FROM outbox WHERE output = 'results' ORDER BY id")]
+    assert len(pending) >= 50, "the outage should have left results in the outbox"
+    run1 = pending[0].split(":")[0]
+    broker.start()
+    second = run_module(hub, state_dir=state)
+
+    def ids() -> list[str]:
+        return [m.properties.get("$.mid", "") for m in hub.outputs("results")]
+    hub.wait_for(lambda: set(pending) <= set(ids()), 90, "the first run's held results")
+    hub.wait_for(lambda: any(not mid.startswith(run1) for mid in ids()), 60, "the second run's own results")
+    delivered = ids()
+    # Each of the first run's messages at most twice (sent, then resent after the crash).
+    assert max(delivered.count(mid) for mid in pending) <= 2
+    assert all(mid.count(":") == 2 for mid in delivered)  # run:camera:seq, what users de-duplicate on
+    # The held results went out first, before the new run's.
+    first_new = next(i for i, mid in enumerate(delivered) if not mid.startswith(run1))
+    assert set(pending) <= set(delivered[:first_new])
+    status, document = hub.invoke("getStatus")
+    assert document["upstream"]["outbox"]["inherited"] >= len(pending)
+    assert second.stop() == 0
 
 
 def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory, run_module, broker: Mosquitto) -> None:

@@ -16,7 +16,7 @@ from edgevision.sources.uri import SourceSpec, parse_source_uri
 ENV_PREFIX = "EDGEVISION_"
 # Environment variables the module reads for other purposes, not configuration fields.
 _NOT_CONFIG = {"EDGEVISION_MODEL_DIR", "EDGEVISION_MANIFEST_DIR", "EDGEVISION_ASSETS", "EDGEVISION_TRT_CACHE",
-               "EDGEVISION_REQUIRE_ASSETS", "EDGEVISION_CONFIG"}
+               "EDGEVISION_REQUIRE_ASSETS", "EDGEVISION_CONFIG", "EDGEVISION_STATE_DIR"}
 
 
 class ConfigError(ValueError):
@@ -128,8 +128,14 @@ class UpstreamConfig(_Section):
     results_mode: Literal["every_frame", "on_change", "summary"] = "on_change"
     heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
     summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
-    # Messages waiting for edgeHub; the oldest is dropped (and counted) beyond this.
-    queue_size: int = Field(default=1000, ge=1, le=100000)
+    # The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and
+    # restarts; beyond any of these limits the oldest are dropped (and counted).
+    queue_size: int = Field(default=100_000, ge=1, le=10_000_000)
+    outbox_max_mb: float = Field(default=256.0, gt=0, le=65536)
+    outbox_max_age_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    # SQLite file; default: $EDGEVISION_STATE_DIR/outbox.sqlite (the container mounts a volume
+    # there), else the user state dir. ":memory:" keeps nothing across restarts.
+    outbox_path: str | None = None
     # Reported properties are patched on change, at most this often.
     report_min_interval_s: float = Field(default=5.0, ge=0.1, le=3600)
     connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)

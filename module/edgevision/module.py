@@ -6,17 +6,22 @@ import json
 import logging
 import os
 import threading
+import uuid
+from pathlib import Path
 from typing import Any, Callable, Mapping
+
+import platformdirs
 
 from edgevision import __version__
 from edgevision.accel import AcceleratorInfo
-from edgevision.config import AppConfig, ConfigError, merge, validate
+from edgevision.config import AppConfig, ConfigError, UpstreamConfig, merge, validate
 from edgevision.http import HttpServer
 from edgevision.pipeline import Pipeline
 from edgevision.publish.sink import Sink, open_sink
 from edgevision.snapshots import Snapshot
 from edgevision.upstream.connection import Connection, edge_mode
 from edgevision.upstream.methods import Methods
+from edgevision.upstream.outbox import Outbox, OutboxLimits
 from edgevision.upstream.reduce import ResultsReducer
 from edgevision.upstream.sender import MessageSender
 from edgevision.upstream.sink import IoTHubSink
@@ -45,13 +50,17 @@ class Module:
         self.base_document = dict(base_document)
         self.document = dict(base_document)
         self.config = validate(self.document)
-        self.mode = edge_mode(os.environ if environ is None else environ)
+        self._environ = os.environ if environ is None else environ
+        self.mode = edge_mode(self._environ)
         self.accelerator = accelerator
         self._on_tick = on_tick
         self._twin_timeout_s = twin_timeout_s
         self._lock = threading.RLock()
         self.connection: Connection | None = None
         self.sender: MessageSender | None = None
+        self.outbox: Outbox | None = None
+        # Tells this process's messages apart from an earlier run's (sequence numbers restart).
+        self.run_id = uuid.uuid4().hex[:12]
         self.reporter: Reporter | None = None
         self.iot_sink: IoTHubSink | None = None
         self.pipeline: Pipeline | None = None
@@ -79,8 +88,8 @@ class Module:
         else:
             log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
         connection = self.connection
-        self.sender = MessageSender(lambda: connection.client, self.config.upstream.queue_size,
-                                    on_timeout=connection.suspect)
+        self.outbox = Outbox(outbox_path(self.config.upstream, self._environ), _outbox_limits(self.config))
+        self.sender = MessageSender(lambda: connection.client, self.outbox, self.run_id, on_timeout=connection.suspect)
         self.sender.start()
         local: Sink | None = None
         if self.config.sink.kind == "jsonl":
@@ -135,6 +144,8 @@ class Module:
             self.reporter = None
         if self.sender is not None:
             self.sender.stop()
+        if self.outbox is not None:
+            self.outbox.close()
         if self.connection is not None:
             self.connection.shutdown()
             self.connection = None
@@ -229,8 +240,8 @@ class Module:
         if config.upstream != self.config.upstream:
             if self.iot_sink is not None:
                 self.iot_sink.set_reducer(_reducer(config))
-            if self.sender is not None:
-                self.sender.maxsize = config.upstream.queue_size
+            if self.outbox is not None:
+                self.outbox.limits = _outbox_limits(config)
             if self.reporter is not None:
                 self.reporter.min_interval_s = config.upstream.report_min_interval_s
             changes["live"].append("upstream")
@@ -272,7 +283,9 @@ class Module:
             },
             "cameras": {cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()},
             "config": dict(self.config_status),
-            "upstream": {"results_mode": self.config.upstream.results_mode},
+            "upstream": {"results_mode": self.config.upstream.results_mode,
+                         **({"outbox_queued": len(self.outbox), "outbox_dropped": sum(self.outbox.dropped.values())}
+                            if self.outbox is not None else {})},
         }
 
     def status(self) -> dict[str, Any]:
@@ -311,3 +324,16 @@ class Module:
                 MethodResponse.create_from_method_request(request, status, payload))
         except Exception as exc:  # noqa: BLE001
             log.error("cannot answer method %s: %s", request.name, exc)
+
+
+def _outbox_limits(config: AppConfig) -> OutboxLimits:
+    upstream = config.upstream
+    return OutboxLimits(max_messages=upstream.queue_size, max_bytes=int(upstream.outbox_max_mb * 2**20),
+                        max_age_s=upstream.outbox_max_age_s)
+
+
+def outbox_path(upstream: UpstreamConfig, environ: Mapping[str, str]) -> str:
+    if upstream.outbox_path:
+        return upstream.outbox_path
+    state = environ.get("EDGEVISION_STATE_DIR") or platformdirs.user_state_dir("edgevision")
+    return str(Path(state) / "outbox.sqlite")

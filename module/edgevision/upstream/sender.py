@@ -1,17 +1,18 @@
-"""Sends messages to module outputs from a bounded queue, so the pipeline never waits on the network."""
+"""Sends messages to module outputs from the on-disk outbox, so the pipeline never waits on the network."""
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from azure.iot.device import Message
 
 from edgevision.publish.sink import encode
+from edgevision.upstream.outbox import Outbox, Stored
 from edgevision.upstream.twin import call_with_timeout
 
 log = logging.getLogger(__name__)
@@ -24,107 +25,124 @@ class OutputClient(Protocol):
     def send_message_to_output(self, message: Message, output_name: str) -> None: ...
 
 
-@dataclass
-class Outgoing:
-    output: str
-    body: dict[str, Any]
+def properties(body: dict[str, Any]) -> dict[str, str]:
+    """Properties routes can filter on without reading the body."""
+    props = {"type": str(body.get("type", ""))}
+    for key in ("schema", "camera"):
+        if body.get(key):
+            props[key] = str(body[key])
+    return props
 
 
-def to_message(body: dict[str, Any]) -> Message:
-    """JSON with the content type and encoding that body-based routing needs, and properties
-    routes can filter on without reading the body."""
-    message = Message(encode(body), content_encoding=CONTENT_ENCODING, content_type=CONTENT_TYPE)
-    message.custom_properties["type"] = str(body.get("type", ""))
-    if body.get("schema"):
-        message.custom_properties["schema"] = str(body["schema"])
-    if body.get("camera"):
-        message.custom_properties["camera"] = str(body["camera"])
+def to_message(data: bytes, props: dict[str, str], message_id: str | None = None) -> Message:
+    """JSON with the content type and encoding that body-based routing needs."""
+    message = Message(data, message_id=message_id, content_encoding=CONTENT_ENCODING, content_type=CONTENT_TYPE)
+    message.custom_properties.update(props)
     return message
 
 
 class MessageSender:
-    """A thread that sends queued messages; when the queue is full the oldest is dropped and counted."""
+    """A thread that sends the outbox's messages in order, deleting each once acknowledged.
 
-    def __init__(self, client: Callable[[], OutputClient], maxsize: int, retry_s: float = 1.0,
+    Every message carries `run_id` in its body and a message id users can de-duplicate on:
+    run:camera:seq[:part] for results, run:type:n for the rest.
+    """
+
+    def __init__(self, client: Callable[[], OutputClient], outbox: Outbox, run_id: str, retry_s: float = 1.0,
                  call_timeout_s: float = 30.0, on_timeout: Callable[[str], None] | None = None) -> None:
         self._client = client
-        self.maxsize = maxsize
+        self.outbox = outbox
+        self.run_id = run_id
         self.call_timeout_s = call_timeout_s
         self._on_timeout = on_timeout
         self._retry_s = retry_s
-        self._queue: collections.deque[Outgoing] = collections.deque()
-        self._cond = threading.Condition()
+        self._wake = threading.Condition()
         self._stop = threading.Event()
-        self._busy = False
+        self._counter = itertools.count()
         self.sent: collections.Counter[str] = collections.Counter()
-        self.dropped: collections.Counter[str] = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()
+        # Messages that arrived while sends were failing: the outage backlog.
+        self.held: collections.Counter[str] = collections.Counter()
+        self._link_down = False
         self.failures = 0
         self._thread = threading.Thread(target=self._run, name="upstream-send", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def message_id(self, body: dict[str, Any]) -> str:
+        if body.get("type") == "result" and "seq" in body:
+            part = body.get("part")
+            suffix = f":{part['index']}" if isinstance(part, dict) else ""
+            return f"{self.run_id}:{body.get('camera')}:{body['seq']}{suffix}"
+        return f"{self.run_id}:{body.get('type')}:{next(self._counter)}"
+
     def enqueue(self, output: str, body: dict[str, Any]) -> None:
-        with self._cond:
-            if len(self._queue) >= self.maxsize:
-                oldest = self._queue.popleft()
-                self.dropped[oldest.output] += 1
-            self._queue.append(Outgoing(output, body))
-            self._cond.notify()
+        body = {**body, "run_id": self.run_id}
+        self.outbox.put(output, encode(body).encode("utf-8"), properties(body), self.message_id(body))
+        if self._link_down:
+            self.held[output] += 1
+        with self._wake:
+            self._wake.notify()
 
     def depth(self) -> int:
-        return len(self._queue)
+        return len(self.outbox)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued has been sent; False on timeout."""
+        """Wait until the outbox is empty; False on timeout (what is left stays on disk)."""
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._queue or self._busy:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.1))
+        while len(self.outbox):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
         return True
 
     def stop(self) -> None:
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        with self._wake:
+            self._wake.notify_all()
+        self._thread.join(timeout=self.call_timeout_s + 1)
 
     def stats(self) -> dict[str, Any]:
-        return {"queued": len(self._queue), "sent": dict(self.sent), "dropped": dict(self.dropped),
-                "send_failures": self.failures}
+        outbox = self.outbox.stats()
+        return {"queued": outbox["queued"], "sent": dict(self.sent), "refused": dict(self.refused), "held_during_outages": dict(self.held),
+                "send_failures": self.failures, "outbox": outbox}
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            with self._cond:
-                while not self._queue and not self._stop.is_set():
-                    self._cond.wait(0.5)
-                if self._stop.is_set():
-                    return
-                item = self._queue.popleft()
-                self._busy = True
             try:
+                item = self.outbox.oldest()
+                if item is None:
+                    with self._wake:
+                        self._wake.wait(0.5)
+                    continue
                 self._send(item)
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+            except Exception:  # noqa: BLE001 - e.g. a full disk under the outbox: keep the thread alive
+                log.exception("upstream sender failed; retrying")
+                self._stop.wait(self._retry_s)
 
-    def _send(self, item: Outgoing) -> None:
-        message = to_message(item.body)
+    def _send(self, item: Stored) -> None:
+        message = to_message(item.body, item.properties, item.message_id)
+        failed = False
         while not self._stop.is_set():
             try:
                 call_with_timeout(lambda: self._client().send_message_to_output(message, item.output),
                                   self.call_timeout_s)
+                self.outbox.ack(item, retried=failed)
                 self.sent[item.output] += 1
+                self._link_down = False
                 return
             except ValueError as exc:  # the SDK's own size check; fit() should make this impossible
                 log.error("message to %s refused by the SDK: %s", item.output, exc)
-                self.dropped[item.output] += 1
+                self.outbox.drop(item, "refused")
+                self.refused[item.output] += 1
                 return
             except Exception as exc:  # noqa: BLE001 - connection errors: keep the message, retry
                 self.failures += 1
+                self._link_down = True
+                if not failed:
+                    failed = True
+                    self.outbox.attempted(item)
                 if isinstance(exc, TimeoutError) and self._on_timeout is not None:
                     self._on_timeout(f"sending to {item.output}: {exc}")
                 if self.failures == 1 or self.failures % 100 == 0:
