@@ -47,3 +47,19 @@ def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path:
     assert "| edgevision, synthetic x1, preprocess graph |" in table and "binding ceiling" in table
     chart = cv2.imread(str(tmp_path / "benchmark-cpu.png"))
     assert chart is not None and chart.shape[0] >= 400 and chart.shape[1] >= 600
+
+
+@pytest.mark.slow
+def test_short_soak_reports_slopes_and_no_thread_or_fd_growth(tmp_path: Path, model_path: Path, assets: Path) -> None:
+    proc = run_cli("benchmark", "--soak", "0.3", "--out", str(tmp_path),
+                   env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "soak-cpu.json").read_text())
+    assert report["cameras"] == 2 and report["results"] > 100
+    assert set(report["slopes_per_hour"]) == {"rss_mib", "threads", "fds", "fps"}  # no GPU memory here
+    assert len(report["samples"]) >= 3 and all(s["gpu_memory_mib"] is None for s in report["samples"])
+    # Running at full speed adds no threads or descriptors as it goes.
+    assert report["threads"]["last"] == report["threads"]["first"]
+    assert abs(report["fds"]["last"] - report["fds"]["first"]) <= 2
+    assert report["fps"]["min"] > 0
+    assert "| rss_mib |" in (tmp_path / "soak-cpu.md").read_text()

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgevision import config as configuration
@@ -142,3 +143,165 @@ def test_hung_gpu_run_is_abandoned_and_the_cpu_takes_over() -> None:
     camera = pipeline.metrics_snapshot()["cameras"]["cam"]
     assert camera["dropped_by_reason"].get("error") == lost
     assert pipeline.status()["failover"]["on_fallback"]
+
+
+def _bad_models(model_path: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Model files that must be refused at load, with the words the error must contain."""
+    import onnx
+    from onnx import helper
+
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(model_path.read_bytes()[: 200_000])
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all\n" * 100)
+    # A valid graph with the wrong input: a 1x3x224x224 identity.
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 224, 224])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 224, 224])
+    wrong_input = tmp_path / "wrong-input.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 11)], ir_version=6), wrong_input)
+    # The real YOLOX graph, but its output cut to fewer classes than the manifest names.
+    model = onnx.load(str(model_path))
+    out = model.graph.output[0]
+    sliced = helper.make_node("Slice", [out.name, "starts", "ends", "axes"], ["cut"])
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.asarray(v, np.int64), n)
+                                    for n, v in (("starts", [0]), ("ends", [50]), ("axes", [2]))])
+    model.graph.node.append(sliced)
+    dims = [d.dim_value for d in out.type.tensor_type.shape.dim]
+    model.graph.output.remove(out)
+    model.graph.output.append(helper.make_tensor_value_info("cut", onnx.TensorProto.FLOAT, [dims[0], dims[1], 50]))
+    wrong_output = tmp_path / "wrong-output.onnx"
+    onnx.save(model, wrong_output)
+    return {"corrupt": (corrupt, "cannot load model"), "garbage": (garbage, "cannot load model"),
+            "wrong-input": (wrong_input, "does not match the manifest"),
+            "wrong-output": (wrong_output, "does not match the manifest")}
+
+
+@pytest.mark.parametrize("name", ["corrupt", "garbage", "wrong-input", "wrong-output"])
+def test_bad_model_files_are_refused_with_a_clear_error(model_path: Path, tmp_path: Path, name: str) -> None:
+    from conftest import run_cli
+
+    path, words = _bad_models(model_path, tmp_path)[name]
+    image = tmp_path / "grey.png"
+    import cv2
+    cv2.imwrite(str(image), np.full((48, 64), 128, np.uint8))
+    proc = run_cli("detect", str(image), "--model", str(path), "--manifest", "yolox-nano", "--provider", "cpu")
+    assert proc.returncode == 1  # EXIT_FAILED: the input was well-formed, the model is not
+    lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_bad_model_in_a_patch_is_rejected_and_the_cameras_keep_running(model_path: Path, tmp_path: Path) -> None:
+    from edgevision.config import ConfigError
+    from edgevision.module import Module
+
+    module = Module({"cameras": {"a": {"uri": "synthetic:160x120@20"}, "b": {"uri": "synthetic:320x240@20"}},
+                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")}, "http": {"enabled": False}},
+                    environ={})
+    module.start()
+    try:
+        for path, words in _bad_models(model_path, tmp_path).values():
+            before = {c: module.pipeline.metrics.camera(c).inferred for c in ("a", "b")}
+            with pytest.raises(ConfigError, match=words):
+                module.apply_patch({"model": {"name": str(path), "manifest": "yolox-nano"}})
+            assert module.config.model.name == "yolox-nano"
+            deadline = time.monotonic() + 10
+            while any(module.pipeline.metrics.camera(c).inferred <= before[c] for c in before):
+                assert time.monotonic() < deadline, "a camera stopped after a rejected model"
+                time.sleep(0.05)
+        assert "does not match" in module.config_status["last_error"]
+    finally:
+        module.request_stop()
+        assert module.wait(15)
+
+
+class _FaultyCameras:
+    """HTTP 'cameras' on 127.0.0.1: one answers 401, one sends a frame and then nothing (a stall)."""
+
+    def __init__(self, jpeg: bytes) -> None:
+        import http.server
+
+        self.attempts: dict[str, list[float]] = {"/auth.mjpg": [], "/stall.mjpg": []}
+        attempts = self.attempts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                attempts.setdefault(self.path, []).append(time.monotonic())
+                if self.path == "/auth.mjpg":
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n"
+                try:
+                    for _ in range(3):
+                        self.wfile.write(part)
+                        self.wfile.flush()
+                    time.sleep(30)  # still connected, nothing more: a stalled camera
+                except OSError:
+                    pass
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow
+def test_camera_faults_are_reported_retried_and_never_block_the_others(images: dict[str, Path]) -> None:
+    import socket
+
+    import cv2
+
+    jpeg = cv2.imencode(".jpg", cv2.imread(str(images["astronaut"])))[1].tobytes()
+    cameras = _FaultyCameras(jpeg)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    document = {
+        "cameras": {
+            "good": {"uri": "synthetic:160x120@20"},
+            "dns": {"uri": "http://no-such-camera.invalid/stream.mjpg"},
+            "refused": {"uri": f"http://127.0.0.1:{closed_port}/stream.mjpg"},
+            "auth": {"uri": f"http://user:wrong@127.0.0.1:{cameras.port}/auth.mjpg"},
+            "stall": {"uri": f"http://127.0.0.1:{cameras.port}/stall.mjpg"},
+        },
+        "sources": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "stall_timeout_s": 1.5, "open_timeout_s": 2.0},
+        "metrics_interval_s": 3600,
+    }
+    sink = CollectingSink()
+    pipeline = Pipeline(configuration.validate(document), sink)
+    pipeline.start()
+    try:
+        time.sleep(8)
+        snapshot = pipeline.metrics_snapshot()["cameras"]
+        status = pipeline.status()["cameras"]
+    finally:
+        pipeline.request_stop()
+        assert pipeline.wait(20)
+        cameras.close()
+    # The healthy camera ran at its rate throughout.
+    assert snapshot["good"]["inferred"] >= 20 * 8 * 0.7 and snapshot["good"]["state"] == "streaming"
+    for camera in ("dns", "refused", "auth"):
+        assert snapshot[camera]["state"] == "reconnecting", (camera, snapshot[camera])
+        assert snapshot[camera]["last_error"] and snapshot[camera]["outages"] == 1
+        assert status[camera]["last_error"] == snapshot[camera]["last_error"]
+    assert "wrong" not in status["auth"]["uri"]  # credentials never reported
+    # Retried with capped backoff: 0.2, 0.4, 0.8, then every 1.0 s (plus the time each try takes).
+    tries = cameras.attempts["/auth.mjpg"]
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert len(tries) >= 4 and max(gaps) < 1.0 + 2.0 + 0.5
+    # The stalled camera was noticed and reopened, more than once.
+    assert snapshot["stall"]["stalls"] >= 2 and len(cameras.attempts["/stall.mjpg"]) >= 2
+    assert snapshot["stall"]["inferred"] >= 1

@@ -94,6 +94,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)")
     bench.add_argument("--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt"))
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON, Markdown, PNG")
+    bench.add_argument("--soak", type=_positive_float, metavar="MINUTES",
+                       help="instead: two cameras at full speed for MINUTES, reporting RSS, GPU memory, threads, "
+                            "file descriptors and fps with their slopes")
 
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -365,6 +368,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             video = sample_video(Path(scratch))
         elif not video.is_file():
             raise UsageError(f"--video {video}: no such file")
+        if args.soak:
+            from edgevision.soak import run_soak, write_soak
+
+            soak = run_soak(video, args.soak)
+            for path in write_soak(soak, args.out):
+                print(f"edgevision: wrote {path}", file=sys.stderr)
+            print(json.dumps({k: soak[k] for k in ("results", "slopes_per_hour", "fps", "threads", "fds")}))
+            return EXIT_OK
         report = run_benchmark(video, args.providers, Plan.quick() if args.quick else Plan(), progress=True)
     for path in write_report(report, args.out):
         print(f"edgevision: wrote {path}", file=sys.stderr)

@@ -19,6 +19,10 @@ _NOT_CONFIG = {"EDGEVISION_MODEL_DIR", "EDGEVISION_MANIFEST_DIR", "EDGEVISION_AS
                "EDGEVISION_REQUIRE_ASSETS", "EDGEVISION_CONFIG", "EDGEVISION_STATE_DIR"}
 
 
+# IoT Hub caps a module twin's desired properties at 32 KB; a larger document is a mistake.
+MAX_DOCUMENT_BYTES = 32 * 1024
+
+
 class ConfigError(ValueError):
     """Invalid configuration; the message names each bad field and why."""
 
@@ -185,6 +189,14 @@ class AppConfig(_Section):
 
 def validate(document: Mapping[str, Any]) -> AppConfig:
     """Validate a whole configuration document; every problem is named in the error."""
+    if not isinstance(document, Mapping):
+        raise ConfigError([f"document: a JSON object expected, not {type(document).__name__}"])
+    try:
+        size = len(json.dumps(document, default=str))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([f"document: not JSON-serialisable ({exc})"]) from exc
+    if size > MAX_DOCUMENT_BYTES:
+        raise ConfigError([f"document: {size} bytes; at most {MAX_DOCUMENT_BYTES} (the module twin's limit)"])
     try:
         return AppConfig.model_validate(document)
     except ValidationError as exc:

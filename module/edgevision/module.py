@@ -205,6 +205,10 @@ class Module:
 
     def apply_patch(self, patch: Mapping[str, Any], source: str = "method") -> dict[str, list[str]]:
         """Apply a full or partial configuration; raises ConfigError and changes nothing if invalid."""
+        if not isinstance(patch, Mapping):
+            error = ConfigError([f"patch: a JSON object expected, not {type(patch).__name__}"])
+            self._rejected(error, None, source)
+            raise error
         return self._apply(dict(patch), full=False, version=None, source=source)
 
     def _apply(self, document: dict[str, Any], *, full: bool, version: int | None, source: str) -> dict[str, list[str]]:

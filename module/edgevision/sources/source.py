@@ -150,8 +150,14 @@ class Source:
                 return "finished"
             except SourceFailure as exc:
                 if self.spec.live and self._current(generation):
-                    if self.stats.outage_began(str(exc)):
-                        log.warning("camera %s: %s; reconnecting", self.camera.id, exc)
+                    waited = time.perf_counter() - started
+                    error = str(exc)
+                    # Connected but silent (the reader's own timeout): a stall, not a lost link.
+                    if waited >= self.options.stall_timeout_s * 0.9:
+                        self.stats.stalled()
+                        error = f"stalled: no frame for {waited:.1f} s"
+                    if self.stats.outage_began(error):
+                        log.warning("camera %s: %s; reconnecting", self.camera.id, error)
                     return "retry"
                 return "failed"
             finally:
