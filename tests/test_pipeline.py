@@ -264,7 +264,6 @@ import json, resource, sys
 from edgevision import config
 from edgevision.pipeline import Pipeline
 
-from conftest import CollectingSink
 
 def rss_mb():
     with open('/proc/self/statm') as f:
