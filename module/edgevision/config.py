@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edgevision.documents import DocumentError, read_document
 from edgevision.engine import ProviderChoice
 from edgevision.sources.uri import SourceSpec, parse_source_uri
 
@@ -231,13 +231,9 @@ def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
 def read_file(path: Path) -> dict[str, Any]:
     """A YAML or JSON configuration file as a document (not yet validated)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    try:
-        document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"]) from None
+        document = read_document(path, "configuration", yaml_allowed=True)
+    except DocumentError as exc:
+        raise ConfigError([str(exc)]) from None
     if document is None:
         return {}
     if not isinstance(document, dict):

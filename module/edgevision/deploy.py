@@ -12,6 +12,7 @@ from typing import Any, Literal, Mapping
 import jsonschema
 
 from edgevision.config import ConfigError, merge, validate
+from edgevision.documents import DocumentError, read_document
 
 GpuMode = Literal["dda", "gpu-pv", "cpu"]
 GPU_MODES: tuple[str, ...] = ("dda", "gpu-pv", "cpu")
@@ -169,9 +170,7 @@ def _check_schema(document: Mapping[str, Any]) -> None:
 def render_file(template_file: Path | None, **kwargs: Any) -> dict[str, Any]:
     path = template_file or template_path()
     try:
-        template = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ManifestRenderError(f"cannot read template {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestRenderError(f"template {path} is not valid JSON: {exc}") from None
+        template = read_document(path, "template")
+    except DocumentError as exc:
+        raise ManifestRenderError(str(exc)) from None
     return render(template, **kwargs)

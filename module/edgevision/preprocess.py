@@ -72,11 +72,7 @@ class Letterbox:
             self._canvas[nh:, :] = spec.pad_value
             self._canvas[:nh, nw:] = spec.pad_value
             self._last_covered = (nh, nw)
-        region = self._canvas[:nh, :nw]
-        if (nh, nw) == (h, w):
-            region[...] = frame
-        else:
-            cv2.resize(frame, (nw, nh), dst=region, interpolation=cv2.INTER_LINEAR)
+        _paste(frame, self._canvas[:nh, :nw])
         if spec.channel_order == "RGB":
             np.copyto(out, self._chw[::-1])
         else:
@@ -137,9 +133,17 @@ class FrameFeed:
                 slot = batch[index]
                 slot[nh:] = self.spec.pad_value
                 slot[:nh, nw:] = self.spec.pad_value
-                cv2.resize(frame, (nw, nh), dst=slot[:nh, :nw], interpolation=cv2.INTER_LINEAR)
+                _paste(frame, slot[:nh, :nw])
                 metas.append(LetterboxMeta(width=fw, height=fh, scale=inner * scale))
         return metas, bad
+
+
+def _paste(frame: np.ndarray, region: np.ndarray) -> None:
+    """Frame into region: a copy at the same size, else OpenCV's linear resize, in place."""
+    if region.shape[:2] == frame.shape[:2]:
+        region[...] = frame
+    else:
+        cv2.resize(frame, (region.shape[1], region.shape[0]), dst=region, interpolation=cv2.INTER_LINEAR)
 
 
 def preprocessor(spec: InputSpec, takes_frames: bool) -> Preprocessor:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgevision.documents import DocumentError, read_document
 
 MANIFEST_SUFFIX = ".json"
 
@@ -96,11 +97,9 @@ def manifest_dirs() -> list[Path]:
 
 def load_manifest_file(path: Path) -> ModelManifest:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"manifest {path} is not valid JSON: {exc}") from exc
+        raw = read_document(path, "manifest")
+    except DocumentError as exc:
+        raise ManifestError(str(exc)) from exc
     if isinstance(raw, dict) and isinstance(raw.get("labels"), str):
         labels_path = path.parent / raw["labels"]
         try:

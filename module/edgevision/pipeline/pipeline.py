@@ -58,6 +58,15 @@ def choose_layout(config: AppConfig, on_gpu: bool, cores: int | None = None) -> 
     )
 
 
+def _with_inference(config: AppConfig, **changes: Any) -> AppConfig:
+    return config.model_copy(update={"inference": config.inference.model_copy(update=changes)})
+
+
+def _failover_policy(config: AppConfig) -> FailoverPolicy:
+    inference = config.inference
+    return FailoverPolicy(inference.gpu_retry_initial_s, inference.gpu_retry_max_s, inference.inference_timeout_s)
+
+
 def _needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
     if (new.model.name, new.model.manifest) != (old.model.name, old.model.manifest):
         return True
@@ -80,9 +89,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self._load_engine = engine_loader
-        inference = config.inference
-        self._failover = Failover(FailoverPolicy(inference.gpu_retry_initial_s, inference.gpu_retry_max_s,
-                                                 inference.inference_timeout_s))
+        self._failover = Failover(_failover_policy(config))
         # A module keeps running with no camera (its cameras may come later from the twin).
         self._keep_alive = keep_alive
         self.accelerator = accelerator
@@ -142,14 +149,10 @@ class Pipeline:
 
     # -- building ----------------------------------------------------------------------------
 
-    def _build_stages(self, config: AppConfig, cpu_only: bool = False, cuda_graph: bool = True) -> InferenceStages:
+    def _build_stages(self, config: AppConfig) -> InferenceStages:
         model = resolve_model(config.model.name, manifest=config.model.manifest)
         inference = config.inference
-        if cpu_only:
-            config = config.model_copy(update={"inference": inference.model_copy(update={"provider": "cpu"})})
-        elif not cuda_graph:
-            config = config.model_copy(update={"inference": inference.model_copy(update={"cuda_graph": False})})
-        wanted = requested_providers(EngineConfig(provider=config.inference.provider, use_tensorrt=inference.use_tensorrt))
+        wanted = requested_providers(EngineConfig(provider=inference.provider, use_tensorrt=inference.use_tensorrt))
         gpu_possible = any(p in GPU_PROVIDERS and provider_load_error(p) is None for p in wanted)
         layout = choose_layout(config, on_gpu=gpu_possible)
         in_graph = inference.preprocess == "graph"
@@ -158,9 +161,7 @@ class Pipeline:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
             engine = self._load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
-        cpu_layout = choose_layout(config, on_gpu=False)
-        cpu_config = self._engine_config(config.model_copy(update={"inference": config.inference.model_copy(
-            update={"provider": "cpu"})}), cpu_layout)
+        cpu_config = self._engine_config(_with_inference(config, provider="cpu"), choose_layout(config, on_gpu=False))
         log.info("inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
                  engine.provider, layout.workers, layout.intra_op_threads, layout.max_batch)
         scheduler = Scheduler(
@@ -290,7 +291,8 @@ class Pipeline:
         graph = stages.engine.status.cuda_graph
         try:
             # CUDA graphs are the likelier culprit; without them the GPU may still serve.
-            replacement = self._build_stages(self.config, cpu_only=not graph, cuda_graph=False)
+            replacement = self._build_stages(_with_inference(self.config, **({"cuda_graph": False} if graph
+                                                                             else {"provider": "cpu"})))
         except Exception as exc:  # noqa: BLE001 - keep the failing stages rescuing batches on the CPU
             log.error("cannot build fallback inference stages: %s", exc)
             return
@@ -306,7 +308,8 @@ class Pipeline:
 
     def _retry_gpu(self) -> None:
         try:
-            stages = self._build_stages(self.config, cuda_graph=self._cuda_graph_off is None)
+            config = self.config if self._cuda_graph_off is None else _with_inference(self.config, cuda_graph=False)
+            stages = self._build_stages(config)
         except Exception as exc:  # noqa: BLE001
             stages, error = None, first_line(exc)
         else:
@@ -452,6 +455,7 @@ class Pipeline:
                 if new.model != old.model or new.inference != old.inference:
                     changes["live"].append("thresholds/batching")
             self.config = new
+            self._failover.policy = _failover_policy(new)
             if new.sources != old.sources:
                 for camera_id in list(self._sources):
                     self._restart_camera(camera_id, new.camera(camera_id))

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from edgevision.engine import Engine, first_line
 from edgevision.metrics import PipelineMetrics
 from edgevision.models import ResolvedModel
@@ -214,7 +216,7 @@ class InferenceStages:
         self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
         self.metrics.batch(len(batch.frames))
 
-    def _run_rescued(self, batch: Batch):
+    def _run_rescued(self, batch: Batch) -> np.ndarray:
         with self._lock:
             if self._rescue_engine is None:
                 assert self._rescue is not None

@@ -88,9 +88,12 @@ class Outbox:
     def _enforce(self) -> None:
         limits = self.limits
         cutoff = time.time() - limits.max_age_s
-        expired = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE created < ?",
-                                   (cutoff,)).fetchone()
-        if expired[0]:
+        # Rows are written in time order, so the oldest (by primary key) tells whether any expired;
+        # this runs per message, and a scan of `created` would be one per message too.
+        oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
+        if oldest is not None and oldest[0] < cutoff:
+            expired = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE created < ?",
+                                       (cutoff,)).fetchone()
             self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
             self._drop("age", expired[0], expired[1])
         while self._count > limits.max_messages or self._bytes > limits.max_bytes:

@@ -77,9 +77,12 @@ class MessageSender:
             return f"{self.run_id}:{body.get('camera')}:{body['seq']}{suffix}"
         return f"{self.run_id}:{body.get('type')}:{next(self._counter)}"
 
-    def enqueue(self, output: str, body: dict[str, Any]) -> None:
-        body = {**body, "run_id": self.run_id}
-        self.outbox.put(output, encode(body).encode("utf-8"), properties(body), self.message_id(body))
+    def enqueue(self, output: str, body: dict[str, Any], data: bytes | None = None) -> None:
+        """Queue `body`; `data` is its JSON when the caller already has it (it then carries run_id)."""
+        if data is None:
+            body = {**body, "run_id": self.run_id}
+            data = encode(body).encode("utf-8")
+        self.outbox.put(output, data, properties(body), self.message_id(body))
         if self._link_down:
             self.held[output] += 1
         with self._wake:

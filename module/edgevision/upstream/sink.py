@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from edgevision.publish.sink import Sink
-from edgevision.upstream.reduce import ResultsReducer, fit
+from edgevision.upstream.reduce import ResultsReducer, fit_encoded
 from edgevision.upstream.sender import MessageSender
 
 # Output per message type; deployment routes refer to these names.
@@ -39,11 +39,12 @@ class IoTHubSink:
                 self._send(item)
 
     def _send(self, message: dict[str, Any]) -> None:
-        parts = fit(message)
+        # Stamped before sizing, so each part is measured and encoded as it will be sent.
+        parts = fit_encoded({**message, "run_id": self.sender.run_id})
         if len(parts) > 1:
             self.split += 1
-        for part in parts:
-            self.sender.enqueue(OUTPUTS[part["type"]], part)
+        for part, data in parts:
+            self.sender.enqueue(OUTPUTS[part["type"]], part, data)
 
     def flush(self) -> None:
         if self.local is not None:
