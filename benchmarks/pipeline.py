@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -49,25 +49,37 @@ def main() -> int:
     bare = statistics.median(measure_limit(model, "cpu", 1, 3.0)["fps"] for _ in range(args.repeats))
     naive = statistics.median(measure_naive(model, "cpu", video, args.frames // 2)["fps"] for _ in range(args.repeats))
     video_runs = [measure_pipeline("cpu", [str(video)], args.frames, True) for _ in range(args.repeats)]
-    synthetic_runs = [measure_pipeline("cpu", ["synthetic:1280x720@0"], args.frames, False) for _ in range(args.repeats)]
+    synthetic_runs = [
+        measure_pipeline("cpu", ["synthetic:1280x720@0"], args.frames, False) for _ in range(args.repeats)
+    ]
     video_run = sorted(video_runs, key=lambda r: r["fps"])[len(video_runs) // 2]
     synthetic_run = sorted(synthetic_runs, key=lambda r: r["fps"])[len(synthetic_runs) // 2]
 
     report = {
         "benchmark": "pipeline end to end, CPU",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": cores, "accelerator": discover().summary()},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": cores,
+            "accelerator": discover().summary(),
+        },
         "versions": {"onnxruntime": ort.__version__, "opencv": cv2.__version__},
         "model": model.name,
         "video": video.name,
         "layout": vars(layout),
         "stage_core_ms_per_frame": {k: round(v, 3) for k, v in stages.items()},
-        "ceiling_fps": {"video": round(ceiling_video, 1), "synthetic": round(ceiling_synthetic, 1),
-                        "bare_inference_same_parallelism": round(bare, 1)},
+        "ceiling_fps": {
+            "video": round(ceiling_video, 1),
+            "synthetic": round(ceiling_synthetic, 1),
+            "bare_inference_same_parallelism": round(bare, 1),
+        },
         "naive_fps": round(naive, 1),
-        "edgevision": {"video": video_run, "synthetic": synthetic_run,
-                       "video_fps_runs": [round(r["fps"], 1) for r in video_runs],
-                       "synthetic_fps_runs": [round(r["fps"], 1) for r in synthetic_runs]},
+        "edgevision": {
+            "video": video_run,
+            "synthetic": synthetic_run,
+            "video_fps_runs": [round(r["fps"], 1) for r in video_runs],
+            "synthetic_fps_runs": [round(r["fps"], 1) for r in synthetic_runs],
+        },
         "ratios": {
             "video_vs_ceiling": round(video_run["fps"] / ceiling_video, 3),
             "synthetic_vs_ceiling": round(synthetic_run["fps"] / ceiling_synthetic, 3),
@@ -84,8 +96,7 @@ def main() -> int:
         f"{cores} cores ({report['machine']['cpu']}), {report['machine']['accelerator']}; onnxruntime "
         f"{ort.__version__}; {model.name} on {video.name}; {report['date']}; medians of {args.repeats} runs.",
         "",
-        "Per-frame core-ms, each stage measured alone: "
-        + ", ".join(f"{k} {v}" for k, v in s.items()) + ".",
+        "Per-frame core-ms, each stage measured alone: " + ", ".join(f"{k} {v}" for k, v in s.items()) + ".",
         "",
         "| path | fps | ceiling fps | vs ceiling | vs naive | latency p50 / p95 ms | CPU use |",
         "| --- | --- | --- | --- | --- | --- | --- |",

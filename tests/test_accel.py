@@ -23,7 +23,9 @@ def _root(tmp_path: Path, *nodes: str) -> Path:
     return root
 
 
-def _targets(root: Path, *, wsl: tuple[Path, ...] = (), libs: tuple[Path, ...] = (), timeout_s: float = 10) -> ProbeTargets:
+def _targets(
+    root: Path, *, wsl: tuple[Path, ...] = (), libs: tuple[Path, ...] = (), timeout_s: float = 10
+) -> ProbeTargets:
     return ProbeTargets(dev_root=root, wsl_lib_dirs=wsl, library_dirs=libs, timeout_s=timeout_s)
 
 
@@ -66,8 +68,10 @@ def test_gpu_pv_reports_partial_nvml_and_fills_memory_from_cuda(tmp_path: Path, 
     # Under GPU-PV both libraries come from the host's /usr/lib/wsl/lib mount.
     wsl = tmp_path / "wsl-lib"
     wsl.mkdir()
-    for lib_dir, name in ((build_fake("fake_nvml.c", "libnvidia-ml.so.1", "PARTIAL"), "libnvidia-ml.so.1"),
-                          (build_fake("fake_cuda.c", "libcuda.so.1"), "libcuda.so.1")):
+    for lib_dir, name in (
+        (build_fake("fake_nvml.c", "libnvidia-ml.so.1", "PARTIAL"), "libnvidia-ml.so.1"),
+        (build_fake("fake_cuda.c", "libcuda.so.1"), "libcuda.so.1"),
+    ):
         (wsl / name).symlink_to(lib_dir / name)
     info = discover(_targets(_root(tmp_path, "dxg"), wsl=(wsl,)))
     assert info.mode == "gpu-pv"
@@ -143,8 +147,17 @@ print(json.dumps(None if telemetry is None else telemetry.sample()))
 @pytest.mark.parametrize(
     "mode, expected",
     [
-        ("OK", {"index": 0, "utilization_pct": 87, "memory_used_mib": 1024, "memory_total_mib": 16384,
-                "temperature_c": 61, "power_w": 51.2}),
+        (
+            "OK",
+            {
+                "index": 0,
+                "utilization_pct": 87,
+                "memory_used_mib": 1024,
+                "memory_total_mib": 16384,
+                "temperature_c": 61,
+                "power_w": 51.2,
+            },
+        ),
         # GPU-PV: no utilisation or memory from NVML; the rest is still reported.
         ("PARTIAL", {"index": 0, "temperature_c": 61, "power_w": 51.2}),
     ],
@@ -154,8 +167,13 @@ def test_gpu_telemetry_reads_nvml_in_process(tmp_path: Path, build_fake, mode: s
     root = _root(tmp_path, "nvidia0")
     script = TELEMETRY_SCRIPT.format(root=str(root), lib=str(nvml))
     # The library is found the way the module finds it in a container: on the loader path.
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "LD_LIBRARY_PATH": str(nvml)})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LD_LIBRARY_PATH": str(nvml)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [expected]
 

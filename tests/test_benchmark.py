@@ -13,8 +13,14 @@ from conftest import run_cli
 
 @pytest.mark.slow
 def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path: Path, assets: Path) -> None:
-    proc = run_cli("benchmark", "--quick", "--out", str(tmp_path),
-                   env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)}, timeout=300)
+    proc = run_cli(
+        "benchmark",
+        "--quick",
+        "--out",
+        str(tmp_path),
+        env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "benchmark-cpu.json").read_text())
     cpu = report["providers"]["cpu"]
@@ -22,12 +28,19 @@ def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path:
     assert [r["batch"] for r in cpu["limit"]] == [1, 2] and all(r["fps"] > 0 for r in cpu["limit"])
     assert cpu["naive"]["fps"] > 0 and cpu["naive"]["latency_ms"]["p95"] is not None
     runs = {(r["source"], r["cameras"], r["preprocess"]) for r in cpu["edgevision"]}
-    assert runs == {("video", 1, "host"), ("video", 4, "host"), ("synthetic", 1, "host"), ("synthetic", 4, "host"),
-                    ("video", 1, "graph"), ("synthetic", 1, "graph")}
+    assert runs == {
+        ("video", 1, "host"),
+        ("video", 4, "host"),
+        ("synthetic", 1, "host"),
+        ("synthetic", 4, "host"),
+        ("video", 1, "graph"),
+        ("synthetic", 1, "graph"),
+    }
     # Both preprocessing paths have their stage costs measured; in the graph the host only copies.
     stages = cpu["stage_core_ms"]
-    assert set(stages) == {"host", "graph"} and all(set(s) == {"decode", "preprocess", "inference", "postprocess",
-                                                             "publish"} for s in stages.values())
+    assert set(stages) == {"host", "graph"} and all(
+        set(s) == {"decode", "preprocess", "inference", "postprocess", "publish"} for s in stages.values()
+    )
     assert stages["graph"]["preprocess"] < stages["host"]["preprocess"]
     for run in cpu["edgevision"]:
         assert run["fps"] > 0 and run["vs_limit"] > 0 and run["vs_naive"] > 0 and 0 < run["cpu_utilisation"] <= 1.2
@@ -51,8 +64,15 @@ def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path:
 
 @pytest.mark.slow
 def test_short_soak_reports_slopes_and_no_thread_or_fd_growth(tmp_path: Path, model_path: Path, assets: Path) -> None:
-    proc = run_cli("benchmark", "--soak", "0.3", "--out", str(tmp_path),
-                   env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)}, timeout=300)
+    proc = run_cli(
+        "benchmark",
+        "--soak",
+        "0.3",
+        "--out",
+        str(tmp_path),
+        env={"EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_ASSETS": str(assets)},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "soak-cpu.json").read_text())
     assert report["cameras"] == 2 and report["results"] > 100

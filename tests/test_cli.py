@@ -24,7 +24,9 @@ def _assert_one_line_error(stderr: str) -> None:
     assert len(errors) == 1, stderr
 
 
-def test_detect_prints_one_document_per_image(images: dict[str, Path], model_env: dict[str, str], resolved_model) -> None:
+def test_detect_prints_one_document_per_image(
+    images: dict[str, Path], model_env: dict[str, str], resolved_model
+) -> None:
     paths = [images[n] for n in ("astronaut", "coffee", "chelsea")]
     proc = run_cli("detect", *map(str, paths), env=model_env)
     assert proc.returncode == 0, proc.stderr
@@ -99,8 +101,17 @@ def test_unknown_model_name(images: dict[str, Path]) -> None:
 def test_run_writes_results_and_metrics(assets: Path, model_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     video = assets / "video" / "pedestrians-720p.avi"
-    proc = run_cli("run", "--source", f"plaza={video}", "--every-frame", "--max-frames", "40",
-                   "--sink", f"jsonl:{out}", env=model_env)
+    proc = run_cli(
+        "run",
+        "--source",
+        f"plaza={video}",
+        "--every-frame",
+        "--max-frames",
+        "40",
+        "--sink",
+        f"jsonl:{out}",
+        env=model_env,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     results = [m for m in lines if m["type"] == "result"]

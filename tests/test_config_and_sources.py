@@ -70,7 +70,11 @@ def test_configuration_layers_file_environment_overrides(tmp_path: Path) -> None
         "model: {score_threshold: 0.4}\n"
         "inference: {max_batch: 4}\n"
     )
-    environ = {"EDGEVISION_MODEL__SCORE_THRESHOLD": "0.6", "EDGEVISION_METRICS_INTERVAL_S": "5", "EDGEVISION_MODEL_DIR": "/x"}
+    environ = {
+        "EDGEVISION_MODEL__SCORE_THRESHOLD": "0.6",
+        "EDGEVISION_METRICS_INTERVAL_S": "5",
+        "EDGEVISION_MODEL_DIR": "/x",
+    }
     config = configuration.load(path, overrides={"inference": {"provider": "cpu"}}, environ=environ)
     assert [c.id for c in config.cameras] == ["front", "back"]
     assert config.camera("front").target_fps == 5
@@ -81,15 +85,24 @@ def test_configuration_layers_file_environment_overrides(tmp_path: Path) -> None
 
 def test_validation_names_every_bad_field() -> None:
     with pytest.raises(ConfigError) as err:
-        configuration.validate({
-            "cameras": [{"id": "a", "uri": "ftp://x"}, {"id": "b", "uri": "synthetic:64x64@5", "target_fps": -1}],
-            "model": {"score_threshold": 1.5},
-            "inference": {"provider": "opencl"},
-            "sink": {"kind": "jsonl"},
-            "surprise": 1,
-        })
+        configuration.validate(
+            {
+                "cameras": [{"id": "a", "uri": "ftp://x"}, {"id": "b", "uri": "synthetic:64x64@5", "target_fps": -1}],
+                "model": {"score_threshold": 1.5},
+                "inference": {"provider": "opencl"},
+                "sink": {"kind": "jsonl"},
+                "surprise": 1,
+            }
+        )
     message = str(err.value)
-    for field in ("cameras.0.uri", "cameras.1.target_fps", "model.score_threshold", "inference.provider", "sink", "surprise"):
+    for field in (
+        "cameras.0.uri",
+        "cameras.1.target_fps",
+        "model.score_threshold",
+        "inference.provider",
+        "sink",
+        "surprise",
+    ):
         assert field in message, field
 
 

@@ -64,7 +64,10 @@ def test_each_mode_renders_a_valid_manifest(template: dict, gpu: str) -> None:
     assert config.camera("front").target_fps == 5
     assert config.inference.provider == ("cpu" if gpu == "cpu" else "auto")
     # No registry credentials given: no empty credentials block.
-    assert "registryCredentials" not in document["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
+    assert (
+        "registryCredentials"
+        not in document["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
+    )
 
 
 def test_routes_name_real_outputs_of_the_module(template: dict) -> None:
@@ -75,11 +78,17 @@ def test_routes_name_real_outputs_of_the_module(template: dict) -> None:
 
 
 def test_registry_credentials_are_filled_in(template: dict) -> None:
-    document = render(template, gpu="dda", variables={**VARIABLES, "CONTAINER_REGISTRY_USERNAME": "pull",
-                                                      "CONTAINER_REGISTRY_PASSWORD": "secret"})
+    document = render(
+        template,
+        gpu="dda",
+        variables={**VARIABLES, "CONTAINER_REGISTRY_USERNAME": "pull", "CONTAINER_REGISTRY_PASSWORD": "secret"},
+    )
     credentials = document["modulesContent"]["$edgeAgent"]["properties.desired"]["runtime"]["settings"]
-    assert credentials["registryCredentials"]["registry"] == {"username": "pull", "password": "secret",
-                                                              "address": "myacr.azurecr.io"}
+    assert credentials["registryCredentials"]["registry"] == {
+        "username": "pull",
+        "password": "secret",
+        "address": "myacr.azurecr.io",
+    }
 
 
 def test_create_options_split_and_join_round_trip() -> None:
@@ -105,8 +114,10 @@ def test_long_create_options_are_split_in_the_manifest(template: dict) -> None:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda t: t["modulesContent"]["$edgeHub"]["properties.desired"].update(extra="${UNKNOWN_THING}"),
-         r"\$\{UNKNOWN_THING\} has no value"),
+        (
+            lambda t: t["modulesContent"]["$edgeHub"]["properties.desired"].update(extra="${UNKNOWN_THING}"),
+            r"\$\{UNKNOWN_THING\} has no value",
+        ),
         (lambda t: t["$edgevision"]["gpu"].pop("gpu-pv"), "describes"),
     ],
 )
@@ -128,9 +139,23 @@ def test_unused_variables_and_invalid_desired_properties_are_refused(template: d
 
 def test_manifest_command(tmp_path: Path) -> None:
     out = tmp_path / "deployment.gpu-pv.json"
-    proc = run_cli("manifest", "--gpu", "gpu-pv", "--registry", "myacr.azurecr.io", "--tag", "2.0.0",
-                   "--camera", "dock=rtsp://10.1.1.9/live", "--set", "model.score_threshold=0.55",
-                   "--set", "upstream.results_mode=summary", "--out", str(out))
+    proc = run_cli(
+        "manifest",
+        "--gpu",
+        "gpu-pv",
+        "--registry",
+        "myacr.azurecr.io",
+        "--tag",
+        "2.0.0",
+        "--camera",
+        "dock=rtsp://10.1.1.9/live",
+        "--set",
+        "model.score_threshold=0.55",
+        "--set",
+        "upstream.results_mode=summary",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     document = json.loads(out.read_text())
     jsonschema.Draft202012Validator(manifest_schema()).validate(document)
@@ -183,12 +208,21 @@ def test_every_file_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
 @pytest.mark.slow
 def test_the_wheel_carries_manifests_template_and_schema(tmp_path: Path) -> None:
     """What the Dockerfile's build stage installs: a wheel built from the repository."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     (wheel,) = tmp_path.glob("edgevision-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("edgevision/_manifests/yolox-nano.json", "edgevision/_manifests/coco80.txt",
-                   "edgevision/_deploy/deployment.template.json", "edgevision/schemas/deployment-manifest.schema.json",
-                   "edgevision/accel/native.py", "edgevision/cli.py"):
+    for needed in (
+        "edgevision/_manifests/yolox-nano.json",
+        "edgevision/_manifests/coco80.txt",
+        "edgevision/_deploy/deployment.template.json",
+        "edgevision/schemas/deployment-manifest.schema.json",
+        "edgevision/accel/native.py",
+        "edgevision/cli.py",
+    ):
         assert needed in names, needed

@@ -46,7 +46,9 @@ def test_finds_the_expected_object(detector: Detector, images: dict[str, Path], 
     assert list(result.scores) == sorted(result.scores, reverse=True)
 
 
-def test_batch_of_four_equals_four_single_calls(detector: Detector, batch_detector: Detector, images: dict[str, Path]) -> None:
+def test_batch_of_four_equals_four_single_calls(
+    detector: Detector, batch_detector: Detector, images: dict[str, Path]
+) -> None:
     frames = [read_image(images[n]) for n in ("astronaut", "coffee", "chelsea", "astronaut")]
     assert batch_detector.engine.dynamic_batch
     times = StageTimes()
@@ -70,7 +72,9 @@ def test_dynamic_batch_graph_keeps_the_batch_axis(model_path: Path, resolved_mod
     assert path.stat().st_mtime_ns == mtime
 
 
-def test_dynamic_batch_copy_goes_to_cache_when_model_dir_is_read_only(tmp_path: Path, model_path: Path, resolved_model) -> None:
+def test_dynamic_batch_copy_goes_to_cache_when_model_dir_is_read_only(
+    tmp_path: Path, model_path: Path, resolved_model
+) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
     (ro / model_path.name).write_bytes(model_path.read_bytes())

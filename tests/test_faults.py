@@ -11,12 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import CollectingSink
 from edgevision import config as configuration
 from edgevision.detector import load_engine
 from edgevision.engine import CPU, CUDA, Engine, EngineConfig
 from edgevision.pipeline import Pipeline
-
-from conftest import CollectingSink
 
 CUDA_FAILURE = "[ONNXRuntimeError] : 1 : FAIL : CUDA failure 700: an illegal memory access was encountered"
 
@@ -66,6 +65,7 @@ class _FlakyRunner:
 
 def flaky_loader(fail_after: int, hang_s: float | None = None, built: list[FlakyGpu] | None = None):
     """An engine loader for Pipeline: CPU requests get the real CPU engine, GPU ones a FlakyGpu."""
+
     def load(model, config: EngineConfig, max_batch: int, in_graph: bool = False):
         real = load_engine(model, dataclasses.replace(config, provider="cpu"), max_batch, in_graph)
         if config.provider == "cpu":
@@ -74,6 +74,7 @@ def flaky_loader(fail_after: int, hang_s: float | None = None, built: list[Flaky
         if built is not None:
             built.append(gpu)
         return gpu
+
     return load
 
 
@@ -90,9 +91,11 @@ def _events(sink: CollectingSink, name: str) -> list[dict[str, Any]]:
 def test_gpu_failure_switches_to_cpu_loses_nothing_and_retries_with_backoff() -> None:
     frames = 900
     built: list[FlakyGpu] = []
-    document = {"cameras": {"cam": {"uri": "synthetic:320x240@0", "max_frames": frames}},
-                "inference": {"provider": "cuda", "gpu_retry_initial_s": 0.5, "gpu_retry_max_s": 4},
-                "metrics_interval_s": 3600}
+    document = {
+        "cameras": {"cam": {"uri": "synthetic:320x240@0", "max_frames": frames}},
+        "inference": {"provider": "cuda", "gpu_retry_initial_s": 0.5, "gpu_retry_max_s": 4},
+        "metrics_interval_s": 3600,
+    }
     sink = CollectingSink()
     pipeline = Pipeline(configuration.validate(document), sink, engine_loader=flaky_loader(60, built=built))
     pipeline.start()
@@ -120,9 +123,11 @@ def test_gpu_failure_switches_to_cpu_loses_nothing_and_retries_with_backoff() ->
 
 @pytest.mark.slow
 def test_hung_gpu_run_is_abandoned_and_the_cpu_takes_over() -> None:
-    document = {"cameras": {"cam": {"uri": "synthetic:320x240@0", "max_frames": 400}},
-                "inference": {"provider": "cuda", "inference_timeout_s": 1.0, "gpu_retry_initial_s": 3600},
-                "metrics_interval_s": 3600}
+    document = {
+        "cameras": {"cam": {"uri": "synthetic:320x240@0", "max_frames": 400}},
+        "inference": {"provider": "cuda", "inference_timeout_s": 1.0, "gpu_retry_initial_s": 3600},
+        "metrics_interval_s": 3600,
+    }
     sink = CollectingSink()
     pipeline = Pipeline(configuration.validate(document), sink, engine_loader=flaky_loader(20, hang_s=30.0))
     started = time.monotonic()
@@ -151,30 +156,43 @@ def _bad_models(model_path: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]
     from onnx import helper
 
     corrupt = tmp_path / "corrupt.onnx"
-    corrupt.write_bytes(model_path.read_bytes()[: 200_000])
+    corrupt.write_bytes(model_path.read_bytes()[:200_000])
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model at all\n" * 100)
     # A valid graph with the wrong input: a 1x3x224x224 identity.
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 224, 224])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 224, 224])
     wrong_input = tmp_path / "wrong-input.onnx"
-    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
-                                opset_imports=[helper.make_opsetid("", 11)], ir_version=6), wrong_input)
+    onnx.save(
+        helper.make_model(
+            helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
+            opset_imports=[helper.make_opsetid("", 11)],
+            ir_version=6,
+        ),
+        wrong_input,
+    )
     # The real YOLOX graph, but its output cut to fewer classes than the manifest names.
     model = onnx.load(str(model_path))
     out = model.graph.output[0]
     sliced = helper.make_node("Slice", [out.name, "starts", "ends", "axes"], ["cut"])
-    model.graph.initializer.extend([onnx.numpy_helper.from_array(np.asarray(v, np.int64), n)
-                                    for n, v in (("starts", [0]), ("ends", [50]), ("axes", [2]))])
+    model.graph.initializer.extend(
+        [
+            onnx.numpy_helper.from_array(np.asarray(v, np.int64), n)
+            for n, v in (("starts", [0]), ("ends", [50]), ("axes", [2]))
+        ]
+    )
     model.graph.node.append(sliced)
     dims = [d.dim_value for d in out.type.tensor_type.shape.dim]
     model.graph.output.remove(out)
     model.graph.output.append(helper.make_tensor_value_info("cut", onnx.TensorProto.FLOAT, [dims[0], dims[1], 50]))
     wrong_output = tmp_path / "wrong-output.onnx"
     onnx.save(model, wrong_output)
-    return {"corrupt": (corrupt, "cannot load model"), "garbage": (garbage, "cannot load model"),
-            "wrong-input": (wrong_input, "does not match the manifest"),
-            "wrong-output": (wrong_output, "does not match the manifest")}
+    return {
+        "corrupt": (corrupt, "cannot load model"),
+        "garbage": (garbage, "cannot load model"),
+        "wrong-input": (wrong_input, "does not match the manifest"),
+        "wrong-output": (wrong_output, "does not match the manifest"),
+    }
 
 
 @pytest.mark.parametrize("name", ["corrupt", "garbage", "wrong-input", "wrong-output"])
@@ -184,6 +202,7 @@ def test_bad_model_files_are_refused_with_a_clear_error(model_path: Path, tmp_pa
     path, words = _bad_models(model_path, tmp_path)[name]
     image = tmp_path / "grey.png"
     import cv2
+
     cv2.imwrite(str(image), np.full((48, 64), 128, np.uint8))
     proc = run_cli("detect", str(image), "--model", str(path), "--manifest", "yolox-nano", "--provider", "cpu")
     assert proc.returncode == 1  # EXIT_FAILED: the input was well-formed, the model is not
@@ -195,9 +214,14 @@ def test_a_bad_model_in_a_patch_is_rejected_and_the_cameras_keep_running(model_p
     from edgevision.config import ConfigError
     from edgevision.module import Module
 
-    module = Module({"cameras": {"a": {"uri": "synthetic:160x120@20"}, "b": {"uri": "synthetic:320x240@20"}},
-                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")}, "http": {"enabled": False}},
-                    environ={})
+    module = Module(
+        {
+            "cameras": {"a": {"uri": "synthetic:160x120@20"}, "b": {"uri": "synthetic:320x240@20"}},
+            "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+            "http": {"enabled": False},
+        },
+        environ={},
+    )
     module.start()
     try:
         for path, words in _bad_models(model_path, tmp_path).values():
@@ -225,7 +249,7 @@ class _FaultyCameras:
         attempts = self.attempts
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 attempts.setdefault(self.path, []).append(time.monotonic())
                 if self.path == "/auth.mjpg":
                     self.send_response(401)

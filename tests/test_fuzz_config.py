@@ -13,33 +13,92 @@ from hypothesis import strategies as st
 
 from edgevision.config import AppConfig, ConfigError, merge, validate
 
-json_scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=20)
+json_scalars = (
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=True) | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 # Field names the configuration really has, so generated documents reach deep validation
 # instead of stopping at "unknown key".
 SECTIONS = {
     "model": ["name", "manifest", "score_threshold", "nms_iou"],
-    "inference": ["provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "max_batch_wait_ms",
-                  "preprocess_workers", "preprocess", "fp16", "cuda_graph", "gpu_retry_initial_s", "gpu_retry_max_s",
-                  "inference_timeout_s"],
-    "sources": ["live_queue_size", "every_frame_queue_size", "reconnect_initial_s", "reconnect_max_s",
-                "stall_timeout_s", "open_timeout_s"],
-    "upstream": ["results_mode", "heartbeat_s", "summary_interval_s", "queue_size", "outbox_max_mb",
-                 "outbox_max_age_s", "report_min_interval_s", "connection_retry_interval_s"],
+    "inference": [
+        "provider",
+        "use_tensorrt",
+        "workers",
+        "intra_op_threads",
+        "max_batch",
+        "max_batch_wait_ms",
+        "preprocess_workers",
+        "preprocess",
+        "fp16",
+        "cuda_graph",
+        "gpu_retry_initial_s",
+        "gpu_retry_max_s",
+        "inference_timeout_s",
+    ],
+    "sources": [
+        "live_queue_size",
+        "every_frame_queue_size",
+        "reconnect_initial_s",
+        "reconnect_max_s",
+        "stall_timeout_s",
+        "open_timeout_s",
+    ],
+    "upstream": [
+        "results_mode",
+        "heartbeat_s",
+        "summary_interval_s",
+        "queue_size",
+        "outbox_max_mb",
+        "outbox_max_age_s",
+        "report_min_interval_s",
+        "connection_retry_interval_s",
+    ],
     "http": ["enabled", "bind", "port", "preview_fps", "preview_viewers"],
 }
 CAMERA_FIELDS = ["uri", "target_fps", "every_frame", "loop", "max_frames"]
-plausible = (st.sampled_from([0, -1, 1, 0.5, 1.5, 1e9, "", "cpu", "graph", "rtsp://", "rtsp://cam/1", "file.mp4",
-                              "synthetic:320x240@5", "http://[::1", "yolox-nano", "no-such-model", True, None])
-             | json_scalars)
-sections = st.fixed_dictionaries({}, optional={
-    name: st.dictionaries(st.sampled_from(fields + ["bogus"]), plausible, max_size=4) for name, fields in SECTIONS.items()
-})
-cameras = st.dictionaries(st.text(alphabet="abc.-_ 1", min_size=0, max_size=6),
-                          st.dictionaries(st.sampled_from(CAMERA_FIELDS + ["id"]), plausible, max_size=4) | json_values,
-                          max_size=3)
+plausible = (
+    st.sampled_from(
+        [
+            0,
+            -1,
+            1,
+            0.5,
+            1.5,
+            1e9,
+            "",
+            "cpu",
+            "graph",
+            "rtsp://",
+            "rtsp://cam/1",
+            "file.mp4",
+            "synthetic:320x240@5",
+            "http://[::1",
+            "yolox-nano",
+            "no-such-model",
+            True,
+            None,
+        ]
+    )
+    | json_scalars
+)
+sections = st.fixed_dictionaries(
+    {},
+    optional={
+        name: st.dictionaries(st.sampled_from(fields + ["bogus"]), plausible, max_size=4)
+        for name, fields in SECTIONS.items()
+    },
+)
+cameras = st.dictionaries(
+    st.text(alphabet="abc.-_ 1", min_size=0, max_size=6),
+    st.dictionaries(st.sampled_from(CAMERA_FIELDS + ["id"]), plausible, max_size=4) | json_values,
+    max_size=3,
+)
 documents = st.one_of(
     json_values,
     sections,
@@ -74,16 +133,23 @@ def module(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
 
     os.environ["EDGEVISION_MODEL_DIR"] = str(model_path.parent)
     out = tmp_path_factory.mktemp("fuzz")
-    running = Module({"cameras": {"syn": {"uri": "synthetic:64x48@5"}}, "sink": {"kind": "jsonl", "path": str(out / "o.jsonl")},
-                      "http": {"enabled": False}}, environ={})
+    running = Module(
+        {
+            "cameras": {"syn": {"uri": "synthetic:64x48@5"}},
+            "sink": {"kind": "jsonl", "path": str(out / "o.jsonl")},
+            "http": {"enabled": False},
+        },
+        environ={},
+    )
     running.start()
     yield running
     running.request_stop()
     running.wait(15)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(patch=documents)
 def test_a_patch_applies_whole_or_not_at_all(module, patch: Any) -> None:
     before_document = copy.deepcopy(module.document)

@@ -17,7 +17,9 @@ from edgevision.module import Module
 
 
 def _get(port: int, path: str, method: str = "GET") -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -27,9 +29,11 @@ def _get(port: int, path: str, method: str = "GET") -> tuple[int, Any]:
 
 def test_health_readiness_and_status(model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
-    document = {"cameras": {"syn": {"uri": "synthetic:320x240@10"}},
-                "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-                "http": {"bind": "127.0.0.1", "port": 0}}
+    document = {
+        "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
+        "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+        "http": {"bind": "127.0.0.1", "port": 0},
+    }
     module = Module(document, environ={})
     module.start()
     assert module.http is not None
@@ -57,10 +61,12 @@ def test_health_readiness_and_status(model_path: Path, monkeypatch: pytest.Monke
 
 def test_readiness_fails_without_frames(model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
-    document = {"cameras": {"gone": {"uri": "http://127.0.0.1:9/stream.mjpg"}},
-                "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-                "sources": {"open_timeout_s": 1, "reconnect_max_s": 1},
-                "http": {"bind": "127.0.0.1", "port": 0}}
+    document = {
+        "cameras": {"gone": {"uri": "http://127.0.0.1:9/stream.mjpg"}},
+        "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+        "sources": {"open_timeout_s": 1, "reconnect_max_s": 1},
+        "http": {"bind": "127.0.0.1", "port": 0},
+    }
     module = Module(document, environ={})
     module.start()
     try:
@@ -74,8 +80,9 @@ def test_readiness_fails_without_frames(model_path: Path, monkeypatch: pytest.Mo
 
 
 def _post(port: int, path: str, body: bytes) -> tuple[int, Any]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST",
-                                     headers={"Content-Type": "application/octet-stream"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers={"Content-Type": "application/octet-stream"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -86,9 +93,14 @@ def _post(port: int, path: str, body: bytes) -> tuple[int, Any]:
 @pytest.fixture
 def running(model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
-    module = Module({"cameras": {"syn": {"uri": "synthetic:320x240@10"}},
-                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-                     "http": {"bind": "127.0.0.1", "port": 0}}, environ={})
+    module = Module(
+        {
+            "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
+            "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+            "http": {"bind": "127.0.0.1", "port": 0},
+        },
+        environ={},
+    )
     module.start()
     yield module
     module.request_stop()
@@ -106,8 +118,11 @@ def test_metrics_parse_as_prometheus_text(running: Module) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
-    frames = {(s.labels["camera"], s.labels["state"]): s.value for s in families["edgevision_frames"].samples
-              if s.name == "edgevision_frames_total"}
+    frames = {
+        (s.labels["camera"], s.labels["state"]): s.value
+        for s in families["edgevision_frames"].samples
+        if s.name == "edgevision_frames_total"
+    }
     assert frames[("syn", "inferred")] >= 10 and frames[("syn", "captured")] >= frames[("syn", "inferred")]
     latency = [s for s in families["edgevision_latency_ms"].samples if s.name == "edgevision_latency_ms_bucket"]
     assert latency[-1].labels["le"] == "+Inf" and latency[-1].value >= 10
@@ -147,20 +162,26 @@ def _mjpeg_parts(response: Any, count: int) -> list[tuple[dict[str, str], bytes]
         if not line.startswith(b"--edgevision-frame"):
             continue
         headers = {}
-        while (line := response.readline().strip()):
+        while line := response.readline().strip():
             key, value = line.decode().split(":", 1)
             headers[key.strip().lower()] = value.strip()
         parts.append((headers, response.read(int(headers["content-length"]))))
     return parts
 
 
-def test_preview_streams_annotated_frames(model_path: Path, assets: Path, monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
+def test_preview_streams_annotated_frames(
+    model_path: Path, assets: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
     video = assets / "video" / "pedestrians-720p.avi"
-    module = Module({"cameras": {"street": {"uri": str(video)}},
-                     "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-                     "http": {"bind": "127.0.0.1", "port": 0, "preview_fps": 4, "preview_viewers": 1}}, environ={})
+    module = Module(
+        {
+            "cameras": {"street": {"uri": str(video)}},
+            "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+            "http": {"bind": "127.0.0.1", "port": 0, "preview_fps": 4, "preview_viewers": 1},
+        },
+        environ={},
+    )
     module.start()
     port = module.http.port  # type: ignore[union-attr]
     try:

@@ -53,7 +53,9 @@ def assert_same_detections(got: Detections, want: Detections, min_score: float =
                 continue
             twins = [(s, _iou(box, b)) for c, s, b in zip(other.class_ids, other.scores, other.boxes) if c == cls]
             best = max(twins, key=lambda t: t[1], default=(0.0, 0.0))
-            assert best[1] > 0.9 and abs(best[0] - score) < 0.05, f"class {cls} score {score:.2f} box {box}: best twin {best}"
+            assert best[1] > 0.9 and abs(best[0] - score) < 0.05, (
+                f"class {cls} score {score:.2f} box {box}: best twin {best}"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +104,12 @@ def test_model_input_matches_the_host_tensor(resolved_model, model_path: Path, i
 
 
 def test_rgb_and_normalisation_in_the_graph(model_path: Path, images) -> None:
-    spec = InputSpec(width=416, height=416, channel_order="RGB",
-                     normalization=Normalization(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)))
+    spec = InputSpec(
+        width=416,
+        height=416,
+        channel_order="RGB",
+        normalization=Normalization(scale=1 / 255, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    )
     model = onnx.load(str(model_path))
     original_input = model.graph.input[0].name
     wrapped = add_preprocessing(model, spec)
@@ -130,11 +136,21 @@ def test_variant_files_are_cached_and_distinct(resolved_model, tmp_path: Path) -
     spec = resolved_model.manifest.input
     plain = variant_path(resolved_model.path, resolved_model.sha256, Variant(), spec)
     assert plain == resolved_model.path
-    frames = variant_path(resolved_model.path, resolved_model.sha256, Variant(dynamic_batch=True, frames_in=True), spec,
-                          cache_dir=tmp_path)
+    frames = variant_path(
+        resolved_model.path,
+        resolved_model.sha256,
+        Variant(dynamic_batch=True, frames_in=True),
+        spec,
+        cache_dir=tmp_path,
+    )
     assert "dynbatch.frames" in frames.name
-    again = variant_path(resolved_model.path, resolved_model.sha256, Variant(dynamic_batch=True, frames_in=True), spec,
-                         cache_dir=tmp_path)
+    again = variant_path(
+        resolved_model.path,
+        resolved_model.sha256,
+        Variant(dynamic_batch=True, frames_in=True),
+        spec,
+        cache_dir=tmp_path,
+    )
     assert again == frames
     graph = onnx.load(str(frames)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8

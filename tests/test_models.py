@@ -32,7 +32,7 @@ class _Server:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 server.requests += 1
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -153,7 +153,9 @@ def test_cli_fetch_offline_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "offline.json").write_text(json.dumps({**manifest, "name": "offline-nano"}))
     proc = run_cli(
-        "models", "fetch", "offline-nano",
+        "models",
+        "fetch",
+        "offline-nano",
         env={"EDGEVISION_MODEL_DIR": str(tmp_path / "models"), "EDGEVISION_MANIFEST_DIR": str(tmp_path / "manifests")},
     )
     assert proc.returncode == 1

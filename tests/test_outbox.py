@@ -75,8 +75,13 @@ def test_what_was_written_survives_kill_9(tmp_path: Path) -> None:
         "print('written', flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", writer], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "module")})
+    proc = subprocess.run(
+        [sys.executable, "-c", writer],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "module")},
+    )
     assert proc.returncode == -signal.SIGKILL and "written" in proc.stdout
     reopened = Outbox(path)
     assert len(reopened) == 499 and reopened.inherited == 499

@@ -15,10 +15,9 @@ from typing import Any
 import cv2
 import pytest
 
+from conftest import CollectingSink
 from edgevision import config as configuration
 from edgevision.pipeline import Pipeline
-
-from conftest import CollectingSink
 
 pytestmark = pytest.mark.usefixtures("model_dir_env")
 
@@ -102,7 +101,9 @@ def test_two_cameras_share_batches_and_stay_apart(videos: dict[str, Path]) -> No
     assert final["batches"]["mean_size"] > 2
 
 
-def test_truncated_video_and_corrupt_images_do_not_stop_the_pipeline(videos: dict[str, Path], images: dict[str, Path], tmp_path: Path) -> None:
+def test_truncated_video_and_corrupt_images_do_not_stop_the_pipeline(
+    videos: dict[str, Path], images: dict[str, Path], tmp_path: Path
+) -> None:
     truncated = tmp_path / "truncated.avi"
     data = videos["pedestrians"].read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
@@ -129,7 +130,13 @@ def test_truncated_video_and_corrupt_images_do_not_stop_the_pipeline(videos: dic
 @pytest.mark.slow
 def test_live_stream_reconnects_after_the_camera_goes_away(videos: dict[str, Path]) -> None:
     port = free_port()
-    server_cmd = [sys.executable, str(Path(__file__).parent / "streams" / "mjpeg_server.py"), str(port), str(videos["traffic"]), "25"]
+    server_cmd = [
+        sys.executable,
+        str(Path(__file__).parent / "streams" / "mjpeg_server.py"),
+        str(port),
+        str(videos["traffic"]),
+        "25",
+    ]
 
     def start_server() -> subprocess.Popen[str]:
         proc = subprocess.Popen(server_cmd, stdout=subprocess.PIPE, text=True)
@@ -138,11 +145,18 @@ def test_live_stream_reconnects_after_the_camera_goes_away(videos: dict[str, Pat
 
     server = start_server()
     sink = CollectingSink()
-    config = configuration.validate({
-        "cameras": [{"id": "ipcam", "uri": f"http://127.0.0.1:{port}/stream.mjpg"}],
-        "sources": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "stall_timeout_s": 2.0, "open_timeout_s": 2.0},
-        "metrics_interval_s": 1,
-    })
+    config = configuration.validate(
+        {
+            "cameras": [{"id": "ipcam", "uri": f"http://127.0.0.1:{port}/stream.mjpg"}],
+            "sources": {
+                "reconnect_initial_s": 0.2,
+                "reconnect_max_s": 1.0,
+                "stall_timeout_s": 2.0,
+                "open_timeout_s": 2.0,
+            },
+            "metrics_interval_s": 1,
+        }
+    )
     pipeline = Pipeline(config, sink)
     pipeline.start()
     try:
@@ -170,7 +184,9 @@ def test_live_stream_reconnects_after_the_camera_goes_away(videos: dict[str, Pat
         server.kill()
     final = sink.of_type("metrics")[-1]["cameras"]["ipcam"]
     assert final["captured"] == final["inferred"] + final["dropped"]
-    print(f"\nlive stream: outage {final['outage_s']} s, {final['dropped']} frames dropped {final['dropped_by_reason']}")
+    print(
+        f"\nlive stream: outage {final['outage_s']} s, {final['dropped']} frames dropped {final['dropped_by_reason']}"
+    )
 
 
 def _wait_for(condition: Any, timeout: float, what: str) -> None:
@@ -183,15 +199,23 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
 
 def test_live_threshold_and_fps_changes_apply_without_restart() -> None:
     sink = CollectingSink()
-    config = configuration.validate({"cameras": [{"id": "syn", "uri": "synthetic:320x240@40"}], "metrics_interval_s": 1})
+    config = configuration.validate(
+        {"cameras": [{"id": "syn", "uri": "synthetic:320x240@40"}], "metrics_interval_s": 1}
+    )
     pipeline = Pipeline(config, sink)
     pipeline.start()
     try:
         engine = pipeline.status()["provider"]
         _wait_for(lambda: len(sink.of_type("result")) >= 20, 20, "results")
-        new = configuration.validate(configuration.merge(config.model_dump(mode="json"), {
-            "model": {"score_threshold": 0.9}, "cameras": [{"id": "syn", "uri": "synthetic:320x240@40", "target_fps": 5}],
-        }))
+        new = configuration.validate(
+            configuration.merge(
+                config.model_dump(mode="json"),
+                {
+                    "model": {"score_threshold": 0.9},
+                    "cameras": [{"id": "syn", "uri": "synthetic:320x240@40", "target_fps": 5}],
+                },
+            )
+        )
         changes = pipeline.apply(new)
         assert changes["restarted"] == [] and "camera syn target_fps" in changes["live"]
         assert pipeline.status()["provider"] == engine
@@ -201,7 +225,7 @@ def test_live_threshold_and_fps_changes_apply_without_restart() -> None:
         time.sleep(3.0)
         rate = (len(sink.of_type("result")) - start_count) / (time.monotonic() - start)
         assert 3.0 <= rate <= 7.0
-        later = sink.of_type("result")[mark + 3:]
+        later = sink.of_type("result")[mark + 3 :]
         assert later and all(d["score"] >= 0.9 for r in later for d in r["detections"])
         assert pipeline.metrics.camera("syn").dropped["throttled"] > 0
     finally:
@@ -216,9 +240,15 @@ def test_changing_the_model_restarts_inference_and_loses_nothing(model_path: Pat
     pipeline.start()
     _wait_for(lambda: len(sink.of_type("result")) >= 30, 20, "results")
     # Same weights through an explicit path: a different model spec, so the stages are rebuilt.
-    new = configuration.validate(configuration.merge(config.model_dump(mode="json"), {
-        "model": {"name": str(model_path), "manifest": "yolox-nano"}, "inference": {"max_batch": 2},
-    }))
+    new = configuration.validate(
+        configuration.merge(
+            config.model_dump(mode="json"),
+            {
+                "model": {"name": str(model_path), "manifest": "yolox-nano"},
+                "inference": {"max_batch": 2},
+            },
+        )
+    )
     assert pipeline.apply(new)["restarted"] == ["inference"]
     assert pipeline.wait(60)
     results = sink.of_type("result")
@@ -232,9 +262,21 @@ def test_changing_the_model_restarts_inference_and_loses_nothing(model_path: Pat
 def test_sigterm_stops_cleanly_with_the_sink_flushed(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edgevision", "run", "--source", "synthetic:640x480@0", "--sink", f"jsonl:{out}",
-         "--metrics-interval", "1"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ},
+        [
+            sys.executable,
+            "-m",
+            "edgevision",
+            "run",
+            "--source",
+            "synthetic:640x480@0",
+            "--sink",
+            f"jsonl:{out}",
+            "--metrics-interval",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     try:
         _wait_for(lambda: out.exists() and out.stat().st_size > 20_000, 60, "results on disk")
@@ -287,7 +329,9 @@ marks['late'] = rss_mb()
 marks['inferred'] = p.metrics.camera('syn').inferred
 print(json.dumps(marks))
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=400, env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=400, env={**os.environ}
+    )
     assert proc.returncode == 0, proc.stderr
     marks = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nRSS after 500 frames {marks['early']:.1f} MB, after {marks['inferred']} frames {marks['late']:.1f} MB")

@@ -15,8 +15,14 @@ class Clock:
 
 
 def result(seq: int, *labels: str, camera: str = "gate") -> dict:
-    return {"type": "result", "camera": camera, "seq": seq, "model": "yolox-nano", "provider": "CPU",
-            "detections": [{"label": label, "score": 0.9} for label in labels]}
+    return {
+        "type": "result",
+        "camera": camera,
+        "seq": seq,
+        "model": "yolox-nano",
+        "provider": "CPU",
+        "detections": [{"label": label, "score": 0.9} for label in labels],
+    }
 
 
 def test_every_frame_sends_everything() -> None:
@@ -64,8 +70,12 @@ def test_summary_counts_per_label_per_interval() -> None:
 def test_fit_leaves_small_messages_and_splits_big_results_in_order() -> None:
     small = result(1, "person")
     assert fit(small) == [small]
-    big = {"type": "result", "camera": "crowd", "seq": 3,
-           "detections": [{"label": "person", "score": i / 5000, "box": {"x1": i}} for i in range(9000)]}
+    big = {
+        "type": "result",
+        "camera": "crowd",
+        "seq": 3,
+        "detections": [{"label": "person", "score": i / 5000, "box": {"x1": i}} for i in range(9000)],
+    }
     parts = fit(big)
     assert len(parts) > 1
     assert all(len(encode(p).encode()) <= MAX_BODY_BYTES for p in parts)
@@ -77,4 +87,8 @@ def test_fit_leaves_small_messages_and_splits_big_results_in_order() -> None:
 def test_fit_truncates_other_oversized_documents() -> None:
     huge = {"type": "metrics", "totals": {"fps": 9.0}, "cameras": {f"cam{i}": {"x": "y" * 100} for i in range(4000)}}
     (reduced,) = fit(huge)
-    assert reduced["totals"] == {"fps": 9.0} and "cameras" not in reduced and reduced["truncated"]["bytes"] > MAX_BODY_BYTES
+    assert (
+        reduced["totals"] == {"fps": 9.0}
+        and "cameras" not in reduced
+        and reduced["truncated"]["bytes"] > MAX_BODY_BYTES
+    )

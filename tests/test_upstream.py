@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.edgehub import IoTHubSimulator, Mosquitto, LocalPKI
+from tests.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +58,15 @@ class ModuleProcess:
     """`edgevision run` as IoT Edge would start it, with the local-development connection."""
 
     def __init__(self, hub: IoTHubSimulator, model_dir: Path, *args: str, state_dir: Path) -> None:
-        env = {**os.environ, **hub.module_environment(), "EDGEVISION_MODEL_DIR": str(model_dir),
-               "EDGEVISION_STATE_DIR": str(state_dir)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgevision", "-v", "run", *args], env=env,
-                                     stderr=subprocess.PIPE, text=True)
+        env = {
+            **os.environ,
+            **hub.module_environment(),
+            "EDGEVISION_MODEL_DIR": str(model_dir),
+            "EDGEVISION_STATE_DIR": str(state_dir),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgevision", "-v", "run", *args], env=env, stderr=subprocess.PIPE, text=True
+        )
         self.stderr = ""
 
     def stop(self) -> int:
@@ -119,11 +124,26 @@ def test_results_metrics_and_events_reach_their_outputs(hub_factory, run_module,
 
     # The same camera run stand-alone gives the same results.
     out = tmp_path / "local.jsonl"
-    local = subprocess.run([sys.executable, "-m", "edgevision", "run", "--source", f"plaza={video}", "--every-frame",
-                            "--max-frames", "80", "--sink", f"jsonl:{out}"],
-                           capture_output=True, text=True, timeout=120,
-                           env={k: v for k, v in os.environ.items() if k not in hub.module_environment()}
-                           | {"EDGEVISION_MODEL_DIR": str(assets / "models")})
+    local = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgevision",
+            "run",
+            "--source",
+            f"plaza={video}",
+            "--every-frame",
+            "--max-frames",
+            "80",
+            "--sink",
+            f"jsonl:{out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k not in hub.module_environment()}
+        | {"EDGEVISION_MODEL_DIR": str(assets / "models")},
+    )
     assert local.returncode == 0, local.stderr
     local_results = [json.loads(line) for line in out.read_text().splitlines() if '"type":"result"' in line]
     assert len(local_results) == len(results)
@@ -207,7 +227,10 @@ def test_direct_methods(hub_factory, run_module, assets: Path) -> None:
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None and image.shape[1] <= shot["width"]
     assert hub.invoke("snapshot", {"camera": "plaza", "max_bytes": 10_000})[1]["jpeg_base64"]
-    assert len(base64.b64decode(hub.invoke("snapshot", {"camera": "plaza", "max_bytes": 10_000})[1]["jpeg_base64"])) <= 10_000
+    assert (
+        len(base64.b64decode(hub.invoke("snapshot", {"camera": "plaza", "max_bytes": 10_000})[1]["jpeg_base64"]))
+        <= 10_000
+    )
     assert hub.invoke("snapshot", {"camera": "nope"})[0] == 404
 
     status, answer = hub.invoke("reboot")
@@ -230,9 +253,16 @@ def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.
     client = IoTHubModuleClient.create_from_edge_environment()
     client.connect()
     try:
-        detections = [{"label": "person", "class_id": 0, "score": 0.5 + i / 10000,
-                       "box": {"x1": i, "y1": i + 0.5, "x2": i + 10.25, "y2": i + 20.75},
-                       "box_norm": [0.12345, 0.23456, 0.34567, 0.45678]} for i in range(2500)]
+        detections = [
+            {
+                "label": "person",
+                "class_id": 0,
+                "score": 0.5 + i / 10000,
+                "box": {"x1": i, "y1": i + 0.5, "x2": i + 10.25, "y2": i + 20.75},
+                "box_norm": [0.12345, 0.23456, 0.34567, 0.45678],
+            }
+            for i in range(2500)
+        ]
         big = {"type": "result", "schema": "edgevision.result/1", "camera": "crowd", "seq": 7, "detections": detections}
         assert len(json.dumps(big)) > 300_000
         with pytest.raises(ValueError, match="256"):
@@ -242,8 +272,14 @@ def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.
         sender.start()
         sink = IoTHubSink(sender, ResultsReducer("every_frame", 60, 60))
         sink.publish(big)
-        hub.wait_for(lambda: hub.outputs("results") and
-                     len(hub.outputs("results")) == hub.outputs("results")[0].body["part"]["count"], 30, "all parts")
+        hub.wait_for(
+            lambda: (
+                hub.outputs("results")
+                and len(hub.outputs("results")) == hub.outputs("results")[0].body["part"]["count"]
+            ),
+            30,
+            "all parts",
+        )
         parts = hub.outputs("results")
         assert len(parts) >= 2 and all(p.size < 256 * 1024 for p in parts)
         assert [p.body["part"]["index"] for p in parts] == list(range(len(parts)))
@@ -283,6 +319,7 @@ def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -
     def drained() -> bool:
         code, document = hub.invoke("getStatus")
         return code == 200 and document["upstream"]["queued"] == 0
+
     hub.wait_for(drained, 30, "an empty outbox")
     status, document = hub.invoke("getStatus")
     upstream = document["upstream"]
@@ -302,7 +339,9 @@ def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -
     assert outbox["dropped"] == {} and outbox["queued"] <= 3 and outbox["resent"] >= 1
     # What the outage held back is what arrived afterwards: the results captured in it.
     assert upstream["held_during_outages"]["results"] >= len(during)
-    assert outbox["enqueued"] + outbox["inherited"] == outbox["sent"] + outbox["queued"] + sum(outbox["dropped"].values())
+    assert outbox["enqueued"] + outbox["inherited"] == outbox["sent"] + outbox["queued"] + sum(
+        outbox["dropped"].values()
+    )
     assert upstream["sent"]["results"] == len(set(received)) == frames
     assert module.stop() == 0
 
@@ -310,8 +349,10 @@ def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -
 def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: Mosquitto, tmp_path: Path) -> None:
     import sqlite3
 
-    desired = {"cameras": {"syn": {"uri": "synthetic:320x240@20"}},
-               "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1}}
+    desired = {
+        "cameras": {"syn": {"uri": "synthetic:320x240@20"}},
+        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1},
+    }
     hub = hub_factory(desired)
     state = tmp_path / "crash-state"
     first = run_module(hub, state_dir=state)
@@ -329,6 +370,7 @@ def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: M
 
     def ids() -> list[str]:
         return [m.properties.get("$.mid", "") for m in hub.outputs("results")]
+
     hub.wait_for(lambda: set(pending) <= set(ids()), 90, "the first run's held results")
     hub.wait_for(lambda: any(not mid.startswith(run1) for mid in ids()), 60, "the second run's own results")
     delivered = ids()
@@ -344,8 +386,10 @@ def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: M
 
 
 def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory, run_module, broker: Mosquitto) -> None:
-    desired = {"cameras": {"syn": {"uri": "synthetic:320x240@10"}},
-               "upstream": {"connection_retry_interval_s": 1, "report_min_interval_s": 0.2}}
+    desired = {
+        "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
+        "upstream": {"connection_retry_interval_s": 1, "report_min_interval_s": 0.2},
+    }
     hub = hub_factory(desired)
     module = run_module(hub)
     hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == 1, 60, "module up")
@@ -361,7 +405,9 @@ def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory,
         except TimeoutError:
             if time.monotonic() > deadline:
                 module.stop()
-                raise AssertionError(f"methods never answered after the broker lost the sessions:\n{module.stderr[-3000:]}")
+                raise AssertionError(
+                    f"methods never answered after the broker lost the sessions:\n{module.stderr[-3000:]}"
+                )
     assert status == 200
     version = hub.patch_desired({"model": {"score_threshold": 0.7}})
     try:

@@ -15,10 +15,11 @@ import resource
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -118,9 +119,11 @@ class Usage:
     def summary(self) -> dict[str, Any]:
         util = [r["utilization_pct"] for r in self._readings]
         memory = [r["memory_used_mib"] for r in self._readings if "memory_used_mib" in r]
-        return {"cpu_utilisation": round(self.cpu_utilisation, 3),
-                "gpu_utilisation_pct": round(statistics.mean(util), 1) if util else None,
-                "gpu_memory_used_mib": max(memory) if memory else None}
+        return {
+            "cpu_utilisation": round(self.cpu_utilisation, 3),
+            "gpu_utilisation_pct": round(statistics.mean(util), 1) if util else None,
+            "gpu_memory_used_mib": max(memory) if memory else None,
+        }
 
 
 def core_ms(fn: Callable[[], int], repeats: int) -> float:
@@ -147,8 +150,9 @@ def decode_frames(video: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def measure_stages(model: ResolvedModel, provider: str, video: Path, preprocess: str, repeats: int,
-                   items: int = 100) -> dict[str, float]:
+def measure_stages(
+    model: ResolvedModel, provider: str, video: Path, preprocess: str, repeats: int, items: int = 100
+) -> dict[str, float]:
     """Core-ms per frame of each stage, measured alone (process CPU time, so the decoder's and
     ONNX Runtime's own threads count; on a GPU, inference is the host's share of a run)."""
     frames = decode_frames(video, min(items, 100))
@@ -190,9 +194,20 @@ def measure_stages(model: ResolvedModel, provider: str, video: Path, preprocess:
 
     def publish() -> int:
         for seq in range(items * 5):
-            encode(result_message(camera="cam0", seq=seq, captured_at=time.time(), latency_ms=1.0, detections=detections,
-                                  labels=model.manifest.labels, model=model.name, provider=engine.provider, batch_id=seq,
-                                  batch_size=1))
+            encode(
+                result_message(
+                    camera="cam0",
+                    seq=seq,
+                    captured_at=time.time(),
+                    latency_ms=1.0,
+                    detections=detections,
+                    labels=model.manifest.labels,
+                    model=model.name,
+                    provider=engine.provider,
+                    batch_id=seq,
+                    batch_size=1,
+                )
+            )
         return items * 5
 
     measured = {"decode": decode, "preprocess": pre, "inference": infer, "postprocess": post, "publish": publish}
@@ -216,16 +231,22 @@ def usable_providers(wanted: list[str]) -> dict[str, str | None]:
     return {name: provider_load_error(PROVIDERS[name]) for name in wanted}
 
 
-def measure_limit(model: ResolvedModel, provider: str, batch: int, seconds: float,
-                  gpu: GpuTelemetry | None = None) -> dict[str, Any]:
+def measure_limit(
+    model: ResolvedModel, provider: str, batch: int, seconds: float, gpu: GpuTelemetry | None = None
+) -> dict[str, Any]:
     """Bare session.run on preallocated, IO-bound input: the ceiling for this batch size.
 
     With the pipeline's own parallelism: on a CPU one runner per worker thread, one intra-op
     thread each; on a GPU one runner.
     """
     layout = choose_layout(configuration.validate({}), on_gpu=provider != "cpu")
-    config = EngineConfig(provider=provider, strict=provider != "cpu", io_binding=True,
-                          intra_op_threads=layout.intra_op_threads, allow_spinning=False)
+    config = EngineConfig(
+        provider=provider,
+        strict=provider != "cpu",
+        io_binding=True,
+        intra_op_threads=layout.intra_op_threads,
+        allow_spinning=False,
+    )
     engine = load_engine(model, config, max(batch, 2))
     workers = layout.workers if provider == "cpu" else 1
     runners = [engine.runner(batch) for _ in range(workers)]
@@ -249,8 +270,13 @@ def measure_limit(model: ResolvedModel, provider: str, batch: int, seconds: floa
             thread.join()
         elapsed = time.perf_counter() - started
     batches = sum(len(s) for s in samples)
-    return {"batch": batch, "workers": workers, "fps": round(batches * batch / elapsed, 1),
-            "batch_latency_ms": percentiles([ms for s in samples for ms in s]), **usage.summary()}
+    return {
+        "batch": batch,
+        "workers": workers,
+        "fps": round(batches * batch / elapsed, 1),
+        "batch_latency_ms": percentiles([ms for s in samples for ms in s]),
+        **usage.summary(),
+    }
 
 
 def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int) -> dict[str, Any]:
@@ -271,20 +297,43 @@ def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int)
         blob = np.empty((1, 3, model.manifest.input.height, model.manifest.input.width), np.float32)
         meta = letterbox(frame, blob[0])
         detections = decoder(session.run(None, {name: blob})[0], [meta])[0]
-        sink.publish(result_message(camera="cam0", seq=len(samples), captured_at=time.time(), latency_ms=0.0,
-                                    detections=detections, labels=model.manifest.labels, model=model.name,
-                                    provider=provider, batch_id=len(samples), batch_size=1))
+        sink.publish(
+            result_message(
+                camera="cam0",
+                seq=len(samples),
+                captured_at=time.time(),
+                latency_ms=0.0,
+                detections=detections,
+                labels=model.manifest.labels,
+                model=model.name,
+                provider=provider,
+                batch_id=len(samples),
+                batch_size=1,
+            )
+        )
         samples.append((time.perf_counter() - started) * 1e3)
     return {"fps": round(1000.0 / statistics.median(samples), 1), "latency_ms": percentiles(samples)}
 
 
-def measure_pipeline(provider: str, uris: list[str], frames: int, every_frame: bool, preprocess: str = "host",
-                     gpu: GpuTelemetry | None = None) -> dict[str, Any]:
+def measure_pipeline(
+    provider: str,
+    uris: list[str],
+    frames: int,
+    every_frame: bool,
+    preprocess: str = "host",
+    gpu: GpuTelemetry | None = None,
+) -> dict[str, Any]:
     sink = NullSink()
-    cameras = {f"cam{i}": {"uri": uri, "max_frames": frames, "every_frame": every_frame, "loop": every_frame}
-               for i, uri in enumerate(uris)}
-    document = {"cameras": cameras, "inference": {"provider": provider, "preprocess": preprocess},
-                "metrics_interval_s": 3600, "http": {"enabled": False}}
+    cameras = {
+        f"cam{i}": {"uri": uri, "max_frames": frames, "every_frame": every_frame, "loop": every_frame}
+        for i, uri in enumerate(uris)
+    }
+    document = {
+        "cameras": cameras,
+        "inference": {"provider": provider, "preprocess": preprocess},
+        "metrics_interval_s": 3600,
+        "http": {"enabled": False},
+    }
     pipeline = Pipeline(configuration.validate(document), sink)
     pipeline.start()
     with Usage(gpu) as usage:
@@ -310,8 +359,9 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def run_benchmark(video: Path, providers: list[str], plan: Plan, progress: bool = True,
-                  model_spec: str = "yolox-nano") -> dict[str, Any]:
+def run_benchmark(
+    video: Path, providers: list[str], plan: Plan, progress: bool = True, model_spec: str = "yolox-nano"
+) -> dict[str, Any]:
     ort.set_default_logger_severity(3)
     model = resolve_model(model_spec)
     usable = usable_providers(providers)
@@ -326,21 +376,51 @@ def run_benchmark(video: Path, providers: list[str], plan: Plan, progress: bool 
         entry: dict[str, Any] = {"available": True, "limit": [], "edgevision": [], "stage_core_ms": {}}
         results[name] = entry
         for path in ("host", "graph"):
-            steps.append((f"{name} stages ({path})", lambda n=name, p=path, e=entry: e["stage_core_ms"].__setitem__(
-                p, measure_stages(model, n, video, p, plan.repeats, items=max(plan.frames // 6, 10)))))
+            steps.append(
+                (
+                    f"{name} stages ({path})",
+                    lambda n=name, p=path, e=entry: e["stage_core_ms"].__setitem__(
+                        p, measure_stages(model, n, video, p, plan.repeats, items=max(plan.frames // 6, 10))
+                    ),
+                )
+            )
         for batch in plan.batches:
-            steps.append((f"{name} limit b{batch}", lambda n=name, b=batch, e=entry: e["limit"].append(
-                measure_limit(model, n, b, plan.limit_seconds, gpu))))
-        steps.append((f"{name} naive", lambda n=name, e=entry: e.__setitem__(
-            "naive", _median_run([measure_naive(model, n, video, plan.frames) for _ in range(plan.repeats)]))))
+            steps.append(
+                (
+                    f"{name} limit b{batch}",
+                    lambda n=name, b=batch, e=entry: e["limit"].append(
+                        measure_limit(model, n, b, plan.limit_seconds, gpu)
+                    ),
+                )
+            )
+        steps.append(
+            (
+                f"{name} naive",
+                lambda n=name, e=entry: e.__setitem__(
+                    "naive", _median_run([measure_naive(model, n, video, plan.frames) for _ in range(plan.repeats)])
+                ),
+            )
+        )
         runs = [("video", str(video), True, count, "host") for count in (1, 4)]
         runs += [("synthetic", "synthetic:1280x720@0", False, count, "host") for count in (1, 4)]
         runs += [("video", str(video), True, 1, "graph"), ("synthetic", "synthetic:1280x720@0", False, 1, "graph")]
         for source, uri, every, count, path in runs:
-            steps.append((f"{name} edgevision {source} x{count} ({path})",
-                          lambda n=name, s=source, u=uri, c=count, ev=every, p=path, e=entry: e["edgevision"].append(
-                              {"source": s, **_median_run([measure_pipeline(n, [u] * c, plan.frames // c * c, ev, p, gpu)
-                                                           for _ in range(plan.repeats)])})))
+            steps.append(
+                (
+                    f"{name} edgevision {source} x{count} ({path})",
+                    lambda n=name, s=source, u=uri, c=count, ev=every, p=path, e=entry: e["edgevision"].append(
+                        {
+                            "source": s,
+                            **_median_run(
+                                [
+                                    measure_pipeline(n, [u] * c, plan.frames // c * c, ev, p, gpu)
+                                    for _ in range(plan.repeats)
+                                ]
+                            ),
+                        }
+                    ),
+                )
+            )
     try:
         for label, step in tqdm(steps, desc="benchmark", unit="step", disable=not progress or None):
             try:
@@ -355,9 +435,12 @@ def run_benchmark(video: Path, providers: list[str], plan: Plan, progress: bool 
             _judge(name, entry, os.cpu_count() or 1)
     return {
         "benchmark": "edgevision",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "accelerator": accelerator.summary()},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "accelerator": accelerator.summary(),
+        },
         "versions": {"onnxruntime": ort.__version__, "opencv": cv2.__version__},
         "model": model.name,
         "video": video.name,
@@ -403,39 +486,59 @@ def _judge(provider: str, entry: dict[str, Any], cores: int) -> None:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [f"# edgevision benchmark, {report['model']}", "",
-             f"{report['machine']['cores']} cores ({report['machine']['cpu']}), {report['machine']['accelerator']}; "
-             f"onnxruntime {report['versions']['onnxruntime']}; {report['date']}; medians of {report['plan']['repeats']} "
-             "run(s) after warm-up.", "",
-             "Each run is judged against the smallest of three ceilings: `cpu_stages` (cores / core-ms per frame of "
-             "every host stage, decode included for video), `decode` (cores / decode core-ms) and `inference` "
-             "(bare session.run at the run's batch); the column names the one that binds.", ""]
+    lines = [
+        f"# edgevision benchmark, {report['model']}",
+        "",
+        f"{report['machine']['cores']} cores ({report['machine']['cpu']}), {report['machine']['accelerator']}; "
+        f"onnxruntime {report['versions']['onnxruntime']}; {report['date']}; medians of {report['plan']['repeats']} "
+        "run(s) after warm-up.",
+        "",
+        "Each run is judged against the smallest of three ceilings: `cpu_stages` (cores / core-ms per frame of "
+        "every host stage, decode included for video), `decode` (cores / decode core-ms) and `inference` "
+        "(bare session.run at the run's batch); the column names the one that binds.",
+        "",
+    ]
     for name, entry in report["providers"].items():
         if not entry["available"]:
             lines += [f"## {name}: unavailable", "", entry["reason"], ""]
             continue
         lines += [f"## {name}", ""]
         for path, stages in entry["stage_core_ms"].items():
-            lines.append(f"- core-ms per frame, preprocessing {'on the host' if path == 'host' else 'in the graph'}: "
-                         + ", ".join(f"{k} {v}" for k, v in stages.items()))
-        lines += ["", "| path | fps | latency p50 / p95 / p99 ms | binding ceiling | vs binding | vs limit | vs naive "
-                  "| CPU use | GPU use |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            lines.append(
+                f"- core-ms per frame, preprocessing {'on the host' if path == 'host' else 'in the graph'}: "
+                + ", ".join(f"{k} {v}" for k, v in stages.items())
+            )
+        lines += [
+            "",
+            "| path | fps | latency p50 / p95 / p99 ms | binding ceiling | vs binding | vs limit | vs naive "
+            "| CPU use | GPU use |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for limit in entry["limit"]:
             lat = limit["batch_latency_ms"]
-            lines.append(f"| limit, batch {limit['batch']} | {limit['fps']} | {lat['p50']} / {lat['p95']} / {lat['p99']} "
-                         f"(per batch) | | | | | {limit['cpu_utilisation']:.0%} | {_pct(limit['gpu_utilisation_pct'])} |")
+            lines.append(
+                f"| limit, batch {limit['batch']} | {limit['fps']} | {lat['p50']} / {lat['p95']} / {lat['p99']} "
+                f"(per batch) | | | | | {limit['cpu_utilisation']:.0%} | {_pct(limit['gpu_utilisation_pct'])} |"
+            )
         if "naive" in entry:
             naive = entry["naive"]
-            lines.append(f"| naive loop, video | {naive['fps']} | {naive['latency_ms']['p50']} / "
-                         f"{naive['latency_ms']['p95']} / {naive['latency_ms']['p99']} | | | | 1.00x | | |")
+            lines.append(
+                f"| naive loop, video | {naive['fps']} | {naive['latency_ms']['p50']} / "
+                f"{naive['latency_ms']['p95']} / {naive['latency_ms']['p99']} | | | | 1.00x | | |"
+            )
         for run in entry["edgevision"]:
             lat = run["latency_ms"]
-            binding = (f"{run['binding']} {run['ceilings_fps'][run['binding']]}" if "binding" in run else "")
-            verdict = (f"{run['vs_binding']:.0%} {'ok' if run['meets_target'] else 'below'} {run['target']:.0%}"
-                       if "binding" in run else "")
-            lines.append(f"| edgevision, {run['source']} x{run['cameras']}, preprocess {run['preprocess']} | {run['fps']} | "
-                         f"{lat['p50']} / {lat['p95']} / {lat['p99']} | {binding} | {verdict} | {_ratio(run['vs_limit'], '%')} | "
-                         f"{_ratio(run['vs_naive'], 'x')} | {run['cpu_utilisation']:.0%} | {_pct(run['gpu_utilisation_pct'])} |")
+            binding = f"{run['binding']} {run['ceilings_fps'][run['binding']]}" if "binding" in run else ""
+            verdict = (
+                f"{run['vs_binding']:.0%} {'ok' if run['meets_target'] else 'below'} {run['target']:.0%}"
+                if "binding" in run
+                else ""
+            )
+            lines.append(
+                f"| edgevision, {run['source']} x{run['cameras']}, preprocess {run['preprocess']} | {run['fps']} | "
+                f"{lat['p50']} / {lat['p95']} / {lat['p99']} | {binding} | {verdict} | {_ratio(run['vs_limit'], '%')} | "
+                f"{_ratio(run['vs_naive'], 'x')} | {run['cpu_utilisation']:.0%} | {_pct(run['gpu_utilisation_pct'])} |"
+            )
         for error in entry.get("errors", []):
             lines.append(f"\nFailed: {error}")
         lines.append("")
@@ -465,8 +568,13 @@ def chart(report: dict[str, Any], path: Path) -> None:
         bars.append((f"{name} naive", entry["naive"]["fps"], (90, 90, 220)))
         for run in entry["edgevision"]:
             graph = run["preprocess"] == "graph"
-            bars.append((f"{name} {run['source']} x{run['cameras']}{' graph' if graph else ''}", run["fps"],
-                         (170, 120, 40) if graph else (60, 170, 60)))
+            bars.append(
+                (
+                    f"{name} {run['source']} x{run['cameras']}{' graph' if graph else ''}",
+                    run["fps"],
+                    (170, 120, 40) if graph else (60, 170, 60),
+                )
+            )
         limits.append((start, len(bars), max(r["fps"] for r in entry["limit"])))
     width, height, left, bottom, top = max(640, 70 * len(bars) + 120), 480, 70, 150, 40
     image = np.full((height, width, 3), 255, np.uint8)

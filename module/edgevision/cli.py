@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from edgevision import __version__
 
@@ -46,14 +47,22 @@ def _build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--threshold", type=_unit_float, default=0.3, help="minimum score (default 0.3)")
     detect.add_argument("--nms", type=_unit_float, default=0.45, help="NMS IoU threshold (default 0.45)")
     detect.add_argument("--batch", type=_positive_int, default=1, help="images per inference call")
-    detect.add_argument("--preprocess", choices=("host", "graph"), default="host",
-                        help="letterbox on the host (OpenCV) or inside the model graph")
+    detect.add_argument(
+        "--preprocess",
+        choices=("host", "graph"),
+        default="host",
+        help="letterbox on the host (OpenCV) or inside the model graph",
+    )
     detect.add_argument("--no-download", action="store_true", help="never download the model")
 
     run = sub.add_parser("run", help="run inference on cameras until stopped (the module's main job)")
     run.add_argument("--config", type=Path, help="YAML or JSON configuration file")
-    run.add_argument("--source", action="append", metavar="[ID=]URI",
-                     help="camera: rtsp://, http(s)://, file path, image folder, /dev/videoN, synthetic:WxH@FPS")
+    run.add_argument(
+        "--source",
+        action="append",
+        metavar="[ID=]URI",
+        help="camera: rtsp://, http(s)://, file path, image folder, /dev/videoN, synthetic:WxH@FPS",
+    )
     run.add_argument("--sink", help="stdout (default) or jsonl:PATH")
     run.add_argument("--max-frames", type=_positive_int, help="stop each camera after N frames")
     run.add_argument("--every-frame", action="store_true", help="files: process every frame, no dropping")
@@ -65,18 +74,29 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threshold", type=_unit_float)
     run.add_argument("--max-batch", type=_positive_int)
     run.add_argument("--workers", type=_positive_int, help="inference workers")
-    run.add_argument("--preprocess", choices=("host", "graph"),
-                     help="letterbox on the host (OpenCV) or inside the model graph, on its provider")
+    run.add_argument(
+        "--preprocess",
+        choices=("host", "graph"),
+        help="letterbox on the host (OpenCV) or inside the model graph, on its provider",
+    )
     run.add_argument("--fp16", action="store_true", default=None, help="GPU: half-precision copy of the model")
     run.add_argument("--cuda-graph", action="store_true", default=None, help="GPU: capture CUDA graphs (experimental)")
     run.add_argument("--metrics-interval", type=_positive_float, help="seconds between metrics snapshots")
     run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
-    run.add_argument("--status", choices=("auto", "on", "off"), default="auto",
-                     help="live status line on stderr (auto: when it is a terminal)")
+    run.add_argument(
+        "--status",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="live status line on stderr (auto: when it is a terminal)",
+    )
 
     manifest = sub.add_parser("manifest", help="render a deployment manifest for IoT Hub")
-    manifest.add_argument("--gpu", required=True, choices=("dda", "gpu-pv", "cpu"),
-                          help="GPU passthrough of the EFLOW VM: dda, gpu-pv, or cpu (no GPU)")
+    manifest.add_argument(
+        "--gpu",
+        required=True,
+        choices=("dda", "gpu-pv", "cpu"),
+        help="GPU passthrough of the EFLOW VM: dda, gpu-pv, or cpu (no GPU)",
+    )
     manifest.add_argument("--registry", required=True, help="container registry address, e.g. myacr.azurecr.io")
     manifest.add_argument("--image", default="edgevision", help="image name (default edgevision)")
     manifest.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
@@ -84,19 +104,32 @@ def _build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--registry-password", default="")
     manifest.add_argument("--camera", action="append", metavar="ID=URI", help="a camera (repeatable)")
     manifest.add_argument("--desired", type=Path, help="JSON or YAML file of the module's desired properties")
-    manifest.add_argument("--set", action="append", metavar="KEY=VALUE", dest="settings",
-                          help="a desired property by dotted path, e.g. model.score_threshold=0.5")
+    manifest.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="a desired property by dotted path, e.g. model.score_threshold=0.5",
+    )
     manifest.add_argument("--template", type=Path, help="template (default: the packaged deployment.template.json)")
     manifest.add_argument("--out", type=Path, help="write here instead of stdout")
 
     bench = sub.add_parser("benchmark", help="measure fps against the limit and a naive loop on this machine")
     bench.add_argument("--quick", action="store_true", help="a short run (smoke test)")
-    bench.add_argument("--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)")
-    bench.add_argument("--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt"))
+    bench.add_argument(
+        "--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)"
+    )
+    bench.add_argument(
+        "--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt")
+    )
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON, Markdown, PNG")
-    bench.add_argument("--soak", type=_positive_float, metavar="MINUTES",
-                       help="instead: two cameras at full speed for MINUTES, reporting RSS, GPU memory, threads, "
-                            "file descriptors and fps with their slopes")
+    bench.add_argument(
+        "--soak",
+        type=_positive_float,
+        metavar="MINUTES",
+        help="instead: two cameras at full speed for MINUTES, reporting RSS, GPU memory, threads, "
+        "file descriptors and fps with their slopes",
+    )
 
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -172,7 +205,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     detector = Detector(
         model,
         EngineConfig(provider=args.provider, strict=args.strict_provider),
-        DetectorConfig(score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch, preprocess=args.preprocess),
+        DetectorConfig(
+            score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch, preprocess=args.preprocess
+        ),
     )
     failed = 0
     pending: list[tuple[Path, Any]] = []
@@ -231,11 +266,21 @@ def _run_overrides(args: argparse.Namespace, file_cameras: Any) -> dict[str, Any
     elif camera_flags and file_cameras:
         items = file_cameras.items() if isinstance(file_cameras, dict) else ((c.get("id"), c) for c in file_cameras)
         overrides["cameras"] = [{**c, "id": i, **camera_flags} for i, c in items]
-    model = {k: v for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold)) if v is not None}
+    model = {
+        k: v
+        for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold))
+        if v is not None
+    }
     if model:
         overrides["model"] = model
-    options = (("provider", args.provider), ("max_batch", args.max_batch), ("workers", args.workers),
-               ("preprocess", args.preprocess), ("fp16", args.fp16), ("cuda_graph", args.cuda_graph))
+    options = (
+        ("provider", args.provider),
+        ("max_batch", args.max_batch),
+        ("workers", args.workers),
+        ("preprocess", args.preprocess),
+        ("fp16", args.fp16),
+        ("cuda_graph", args.cuda_graph),
+    )
     inference = {k: v for k, v in options if v is not None}
     if inference:
         overrides["inference"] = inference
@@ -379,9 +424,21 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         report = run_benchmark(video, args.providers, Plan.quick() if args.quick else Plan(), progress=True)
     for path in write_report(report, args.out):
         print(f"edgevision: wrote {path}", file=sys.stderr)
-    print(json.dumps({name: {"available": e["available"], **({"best_limit_fps": max(r["fps"] for r in e["limit"]),
-                                                              "naive_fps": e["naive"]["fps"]} if e.get("limit") and "naive" in e else {})}
-                      for name, e in report["providers"].items()}))
+    print(
+        json.dumps(
+            {
+                name: {
+                    "available": e["available"],
+                    **(
+                        {"best_limit_fps": max(r["fps"] for r in e["limit"]), "naive_fps": e["naive"]["fps"]}
+                        if e.get("limit") and "naive" in e
+                        else {}
+                    ),
+                }
+                for name, e in report["providers"].items()
+            }
+        )
+    )
     return EXIT_OK
 
 
@@ -411,7 +468,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from edgevision.engine import EngineError
-    from edgevision.models import DynamicBatchError, ManifestError, ModelIntegrityError, ModelUnavailableError, VariantError
+    from edgevision.models import (
+        DynamicBatchError,
+        ManifestError,
+        ModelIntegrityError,
+        ModelUnavailableError,
+        VariantError,
+    )
 
     try:
         args = _build_parser().parse_args(argv)
@@ -421,19 +484,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     from edgevision.config import ConfigError
 
-    handlers = {"gpu": cmd_gpu, "detect": cmd_detect, "run": cmd_run, "manifest": cmd_manifest,
-                "benchmark": cmd_benchmark, "models": cmd_models}
+    handlers = {
+        "gpu": cmd_gpu,
+        "detect": cmd_detect,
+        "run": cmd_run,
+        "manifest": cmd_manifest,
+        "benchmark": cmd_benchmark,
+        "models": cmd_models,
+    }
     try:
         return handlers[args.command](args)
     except (UsageError, ConfigError) as exc:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ManifestError, ModelUnavailableError, ModelIntegrityError, EngineError, DynamicBatchError, VariantError) as exc:
+    except (
+        ManifestError,
+        ModelUnavailableError,
+        ModelIntegrityError,
+        EngineError,
+        DynamicBatchError,
+        VariantError,
+    ) as exc:
         print(f"edgevision: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a one-line report beats a traceback for operators
+    except Exception as exc:
         if args.verbose > 1:
             raise
         print(f"edgevision: error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)

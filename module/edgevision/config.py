@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -15,8 +16,15 @@ from edgevision.sources.uri import SourceSpec, parse_source_uri
 
 ENV_PREFIX = "EDGEVISION_"
 # Environment variables the module reads for other purposes, not configuration fields.
-_NOT_CONFIG = {"EDGEVISION_MODEL_DIR", "EDGEVISION_MANIFEST_DIR", "EDGEVISION_ASSETS", "EDGEVISION_TRT_CACHE",
-               "EDGEVISION_REQUIRE_ASSETS", "EDGEVISION_CONFIG", "EDGEVISION_STATE_DIR"}
+_NOT_CONFIG = {
+    "EDGEVISION_MODEL_DIR",
+    "EDGEVISION_MANIFEST_DIR",
+    "EDGEVISION_ASSETS",
+    "EDGEVISION_TRT_CACHE",
+    "EDGEVISION_REQUIRE_ASSETS",
+    "EDGEVISION_CONFIG",
+    "EDGEVISION_STATE_DIR",
+}
 
 
 # IoT Hub caps a module twin's desired properties at 32 KB; a larger document is a mistake.
@@ -247,7 +255,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _NOT_CONFIG:
             continue
-        path = [part.lower() for part in name[len(ENV_PREFIX):].split("__")]
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import jsonschema
 
@@ -96,6 +97,7 @@ def _substitute(value: Any, variables: dict[str, str], used: set[str] | None = N
     elif isinstance(value, list):
         result = [_substitute(v, variables, used) for v in value]
     elif isinstance(value, str):
+
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in variables or variables[name] == "":
@@ -152,7 +154,9 @@ def _check_twin(properties: Mapping[str, Any], where: str = "") -> None:
     for key, value in properties.items():
         path = f"{where}.{key}" if where else key
         if isinstance(value, list):
-            raise ManifestRenderError(f"desired property {path}: module twins cannot hold arrays (cameras are a mapping by id)")
+            raise ManifestRenderError(
+                f"desired property {path}: module twins cannot hold arrays (cameras are a mapping by id)"
+            )
         if any(c in key for c in ".$ "):
             raise ManifestRenderError(f"desired property {path}: names cannot contain '.', '$' or spaces")
         if isinstance(value, Mapping):

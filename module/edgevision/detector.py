@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -107,11 +108,17 @@ def _check_contract(engine: Engine, model: ResolvedModel) -> None:
     spec = model.manifest.input
     if engine.takes_frames:
         if engine.input_shape[1:] != ["height", "width", 3]:
-            raise EngineError(f"{model.path.name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected")
+            raise EngineError(
+                f"{model.path.name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected"
+            )
     elif engine.input_shape[1:] != [3, spec.height, spec.width]:
-        raise EngineError(f"{model.path.name}: input shape {engine.input_shape} does not match the manifest's "
-                          f"{['N', 3, spec.height, spec.width]}")
+        raise EngineError(
+            f"{model.path.name}: input shape {engine.input_shape} does not match the manifest's "
+            f"{['N', 3, spec.height, spec.width]}"
+        )
     out_shape = engine.output_shapes[0]
     expected_out = [model.manifest.num_anchors, 5 + model.manifest.num_classes]
     if out_shape[1:] != expected_out:
-        raise EngineError(f"{model.path.name}: output shape {out_shape} does not match the manifest's {['N'] + expected_out}")
+        raise EngineError(
+            f"{model.path.name}: output shape {out_shape} does not match the manifest's {['N'] + expected_out}"
+        )

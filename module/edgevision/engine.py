@@ -6,8 +6,8 @@ import contextlib
 import ctypes
 import importlib.util
 import io
-import logging
 import itertools
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -193,8 +193,8 @@ class Engine:
             in_use=in_use,
             provider=provider,
             dropped={p: r for p, r in dropped.items() if requested.index(p) < requested.index(provider)},
-            io_binding=self._cuda_graph or (
-                self.config.io_binding if self.config.io_binding is not None else provider in GPU_PROVIDERS),
+            io_binding=self._cuda_graph
+            or (self.config.io_binding if self.config.io_binding is not None else provider in GPU_PROVIDERS),
             precision="fp16" if source is not model and provider in GPU_PROVIDERS else "fp32",
             cuda_graph=self._cuda_graph,
             declined=declined,
@@ -274,7 +274,9 @@ class Engine:
             }
         return {}
 
-    def _create_session(self, model: Path | bytes, providers: list[str], dropped: dict[str, str]) -> ort.InferenceSession:
+    def _create_session(
+        self, model: Path | bytes, providers: list[str], dropped: dict[str, str]
+    ) -> ort.InferenceSession:
         source = str(model) if isinstance(model, Path) else model
         while True:
             try:
@@ -283,7 +285,7 @@ class Engine:
                     sess_options=self._session_options(),
                     providers=[(p, self._provider_options(p)) for p in providers],
                 )
-            except Exception as exc:  # noqa: BLE001 - ORT raises bare RuntimeError subclasses
+            except Exception as exc:
                 gpu = [p for p in providers if p in GPU_PROVIDERS]
                 if not gpu:
                     name = model if isinstance(model, Path) else "from memory"

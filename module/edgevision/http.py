@@ -8,8 +8,8 @@ import logging
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -38,7 +38,9 @@ PREVIEW_MAX_BYTES = 400_000
 class HttpServer:
     """Serves on its own threads; a failure here never stops the pipeline."""
 
-    def __init__(self, module: Module, bind: str, port: int, preview_fps: float = 5.0, preview_viewers: int = 4) -> None:
+    def __init__(
+        self, module: Module, bind: str, port: int, preview_fps: float = 5.0, preview_viewers: int = 4
+    ) -> None:
         self._module = module
         self.preview_interval_s = 1.0 / preview_fps
         # Each viewer encodes its own JPEGs on its own thread; this bounds what watching can cost.
@@ -55,7 +57,9 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
-        log.info("HTTP endpoints on port %d: /healthz /readyz /status /metrics /preview/<camera>.mjpg /score", self.port)
+        log.info(
+            "HTTP endpoints on port %d: /healthz /readyz /status /metrics /preview/<camera>.mjpg /score", self.port
+        )
 
     def stop(self) -> None:
         self._closing.set()
@@ -78,7 +82,9 @@ class HttpServer:
             reasons.append("model not loaded")
         now = time.monotonic()
         cameras = list(pipeline.metrics.cameras.values()) if pipeline is not None else []
-        producing = [c.camera for c in cameras if c.last_frame_mono is not None and now - c.last_frame_mono < FRAME_RECENT_S]
+        producing = [
+            c.camera for c in cameras if c.last_frame_mono is not None and now - c.last_frame_mono < FRAME_RECENT_S
+        ]
         if not producing:
             reasons.append("no camera produced a frame in the last %d s" % FRAME_RECENT_S)
         if reasons:
@@ -114,8 +120,10 @@ class HttpServer:
                 snap = pipeline.latest.snapshot(camera, PREVIEW_MAX_BYTES)
                 if snap is not None and snap.seq != last_seq:
                     last_seq = snap.seq
-                    head = (f"--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(snap.jpeg)}\r\n"
-                            f"X-Camera: {camera}\r\nX-Frame-Seq: {snap.seq}\r\n\r\n").encode()
+                    head = (
+                        f"--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(snap.jpeg)}\r\n"
+                        f"X-Camera: {camera}\r\nX-Frame-Seq: {snap.seq}\r\n\r\n"
+                    ).encode()
                     write(head + snap.jpeg + b"\r\n")
                 self._closing.wait(max(0.0, self.preview_interval_s - (time.monotonic() - started)))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -138,14 +146,25 @@ class HttpServer:
         with self._score_lock:
             # One detector on the pipeline's engine: session.run is thread-safe, its buffers are not.
             if self._scorer is None or self._scorer.engine is not engine:
-                self._scorer = Detector(pipeline.model, engine=engine, config=DetectorConfig(
-                    score_threshold=self._module.config.model.score_threshold, nms_iou=self._module.config.model.nms_iou))
+                self._scorer = Detector(
+                    pipeline.model,
+                    engine=engine,
+                    config=DetectorConfig(
+                        score_threshold=self._module.config.model.score_threshold,
+                        nms_iou=self._module.config.model.nms_iou,
+                    ),
+                )
             times = StageTimes()
             detections = self._scorer.detect([image], times)[0]
             labels = self._scorer.labels
-        return 200, {"model": pipeline.model.name, "provider": engine.provider, "width": detections.width,
-                     "height": detections.height, "detections": detections.to_json(labels),
-                     "timings_ms": times.per_frame()}
+        return 200, {
+            "model": pipeline.model.name,
+            "provider": engine.provider,
+            "width": detections.width,
+            "height": detections.height,
+            "detections": detections.to_json(labels),
+            "timings_ms": times.per_frame(),
+        }
 
 
 def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
@@ -155,7 +174,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgevision"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 data = server.metrics()
@@ -166,7 +185,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             if path.startswith("/preview/") and path.endswith(".mjpg"):
-                self._preview(urllib.parse.unquote(path[len("/preview/"):-len(".mjpg")]))
+                self._preview(urllib.parse.unquote(path[len("/preview/") : -len(".mjpg")]))
                 return
             route = routes.get(path)
             if route is None:
@@ -174,15 +193,17 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 status, body = route()
-            except Exception as exc:  # noqa: BLE001 - an endpoint error must not reach the pipeline
+            except Exception as exc:
                 log.exception("HTTP %s failed", self.path)
                 status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             self._reply(status, body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if self.path.split("?", 1)[0] != "/score":
-                self._reply(405 if self.path in routes or self.path == "/metrics" else 404,
-                            {"error": f"no POST {self.path!r}", "paths": paths})
+                self._reply(
+                    405 if self.path in routes or self.path == "/metrics" else 404,
+                    {"error": f"no POST {self.path!r}", "paths": paths},
+                )
                 return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -202,7 +223,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 status, body = server.score(self.rfile.read(length))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("POST /score failed")
                 status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             self._reply(status, body)
@@ -221,7 +242,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             try:
                 error = server.preview(camera, write)
-            except Exception:  # noqa: BLE001 - a viewer's failure must not reach the pipeline
+            except Exception:
                 log.exception("preview of %s failed", camera)
                 return
             if error is not None:

@@ -6,8 +6,9 @@ import bisect
 import collections
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
 
 
 def iso_time(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def percentiles(samples: collections.deque[float] | list[float]) -> dict[str, float | None]:

@@ -7,8 +7,9 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import platformdirs
 
@@ -74,8 +75,10 @@ class Module:
     def start(self) -> None:
         self._start_http()
         if self.mode is None:
-            log.warning("no IoT Edge runtime (no IOTEDGE_* or EdgeHubConnectionString variables): "
-                        "running stand-alone with the local sink")
+            log.warning(
+                "no IoT Edge runtime (no IOTEDGE_* or EdgeHubConnectionString variables): "
+                "running stand-alone with the local sink"
+            )
             self.pipeline = Pipeline(self.config, on_tick=self._tick, accelerator=self.accelerator)
             self.pipeline.start()
             return
@@ -95,11 +98,16 @@ class Module:
         if self.config.sink.kind == "jsonl":
             local = open_sink("jsonl", self.config.sink.path, self.config.sink.rotate_mb, self.config.sink.backups)
         self.iot_sink = IoTHubSink(self.sender, _reducer(self.config), local)
-        self.pipeline = Pipeline(self.config, self.iot_sink, on_tick=self._tick, accelerator=self.accelerator,
-                                 keep_alive=True)
+        self.pipeline = Pipeline(
+            self.config, self.iot_sink, on_tick=self._tick, accelerator=self.accelerator, keep_alive=True
+        )
         self.pipeline.start()
-        self.reporter = Reporter(lambda: connection.client, self.config.upstream.report_min_interval_s,
-                                 ready=connection.ready, on_timeout=connection.suspect)
+        self.reporter = Reporter(
+            lambda: connection.client,
+            self.config.upstream.report_min_interval_s,
+            ready=connection.ready,
+            on_timeout=connection.suspect,
+        )
         self.reporter.update(self.reported_state())
         self.reporter.start()
         # Set before subscribing: the link may drop while the handlers are attached.
@@ -171,6 +179,7 @@ class Module:
 
     def _resync_twin(self, renew_subscriptions: bool = False) -> None:
         """In the background: optionally subscribe again, then apply the full twin if it is newer."""
+
         def resync() -> None:
             assert self.connection is not None
             if renew_subscriptions:
@@ -220,7 +229,7 @@ class Module:
             except ConfigError as exc:
                 self._rejected(exc, version, source)
                 raise
-            except Exception as exc:  # noqa: BLE001 - e.g. the new model cannot be loaded
+            except Exception as exc:
                 error = ConfigError([f"model: {exc}"])
                 self._rejected(error, version, source)
                 raise error from exc
@@ -285,11 +294,18 @@ class Module:
                 "requested": ",".join(provider.get("requested", [])),
                 "dropped": dict(provider.get("dropped", {})) or None,
             },
-            "cameras": {cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()},
+            "cameras": {
+                cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()
+            },
             "config": dict(self.config_status),
-            "upstream": {"results_mode": self.config.upstream.results_mode,
-                         **({"outbox_queued": len(self.outbox), "outbox_dropped": sum(self.outbox.dropped.values())}
-                            if self.outbox is not None else {})},
+            "upstream": {
+                "results_mode": self.config.upstream.results_mode,
+                **(
+                    {"outbox_queued": len(self.outbox), "outbox_dropped": sum(self.outbox.dropped.values())}
+                    if self.outbox is not None
+                    else {}
+                ),
+            },
         }
 
     def status(self) -> dict[str, Any]:
@@ -325,15 +341,19 @@ class Module:
         log.info("method %s -> %d", request.name, status)
         try:
             self.connection.client.send_method_response(  # type: ignore[union-attr]
-                MethodResponse.create_from_method_request(request, status, payload))
+                MethodResponse.create_from_method_request(request, status, payload)
+            )
         except Exception as exc:  # noqa: BLE001
             log.error("cannot answer method %s: %s", request.name, exc)
 
 
 def _outbox_limits(config: AppConfig) -> OutboxLimits:
     upstream = config.upstream
-    return OutboxLimits(max_messages=upstream.queue_size, max_bytes=int(upstream.outbox_max_mb * 2**20),
-                        max_age_s=upstream.outbox_max_age_s)
+    return OutboxLimits(
+        max_messages=upstream.queue_size,
+        max_bytes=int(upstream.outbox_max_mb * 2**20),
+        max_age_s=upstream.outbox_max_age_s,
+    )
 
 
 def outbox_path(upstream: UpstreamConfig, environ: Mapping[str, str]) -> str:

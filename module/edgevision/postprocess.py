@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -15,7 +15,9 @@ from edgevision.results import Detections
 class YoloxDecoder:
     """Decodes a batch of raw YOLOX outputs `(N, anchors, 5 + classes)` in one vectorised pass."""
 
-    def __init__(self, manifest: ModelManifest, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300) -> None:
+    def __init__(
+        self, manifest: ModelManifest, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
+    ) -> None:
         self.num_classes = manifest.num_classes
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
@@ -34,7 +36,9 @@ class YoloxDecoder:
         n = len(metas)
         expected = (len(self._grid), 5 + self.num_classes)
         if output.ndim != 3 or output.shape[0] < n or output.shape[1:] != expected:
-            raise ValueError(f"model output shape {output.shape} does not match the manifest (N, {expected[0]}, {expected[1]})")
+            raise ValueError(
+                f"model output shape {output.shape} does not match the manifest (N, {expected[0]}, {expected[1]})"
+            )
         threshold = self.score_threshold
         # score = objectness x class score <= objectness, so filtering on objectness first is
         # exact and leaves only a few rows for the class product.
@@ -44,7 +48,11 @@ class YoloxDecoder:
         scores = rows[:, 4] * rows[np.arange(len(rows)), 5 + class_ids]
         keep = scores > threshold
         frame_idx, anchor_idx, rows, class_ids, scores = (
-            frame_idx[keep], anchor_idx[keep], rows[keep], class_ids[keep], scores[keep]
+            frame_idx[keep],
+            anchor_idx[keep],
+            rows[keep],
+            class_ids[keep],
+            scores[keep],
         )
 
         stride = self._stride[anchor_idx]
@@ -74,5 +82,13 @@ class YoloxDecoder:
             sel = sel[np.argsort(-scores[sel], kind="stable")][: self.max_detections]
             boxes = np.concatenate((top_left[sel], top_left[sel] + size[sel]), axis=1)
             np.clip(boxes, 0, [meta.width, meta.height, meta.width, meta.height], out=boxes)
-            results.append(Detections(boxes.astype(np.float32), scores[sel].astype(np.float32), class_ids[sel].astype(np.int64), meta.width, meta.height))
+            results.append(
+                Detections(
+                    boxes.astype(np.float32),
+                    scores[sel].astype(np.float32),
+                    class_ids[sel].astype(np.int64),
+                    meta.width,
+                    meta.height,
+                )
+            )
         return results

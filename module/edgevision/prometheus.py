@@ -6,7 +6,8 @@ metrics-collector module can scrape it beside them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -26,12 +27,15 @@ class PipelineCollector(Collector):
         snapshot = pipeline.metrics_snapshot()
         provider = str(snapshot.get("provider", ""))
         frames = CounterMetricFamily("edgevision_frames", "Frames by camera and state", labels=["camera", "state"])
-        dropped = CounterMetricFamily("edgevision_dropped_frames", "Dropped frames by reason", labels=["camera", "reason"])
+        dropped = CounterMetricFamily(
+            "edgevision_dropped_frames", "Dropped frames by reason", labels=["camera", "reason"]
+        )
         fps = GaugeMetricFamily("edgevision_inference_fps", "Frames inferred per second", labels=["camera", "provider"])
         up = GaugeMetricFamily("edgevision_camera_up", "1 while the camera streams", labels=["camera", "state"])
         outages = CounterMetricFamily("edgevision_camera_outages", "Camera outages", labels=["camera"])
-        latency = HistogramMetricFamily("edgevision_latency_ms", "Capture to publish latency (ms)",
-                                        labels=["camera", "provider"])
+        latency = HistogramMetricFamily(
+            "edgevision_latency_ms", "Capture to publish latency (ms)", labels=["camera", "provider"]
+        )
         for camera, c in snapshot["cameras"].items():
             for state in ("captured", "inferred", "dropped", "corrupt"):
                 frames.add_metric([camera, state], c[state])
@@ -50,16 +54,23 @@ class PipelineCollector(Collector):
         queues = GaugeMetricFamily("edgevision_queue_depth", "Items waiting per queue", labels=["queue"])
         for name, depth in snapshot["queues"].items():
             queues.add_metric([name], depth)
-        switches = CounterMetricFamily("edgevision_provider_switches", "Execution provider switches at run time "
-                                       "(GPU failures and restores)", labels=["provider"])
+        switches = CounterMetricFamily(
+            "edgevision_provider_switches",
+            "Execution provider switches at run time (GPU failures and restores)",
+            labels=["provider"],
+        )
         switches.add_metric([provider], snapshot["provider_switches"])
         yield from (stages, queues, switches)
         yield from _gpu(snapshot.get("gpu") or [])
 
 
 def _gpu(readings: list[dict[str, Any]]) -> Iterator[Metric]:
-    for key, help_text in (("utilization_pct", "GPU utilisation (%)"), ("memory_used_mib", "GPU memory used (MiB)"),
-                           ("temperature_c", "GPU temperature (C)"), ("power_w", "GPU power (W)")):
+    for key, help_text in (
+        ("utilization_pct", "GPU utilisation (%)"),
+        ("memory_used_mib", "GPU memory used (MiB)"),
+        ("temperature_c", "GPU temperature (C)"),
+        ("power_w", "GPU power (W)"),
+    ):
         family = GaugeMetricFamily(f"edgevision_gpu_{key}", help_text, labels=["gpu"])
         for reading in readings:
             if key in reading:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ class Detections:
         """The `detections` list: label, class_id, score, box in pixels, box_norm in [0, 1]."""
         norm = self.boxes / np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
         out = []
-        for box, box_norm, score, cid in zip(self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist()):
+        for box, box_norm, score, cid in zip(
+            self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist()
+        ):
             out.append(
                 {
                     "label": names[cid],

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -103,8 +103,16 @@ def draw(image: np.ndarray, detections: Detections, labels: Sequence[str]) -> No
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, thickness)
         top = max(int(y1) - th - 4, 0)
         cv2.rectangle(image, (int(x1), top), (int(x1) + tw + 4, top + th + 4), color, -1)
-        cv2.putText(image, text, (int(x1) + 2, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, (0, 0, 0),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            image,
+            text,
+            (int(x1) + 2, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
 
 
 def _color(class_id: int) -> tuple[int, int, int]:
@@ -121,8 +129,9 @@ def encode_jpeg(image: np.ndarray, max_bytes: int) -> bytes:
         if ok and len(data) <= max_bytes:
             return data.tobytes()
     while True:
-        image = cv2.resize(image, (max(1, image.shape[1] * 3 // 4), max(1, image.shape[0] * 3 // 4)),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (max(1, image.shape[1] * 3 // 4), max(1, image.shape[0] * 3 // 4)), interpolation=cv2.INTER_AREA
+        )
         ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])
         if len(data) <= max_bytes or image.shape[0] <= 8:
             return data.tobytes()

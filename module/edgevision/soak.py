@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,15 @@ def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: floa
     accelerator = discover()
     gpu = GpuTelemetry.open(accelerator)
     uri = str(video)
-    document = {"cameras": {"cam0": {"uri": uri, "every_frame": True, "loop": True},
-                            "cam1": {"uri": uri, "every_frame": True, "loop": True}},
-                "inference": {"provider": provider}, "metrics_interval_s": 3600, "http": {"enabled": False}}
+    document = {
+        "cameras": {
+            "cam0": {"uri": uri, "every_frame": True, "loop": True},
+            "cam1": {"uri": uri, "every_frame": True, "loop": True},
+        },
+        "inference": {"provider": provider},
+        "metrics_interval_s": 3600,
+        "http": {"enabled": False},
+    }
     sink = NullSink()
     pipeline = Pipeline(configuration.validate(document), sink)
     pipeline.start()
@@ -62,8 +68,13 @@ def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: floa
             time.sleep(min(sample_s, max(0.0, minutes * 60 - elapsed)))
             now = time.monotonic()
             results = sink.results
-            sample = {"t": round(now - started, 1), "rss_mib": round(_rss_mib(), 1), "threads": threading.active_count(),
-                      "fds": _open_fds(), "fps": round((results - last_results) / (now - last_t), 1)}
+            sample = {
+                "t": round(now - started, 1),
+                "rss_mib": round(_rss_mib(), 1),
+                "threads": threading.active_count(),
+                "fds": _open_fds(),
+                "fps": round((results - last_results) / (now - last_t), 1),
+            }
             readings = gpu.sample() if gpu is not None else []
             used = [r["memory_used_mib"] for r in readings if "memory_used_mib" in r]
             sample["gpu_memory_mib"] = sum(used) if used else None
@@ -76,14 +87,15 @@ def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: floa
             gpu.close()
     steady = [s for s in samples if s["t"] >= warmup_s] or samples
     times = [s["t"] for s in steady]
-    slopes = {key: slope_per_hour(times, [s[key] for s in steady])
-              for key in ("rss_mib", "threads", "fds", "fps") if steady}
+    slopes = {
+        key: slope_per_hour(times, [s[key] for s in steady]) for key in ("rss_mib", "threads", "fds", "fps") if steady
+    }
     if steady and all(s["gpu_memory_mib"] is not None for s in steady):
         slopes["gpu_memory_mib"] = slope_per_hour(times, [s["gpu_memory_mib"] for s in steady])
     fps = [s["fps"] for s in steady]
     return {
         "benchmark": "soak",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "accelerator": accelerator.summary(),
         "provider": provider,
         "minutes": minutes,
@@ -105,10 +117,15 @@ def write_soak(report: dict[str, Any], directory: Path) -> list[Path]:
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     slopes = report["slopes_per_hour"]
-    lines = [f"# Soak, {report['minutes']} min, 2 cameras at full speed", "",
-             f"{report['accelerator']}; provider {report['provider']}; {report['video']}; {report['date']}; "
-             f"{report['results']} results; slopes after {report['warmup_s']:.0f} s of warm-up.", "",
-             "| measure | slope per hour | first | last |", "| --- | --- | --- | --- |"]
+    lines = [
+        f"# Soak, {report['minutes']} min, 2 cameras at full speed",
+        "",
+        f"{report['accelerator']}; provider {report['provider']}; {report['video']}; {report['date']}; "
+        f"{report['results']} results; slopes after {report['warmup_s']:.0f} s of warm-up.",
+        "",
+        "| measure | slope per hour | first | last |",
+        "| --- | --- | --- | --- |",
+    ]
     steady = [s for s in report["samples"] if s["t"] >= report["warmup_s"]] or report["samples"]
     for key in ("rss_mib", "gpu_memory_mib", "threads", "fds", "fps"):
         if key in slopes and steady:

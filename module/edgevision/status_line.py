@@ -61,14 +61,18 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
     ]
     latency = totals["latency_ms"]
     if latency["p50"] is not None:
-        lines.append(f"  latency capture->publish: p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms")
+        lines.append(
+            f"  latency capture->publish: p50 {latency['p50']} ms, p95 {latency['p95']} ms, p99 {latency['p99']} ms"
+        )
     stages = ", ".join(f"{k} {v}" for k, v in snapshot["stages_ms_per_frame_total"].items() if v is not None)
     if stages:
         lines.append(f"  ms per frame: {stages}")
     for camera, c in snapshot["cameras"].items():
         reasons = ", ".join(f"{k} {v}" for k, v in c["dropped_by_reason"].items())
-        line = (f"  {camera}: {c['state']}, {c['inferred']}/{c['captured']} frames, {c['fps_avg']} fps"
-                f"{f', dropped: {reasons}' if reasons else ''}")
+        line = (
+            f"  {camera}: {c['state']}, {c['inferred']}/{c['captured']} frames, {c['fps_avg']} fps"
+            f"{f', dropped: {reasons}' if reasons else ''}"
+        )
         if c["outages"]:
             line += f", {c['outages']} outage(s) {c['outage_s']} s, {c['reconnects']} reconnect(s)"
         if c["last_error"]:

@@ -9,4 +9,4 @@ from tests.edgehub.broker import Mosquitto
 from tests.edgehub.certs import LocalPKI
 from tests.edgehub.hub import IoTHubSimulator, OutputMessage
 
-__all__ = ["IoTHubSimulator", "Mosquitto", "OutputMessage", "LocalPKI"]
+__all__ = ["IoTHubSimulator", "LocalPKI", "Mosquitto", "OutputMessage"]

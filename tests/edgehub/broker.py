@@ -16,7 +16,8 @@ PORT = 8883
 class Mosquitto:
     def __init__(self, directory: Path, pki: LocalPKI) -> None:
         binary = shutil.which("mosquitto") or next(
-            (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), None)
+            (p for p in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto") if Path(p).exists()), None
+        )
         if binary is None:
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto; .ci/run does it)")
         self.binary = binary

@@ -11,9 +11,10 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -31,8 +32,12 @@ class OutputMessage:
 
 
 _instances = itertools.count()
-_TOPICS = ("$iothub/twin/GET/#", "$iothub/twin/PATCH/properties/reported/#", "$iothub/methods/res/#",
-           "devices/+/modules/+/messages/events/#")
+_TOPICS = (
+    "$iothub/twin/GET/#",
+    "$iothub/twin/PATCH/properties/reported/#",
+    "$iothub/methods/res/#",
+    "devices/+/modules/+/messages/events/#",
+)
 
 
 def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
@@ -48,8 +53,13 @@ def _merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
 class IoTHubSimulator:
     """One device's module twin and outputs, as IoT Hub would serve them through edgeHub."""
 
-    def __init__(self, ca_cert: Path, device_id: str = "edge-device", module_id: str = "edgevision",
-                 desired: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ca_cert: Path,
+        device_id: str = "edge-device",
+        module_id: str = "edgevision",
+        desired: dict[str, Any] | None = None,
+    ) -> None:
         self.ca_cert = ca_cert
         self.device_id = device_id
         self.module_id = module_id
@@ -62,8 +72,9 @@ class IoTHubSimulator:
         self._method_responses: dict[str, tuple[int, Any]] = {}
         self._rids = itertools.count(1)
         # A persistent session: what the module sends while the simulator reconnects waits for it.
-        self._client = mqtt.Client(client_id=f"iothub-simulator-{os.getpid()}-{next(_instances)}",
-                                   clean_session=False, protocol=mqtt.MQTTv311)
+        self._client = mqtt.Client(
+            client_id=f"iothub-simulator-{os.getpid()}-{next(_instances)}", clean_session=False, protocol=mqtt.MQTTv311
+        )
         self._client.tls_set(ca_certs=str(ca_cert))
         self._client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
         self._client.on_connect = self._on_connect
@@ -132,8 +143,9 @@ class IoTHubSimulator:
         elif topic.startswith("devices/"):
             parts = topic.split("/", 6)
             properties = dict(urllib.parse.parse_qsl(parts[6])) if len(parts) > 6 else {}
-            message = OutputMessage(parts[1], parts[3], properties.get("$.on"), properties,
-                                    json.loads(msg.payload), len(msg.payload))
+            message = OutputMessage(
+                parts[1], parts[3], properties.get("$.on"), properties, json.loads(msg.payload), len(msg.payload)
+            )
             with self._lock:
                 self.messages.append(message)
                 self._lock.notify_all()
@@ -145,8 +157,11 @@ class IoTHubSimulator:
             _merge(self.desired, patch)
             self.desired["$version"] += 1
             version = self.desired["$version"]
-        self._client.publish(f"$iothub/twin/PATCH/properties/desired/?$version={version}",
-                             json.dumps({**patch, "$version": version}), qos=1)
+        self._client.publish(
+            f"$iothub/twin/PATCH/properties/desired/?$version={version}",
+            json.dumps({**patch, "$version": version}),
+            qos=1,
+        )
         return version
 
     def invoke(self, method: str, payload: Any = None, timeout: float = 30.0) -> tuple[int, Any]:

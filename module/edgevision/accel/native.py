@@ -10,7 +10,8 @@ from __future__ import annotations
 import ctypes
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # CUresult codes and CUdevice_attribute values from cuda.h that are used below.
 _CUDA_SUCCESS = 0

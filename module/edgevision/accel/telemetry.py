@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgevision.accel.discover import AcceleratorInfo
 
@@ -46,8 +47,11 @@ class GpuTelemetry:
                 _read(reading, "utilization_pct", lambda h=handle: nvml.nvmlDeviceGetUtilizationRates(h).gpu)
                 _read(reading, "memory_used_mib", lambda h=handle: nvml.nvmlDeviceGetMemoryInfo(h).used // 2**20)
                 _read(reading, "memory_total_mib", lambda h=handle: nvml.nvmlDeviceGetMemoryInfo(h).total // 2**20)
-                _read(reading, "temperature_c",
-                      lambda h=handle: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))
+                _read(
+                    reading,
+                    "temperature_c",
+                    lambda h=handle: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU),
+                )
                 _read(reading, "power_w", lambda h=handle: round(nvml.nvmlDeviceGetPowerUsage(h) / 1000.0, 1))
                 readings.append(reading)
         return readings

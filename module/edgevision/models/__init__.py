@@ -28,6 +28,8 @@ __all__ = [
     "ModelManifest",
     "ModelUnavailableError",
     "ResolvedModel",
+    "Variant",
+    "VariantError",
     "available_manifests",
     "default_model_dir",
     "download_model",
@@ -37,7 +39,5 @@ __all__ = [
     "make_dynamic_batch",
     "resolve_model",
     "sha256_of",
-    "Variant",
-    "VariantError",
     "variant_path",
 ]

@@ -80,13 +80,27 @@ def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], l
         n("Add", ["pre.nw0", "pre.nw_fix"], ["pre.nw"]),
         n("Concat", ["pre.n", const("c", i64(3)), "pre.nh", "pre.nw"], ["pre.sizes"], axis=0),
         # Linear with half-pixel centres and no antialiasing: what cv2.INTER_LINEAR does.
-        n("Resize", ["pre.nchw", const("roi", np.zeros(0, np.float32)), const("scales", np.zeros(0, np.float32)), "pre.sizes"],
-          ["pre.resized"], mode="linear", coordinate_transformation_mode="half_pixel"),
+        n(
+            "Resize",
+            ["pre.nchw", const("roi", np.zeros(0, np.float32)), const("scales", np.zeros(0, np.float32)), "pre.sizes"],
+            ["pre.resized"],
+            mode="linear",
+            coordinate_transformation_mode="half_pixel",
+        ),
         n("Concat", ["pre.nh", "pre.nw"], ["pre.nhw"], axis=0),
         n("Sub", [const("thw", i64(th, tw)), "pre.nhw"], ["pre.pad_end"]),
-        n("Concat", [const("zeros4", i64(0, 0, 0, 0)), const("zeros2", i64(0, 0)), "pre.pad_end"], ["pre.pads"], axis=0),
-        n("Pad", ["pre.resized", "pre.pads", const("pad_value", np.asarray(spec.pad_value, dtype=np.uint8))], ["pre.padded"],
-          mode="constant"),
+        n(
+            "Concat",
+            [const("zeros4", i64(0, 0, 0, 0)), const("zeros2", i64(0, 0)), "pre.pad_end"],
+            ["pre.pads"],
+            axis=0,
+        ),
+        n(
+            "Pad",
+            ["pre.resized", "pre.pads", const("pad_value", np.asarray(spec.pad_value, dtype=np.uint8))],
+            ["pre.padded"],
+            mode="constant",
+        ),
     ]
     last = "pre.padded"
     if spec.channel_order == "RGB":

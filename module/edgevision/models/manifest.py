@@ -103,7 +103,9 @@ def load_manifest_file(path: Path) -> ModelManifest:
     if isinstance(raw, dict) and isinstance(raw.get("labels"), str):
         labels_path = path.parent / raw["labels"]
         try:
-            raw["labels"] = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            raw["labels"] = [
+                line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
         except OSError as exc:
             raise ManifestError(f"manifest {path}: cannot read labels file {labels_path}: {exc.strerror}") from exc
     try:

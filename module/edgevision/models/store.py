@@ -129,7 +129,9 @@ def download_model(manifest: ModelManifest, directory: Path, *, progress: bool =
         directory.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{manifest.file}.", suffix=".part", delete=False)
     except OSError as exc:
-        raise ModelUnavailableError(_missing_message(manifest, directory, f"cannot write there: {exc.strerror}")) from exc
+        raise ModelUnavailableError(
+            _missing_message(manifest, directory, f"cannot write there: {exc.strerror}")
+        ) from exc
     tmp = Path(handle.name)
     digest = hashlib.sha256()
     log.info("downloading %s from %s", manifest.name, manifest.url)
@@ -151,7 +153,9 @@ def download_model(manifest: ModelManifest, directory: Path, *, progress: bool =
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise ModelUnavailableError(_missing_message(manifest, directory, f"download from {manifest.url} failed: {reason}")) from exc
+        raise ModelUnavailableError(
+            _missing_message(manifest, directory, f"download from {manifest.url} failed: {reason}")
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
     log.info("saved %s to %s", manifest.name, target)

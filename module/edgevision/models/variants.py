@@ -32,7 +32,11 @@ class Variant:
 
     @property
     def tag(self) -> str:
-        parts = [name for name, on in (("dynbatch", self.dynamic_batch), ("frames", self.frames_in), ("fp16", self.fp16)) if on]
+        parts = [
+            name
+            for name, on in (("dynbatch", self.dynamic_batch), ("frames", self.frames_in), ("fp16", self.fp16))
+            if on
+        ]
         return ".".join(parts)
 
     def build(self, model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProto:
@@ -51,8 +55,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     # It converts the model it is given in place; callers keep theirs.
-    converted = convert_float_to_float16(onnx.ModelProto.FromString(model.SerializeToString()), keep_io_types=True,
-                                         disable_shape_infer=True)
+    converted = convert_float_to_float16(
+        onnx.ModelProto.FromString(model.SerializeToString()), keep_io_types=True, disable_shape_infer=True
+    )
     # The converter appends its input casts after the nodes that read them.
     _sort_nodes(converted.graph)
     onnx.checker.check_model(converted)
@@ -81,13 +86,17 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
 
 
-def variant_path(source: Path, sha256: str, variant: Variant, spec: InputSpec | None = None,
-                 cache_dir: Path | None = None) -> Path:
+def variant_path(
+    source: Path, sha256: str, variant: Variant, spec: InputSpec | None = None, cache_dir: Path | None = None
+) -> Path:
     """The derived copy's file: beside the original, or in the user cache if that is read-only."""
     if not variant.tag:
         return source
     name = f"{source.stem}.{variant.tag}-{sha256[:12]}.onnx"
-    candidates = [source.parent / name, (cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "models") / name]
+    candidates = [
+        source.parent / name,
+        (cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "models") / name,
+    ]
     for path in candidates:
         if path.is_file():
             return path

@@ -7,7 +7,8 @@ import logging
 import os
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from edgevision import __version__
 from edgevision.accel import AcceleratorInfo
@@ -30,8 +31,17 @@ log = logging.getLogger(__name__)
 
 TICK_S = 0.5
 # Fields whose change needs the inference stages rebuilt (new engine).
-_ENGINE_FIELDS = ("provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "preprocess_workers",
-                  "preprocess", "fp16", "cuda_graph")
+_ENGINE_FIELDS = (
+    "provider",
+    "use_tensorrt",
+    "workers",
+    "intra_op_threads",
+    "max_batch",
+    "preprocess_workers",
+    "preprocess",
+    "fp16",
+    "cuda_graph",
+)
 
 
 def choose_layout(config: AppConfig, on_gpu: bool, cores: int | None = None) -> Layout:
@@ -96,7 +106,9 @@ class Pipeline:
         self._gpu = GpuTelemetry.open(accelerator) if accelerator is not None else None
         self.metrics = PipelineMetrics()
         self._own_sink = sink is None
-        self.sink: Sink = sink or open_sink(config.sink.kind, config.sink.path, config.sink.rotate_mb, config.sink.backups)
+        self.sink: Sink = sink or open_sink(
+            config.sink.kind, config.sink.path, config.sink.rotate_mb, config.sink.backups
+        )
         self._on_tick = on_tick
         self._on_event = on_event
         self._ready = threading.Condition()
@@ -132,8 +144,13 @@ class Pipeline:
             self._add_camera(camera)
         self._stages.start()
         self._supervisor.start()
-        self.event("started", version=__version__, provider=self._stages.engine.provider,
-                    model=self._stages.model.name, cameras=[c.id for c in self.config.cameras])
+        self.event(
+            "started",
+            version=__version__,
+            provider=self._stages.engine.provider,
+            model=self._stages.model.name,
+            cameras=[c.id for c in self.config.cameras],
+        )
 
     def request_stop(self) -> None:
         """Stop sources, drain batches in flight, flush the sink (signal-handler safe)."""
@@ -162,8 +179,13 @@ class Pipeline:
             layout = choose_layout(config, on_gpu=False)
             engine = self._load_engine(model, self._engine_config(config, layout), layout.max_batch, in_graph)
         cpu_config = self._engine_config(_with_inference(config, provider="cpu"), choose_layout(config, on_gpu=False))
-        log.info("inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
-                 engine.provider, layout.workers, layout.intra_op_threads, layout.max_batch)
+        log.info(
+            "inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
+            engine.provider,
+            layout.workers,
+            layout.intra_op_threads,
+            layout.max_batch,
+        )
         scheduler = Scheduler(
             queues=lambda: self._queues,
             target_fps=self._target_fps,
@@ -205,8 +227,12 @@ class Pipeline:
     def _add_camera(self, camera: CameraConfig, start_seq: int = 0) -> None:
         every_frame = camera.keeps_every_frame
         size = self.config.sources.every_frame_queue_size if every_frame else self.config.sources.live_queue_size
-        frame_queue = FrameQueue(size, drop_oldest=not every_frame, ready=self._ready,
-                                 on_drop=lambda frame: self._drop(frame, "queue_full" if not self._stop.is_set() else "shutdown"))
+        frame_queue = FrameQueue(
+            size,
+            drop_oldest=not every_frame,
+            ready=self._ready,
+            on_drop=lambda frame: self._drop(frame, "queue_full" if not self._stop.is_set() else "shutdown"),
+        )
         source = Source(camera, self.config.sources, frame_queue, self.metrics, start_seq=start_seq)
         with self._lock:
             self._queues = {**self._queues, camera.id: frame_queue}
@@ -268,7 +294,7 @@ class Pipeline:
                 stages = self._stages
                 if stages is not None and not stages.running and self._sources_idle():
                     break
-        except Exception:  # noqa: BLE001 - whatever happens, shut down cleanly
+        except Exception:
             log.exception("supervisor failed")
         self._shutdown()
 
@@ -291,8 +317,9 @@ class Pipeline:
         graph = stages.engine.status.cuda_graph
         try:
             # CUDA graphs are the likelier culprit; without them the GPU may still serve.
-            replacement = self._build_stages(_with_inference(self.config, **({"cuda_graph": False} if graph
-                                                                             else {"provider": "cpu"})))
+            replacement = self._build_stages(
+                _with_inference(self.config, **({"cuda_graph": False} if graph else {"provider": "cpu"}))
+            )
         except Exception as exc:  # noqa: BLE001 - keep the failing stages rescuing batches on the CPU
             log.error("cannot build fallback inference stages: %s", exc)
             return
@@ -303,8 +330,15 @@ class Pipeline:
         abandoned = stages.abandon_hung(reason) if hung else 0
         self._swap_stages(replacement, join_timeout_s=1.0 if hung else 30.0)
         self.metrics.provider_switches += 1
-        self.event("provider_switched", previous=previous, provider=replacement.engine.provider, reason=reason,
-                   cuda_graph_disabled=graph, retry_gpu_in_s=retry_in, frames_abandoned=abandoned)
+        self.event(
+            "provider_switched",
+            previous=previous,
+            provider=replacement.engine.provider,
+            reason=reason,
+            cuda_graph_disabled=graph,
+            retry_gpu_in_s=retry_in,
+            frames_abandoned=abandoned,
+        )
 
     def _retry_gpu(self) -> None:
         try:
@@ -313,8 +347,12 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001
             stages, error = None, first_line(exc)
         else:
-            error = None if stages.engine.on_gpu else "the GPU provider did not load: " + "; ".join(
-                f"{p}: {r}" for p, r in stages.engine.status.dropped.items())
+            error = (
+                None
+                if stages.engine.on_gpu
+                else "the GPU provider did not load: "
+                + "; ".join(f"{p}: {r}" for p, r in stages.engine.status.dropped.items())
+            )
         if error is not None:
             wait = self._failover.postpone()
             self.event("gpu_retry_failed", reason=error, retry_gpu_in_s=wait)
@@ -347,7 +385,7 @@ class Pipeline:
             self.sink.flush()
             if self._own_sink:
                 self.sink.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("closing the sink failed")
         if self._gpu is not None:
             self._gpu.close()
@@ -372,7 +410,13 @@ class Pipeline:
 
     def event(self, name: str, **details: Any) -> None:
         """A lifecycle event: to the sink (the `events` output upstream), the log and on_event."""
-        document = {"type": "event", "schema": "edgevision.event/1", "event": name, "at": iso_time(time.time()), **details}
+        document = {
+            "type": "event",
+            "schema": "edgevision.event/1",
+            "event": name,
+            "at": iso_time(time.time()),
+            **details,
+        }
         log.info("event %s %s", name, details)
         try:
             self.sink.publish(document)
@@ -406,8 +450,11 @@ class Pipeline:
         stages = self._stages
         extra = {}
         if stages is not None:
-            extra = {"provider": stages.engine.provider, "model": stages.model.name,
-                     "in_flight_batches": stages.in_flight}
+            extra = {
+                "provider": stages.engine.provider,
+                "model": stages.model.name,
+                "in_flight_batches": stages.in_flight,
+            }
         if self._gpu is not None:
             extra["gpu"] = self._gpu.sample()
         return self.metrics.snapshot(queues=self.queue_depths(), extra=extra)
@@ -465,7 +512,10 @@ class Pipeline:
             if new.metrics_interval_s != old.metrics_interval_s:
                 changes["live"].append("metrics_interval_s")
             if new.sink != old.sink and self._own_sink:
-                previous, self.sink = self.sink, open_sink(new.sink.kind, new.sink.path, new.sink.rotate_mb, new.sink.backups)
+                previous, self.sink = (
+                    self.sink,
+                    open_sink(new.sink.kind, new.sink.path, new.sink.rotate_mb, new.sink.backups),
+                )
                 previous.close()
                 changes["restarted"].append("sink")
         self.event("config_applied", changes=changes)
@@ -509,5 +559,6 @@ class Pipeline:
             old.join(timeout=join_timeout_s)
         self._stages = stages
         stages.start()
-        self.event("provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped,
-                    model=stages.model.name)
+        self.event(
+            "provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped, model=stages.model.name
+        )

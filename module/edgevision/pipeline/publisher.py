@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
@@ -28,7 +28,9 @@ class Publisher:
     while several inference workers finish out of order.
     """
 
-    def __init__(self, sink: Callable[[], Sink], metrics: PipelineMetrics, latest: LatestFrames, maxsize: int = 64) -> None:
+    def __init__(
+        self, sink: Callable[[], Sink], metrics: PipelineMetrics, latest: LatestFrames, maxsize: int = 64
+    ) -> None:
         self._sink = sink
         self._latest = latest
         self._metrics = metrics

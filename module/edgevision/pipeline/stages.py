@@ -7,8 +7,8 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -97,8 +97,12 @@ class InferenceStages:
         self._abandoned: set[int] = set()
 
     def start(self) -> None:
-        specs = [("schedule", self._schedule_loop, 1), ("preprocess", self._preprocess_loop, self._pre_workers),
-                 ("infer", self._infer_loop, self.layout.workers), ("postprocess", self._postprocess_loop, 1)]
+        specs = [
+            ("schedule", self._schedule_loop, 1),
+            ("preprocess", self._preprocess_loop, self._pre_workers),
+            ("infer", self._infer_loop, self.layout.workers),
+            ("postprocess", self._postprocess_loop, 1),
+        ]
         for name, target, count in specs:
             for index in range(count):
                 thread = threading.Thread(target=target, name=f"{name}-{index}", daemon=True)
@@ -133,7 +137,11 @@ class InferenceStages:
         self.decoder.nms_iou = nms_iou
 
     def queue_depths(self) -> dict[str, int]:
-        return {"preprocess": self._pre_q.qsize(), "inference": self._infer_q.qsize(), "postprocess": self._post_q.qsize()}
+        return {
+            "preprocess": self._pre_q.qsize(),
+            "inference": self._infer_q.qsize(),
+            "postprocess": self._post_q.qsize(),
+        }
 
     # -- stage loops -------------------------------------------------------------------------
 
@@ -152,7 +160,7 @@ class InferenceStages:
                 with self._lock:
                     self._in_flight += 1
                 self._pre_q.put(Batch(next(self._batch_ids), frames, slot, self.producer))
-        except Exception:  # noqa: BLE001 - a dead scheduler must still shut the stages down
+        except Exception:
             log.exception("scheduler failed")
         finally:
             for _ in range(self._pre_workers):
@@ -202,7 +210,9 @@ class InferenceStages:
             if self.engine.on_gpu and self._rescue is not None:
                 if self.failure is None:
                     self.failure = reason
-                    log.error("%s failed at run time: %s; running on the CPU until the switch", self.engine.provider, reason)
+                    log.error(
+                        "%s failed at run time: %s; running on the CPU until the switch", self.engine.provider, reason
+                    )
                 try:
                     batch.output = self._run_rescued(batch)
                 except Exception as rescue_exc:  # noqa: BLE001
@@ -288,4 +298,3 @@ class InferenceStages:
         if last:
             for _ in range(next_workers):
                 next_queue.put(_STOP)
-

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -57,7 +57,9 @@ class FrameQueue:
     every-frame mode block the reader instead, so nothing is lost.
     """
 
-    def __init__(self, maxsize: int, drop_oldest: bool, ready: threading.Condition, on_drop: Callable[[Frame], None]) -> None:
+    def __init__(
+        self, maxsize: int, drop_oldest: bool, ready: threading.Condition, on_drop: Callable[[Frame], None]
+    ) -> None:
         self.maxsize = maxsize
         self.drop_oldest = drop_oldest
         self._items: collections.deque[Frame] = collections.deque()

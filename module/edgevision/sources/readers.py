@@ -44,8 +44,10 @@ class CaptureReader:
             if spec.kind == "file" and not Path(spec.target).is_file():
                 raise SourceFailure(f"file not found: {spec.target}")
             params = [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout_s * 1000),
-                cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout_s * 1000),
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(read_timeout_s * 1000),
             ]
             self._cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
         if not self._cap.isOpened():

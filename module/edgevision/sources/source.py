@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgevision.sources.frames import BufferPool, Frame, FrameQueue
-from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, redact, open_reader
+from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, open_reader, redact
 from edgevision.sources.uri import SourceSpec
 
 if TYPE_CHECKING:

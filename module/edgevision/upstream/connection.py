@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 from azure.iot.device import IoTHubModuleClient
 
@@ -16,8 +17,15 @@ log = logging.getLogger(__name__)
 # One subscribe or unsubscribe; the SDK itself may wait forever for the acknowledgement.
 _STEP_TIMEOUT_S = 5.0
 
-EDGE_VARIABLES = ("IOTEDGE_IOTHUBHOSTNAME", "IOTEDGE_DEVICEID", "IOTEDGE_MODULEID", "IOTEDGE_GATEWAYHOSTNAME",
-                  "IOTEDGE_MODULEGENERATIONID", "IOTEDGE_WORKLOADURI", "IOTEDGE_APIVERSION")
+EDGE_VARIABLES = (
+    "IOTEDGE_IOTHUBHOSTNAME",
+    "IOTEDGE_DEVICEID",
+    "IOTEDGE_MODULEID",
+    "IOTEDGE_GATEWAYHOSTNAME",
+    "IOTEDGE_MODULEGENERATIONID",
+    "IOTEDGE_WORKLOADURI",
+    "IOTEDGE_APIVERSION",
+)
 # The SDK's fallback for local development (what VS Code's IoT Edge tools set).
 DEV_VARIABLES = ("EdgeHubConnectionString", "EdgeModuleCACertificateFile")
 
@@ -84,8 +92,9 @@ class Connection:
             since = self._disconnected_since
             stale = since is not None and time.monotonic() - since > self.stale_after_s
             if self._suspect.is_set() or stale:
-                self._rebuild("calls time out" if self._suspect.is_set() else
-                              f"disconnected for {time.monotonic() - since:.0f} s")  # type: ignore[operator]
+                self._rebuild(
+                    "calls time out" if self._suspect.is_set() else f"disconnected for {time.monotonic() - since:.0f} s"
+                )  # type: ignore[operator]
 
     def _rebuild(self, why: str) -> None:
         self.rebuilds += 1
@@ -139,8 +148,10 @@ class Connection:
 
     def attach(self, on_method: Callable[..., None], on_desired_patch: Callable[..., None]) -> None:
         """Receive direct methods and desired-property patches (subscribing needs the link)."""
-        self._handlers = {"on_method_request_received": on_method,
-                          "on_twin_desired_properties_patch_received": on_desired_patch}
+        self._handlers = {
+            "on_method_request_received": on_method,
+            "on_twin_desired_properties_patch_received": on_desired_patch,
+        }
         if not self._subscribe(renew=False):
             self.suspect("subscribing failed")
 
@@ -189,8 +200,12 @@ class Connection:
         return True
 
     def stats(self) -> dict[str, int | bool]:
-        return {"connected": self.client.connected, "connects": self.connects, "disconnects": self.disconnects,
-                "client_rebuilds": self.rebuilds}
+        return {
+            "connected": self.client.connected,
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "client_rebuilds": self.rebuilds,
+        }
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from edgevision.config import ConfigError
 from edgevision.metrics import iso_time
@@ -40,7 +41,7 @@ class Methods:
             return 404, {"error": f"unknown method {name!r}", "methods": self.names}
         try:
             return handler(payload)
-        except Exception as exc:  # noqa: BLE001 - a failing method answers 500; the module carries on
+        except Exception as exc:
             log.exception("method %s failed", name)
             return 500, {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -59,7 +60,7 @@ class Methods:
     def _camera_id(self, payload: Any) -> tuple[str | None, tuple[int, Any] | None]:
         camera = payload.get("camera") if isinstance(payload, dict) else payload if isinstance(payload, str) else None
         if not isinstance(camera, str) or not camera:
-            return None, (400, {"error": "payload must name a camera: {\"camera\": \"<id>\"}"})
+            return None, (400, {"error": 'payload must name a camera: {"camera": "<id>"}'})
         if camera not in self._module.camera_ids():
             return None, (404, {"error": f"unknown camera {camera!r}", "cameras": self._module.camera_ids()})
         return camera, None

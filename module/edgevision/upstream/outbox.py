@@ -56,7 +56,8 @@ class Outbox:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, output TEXT NOT NULL, "
             "body BLOB NOT NULL, properties TEXT NOT NULL, message_id TEXT NOT NULL, created REAL NOT NULL, "
-            "attempts INTEGER NOT NULL DEFAULT 0)")
+            "attempts INTEGER NOT NULL DEFAULT 0)"
+        )
         self._first_own_id = self._max_id() + 1
         count, size = self._totals()
         self.inherited = count
@@ -66,8 +67,12 @@ class Outbox:
         self.sent = 0
         self.resent = 0
         if count:
-            log.info("outbox %s holds %d message(s) (%d bytes) from an earlier run; sending them first",
-                     self.path, count, size)
+            log.info(
+                "outbox %s holds %d message(s) (%d bytes) from an earlier run; sending them first",
+                self.path,
+                count,
+                size,
+            )
 
     def _max_id(self) -> int:
         return self._db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0]
@@ -78,8 +83,10 @@ class Outbox:
 
     def put(self, output: str, body: bytes, properties: dict[str, str], message_id: str) -> None:
         with self._lock:
-            self._db.execute("INSERT INTO outbox (output, body, properties, message_id, created) VALUES (?, ?, ?, ?, ?)",
-                             (output, body, json.dumps(properties), message_id, time.time()))
+            self._db.execute(
+                "INSERT INTO outbox (output, body, properties, message_id, created) VALUES (?, ?, ?, ?, ?)",
+                (output, body, json.dumps(properties), message_id, time.time()),
+            )
             self._count += 1
             self._bytes += len(body)
             self.enqueued += 1
@@ -92,8 +99,9 @@ class Outbox:
         # this runs per message, and a scan of `created` would be one per message too.
         oldest = self._db.execute("SELECT created FROM outbox ORDER BY id LIMIT 1").fetchone()
         if oldest is not None and oldest[0] < cutoff:
-            expired = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE created < ?",
-                                       (cutoff,)).fetchone()
+            expired = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM outbox WHERE created < ?", (cutoff,)
+            ).fetchone()
             self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
             self._drop("age", expired[0], expired[1])
         while self._count > limits.max_messages or self._bytes > limits.max_bytes:
@@ -116,8 +124,9 @@ class Outbox:
 
     def oldest(self) -> Stored | None:
         with self._lock:
-            row = self._db.execute("SELECT id, output, body, properties, message_id, attempts FROM outbox "
-                                   "ORDER BY id LIMIT 1").fetchone()
+            row = self._db.execute(
+                "SELECT id, output, body, properties, message_id, attempts FROM outbox ORDER BY id LIMIT 1"
+            ).fetchone()
         if row is None:
             return None
         return Stored(row[0], row[1], bytes(row[2]), json.loads(row[3]), row[4], row[5], row[0] < self._first_own_id)
@@ -147,8 +156,16 @@ class Outbox:
 
     def stats(self) -> dict[str, Any]:
         # enqueued + inherited == sent + queued + sum(dropped), always.
-        return {"path": self.path, "enqueued": self.enqueued, "inherited": self.inherited, "queued": self._count,
-                "queued_bytes": self._bytes, "sent": self.sent, "resent": self.resent, "dropped": dict(self.dropped)}
+        return {
+            "path": self.path,
+            "enqueued": self.enqueued,
+            "inherited": self.inherited,
+            "queued": self._count,
+            "queued_bytes": self._bytes,
+            "sent": self.sent,
+            "resent": self.resent,
+            "dropped": dict(self.dropped),
+        }
 
     def close(self) -> None:
         with self._lock:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from edgevision.metrics import iso_time
 from edgevision.publish.sink import encode
@@ -41,8 +42,13 @@ class ResultsReducer:
     label over `summary_interval_s`, one message each interval.
     """
 
-    def __init__(self, mode: ResultsMode, heartbeat_s: float, summary_interval_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        mode: ResultsMode,
+        heartbeat_s: float,
+        summary_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.mode = mode
         self.heartbeat_s = heartbeat_s
         self.summary_interval_s = summary_interval_s
@@ -84,8 +90,11 @@ class ResultsReducer:
         if self.mode != "summary":
             return []
         now = self._clock() if now is None else now
-        return [self._summary(camera, state) for camera, state in self._cameras.items()
-                if state.window_start is not None and now - state.window_start >= self.summary_interval_s]
+        return [
+            self._summary(camera, state)
+            for camera, state in self._cameras.items()
+            if state.window_start is not None and now - state.window_start >= self.summary_interval_s
+        ]
 
     def flush(self) -> list[dict[str, Any]]:
         """Summaries of unfinished intervals (at shutdown)."""
@@ -102,8 +111,10 @@ class ResultsReducer:
             "from": iso_time(state.window_started_at),
             "to": iso_time(time.time()),
             "frames": state.frames,
-            "labels": {label: {"detections": n, "frames": state.frames_with[label], "max_per_frame": state.peak[label]}
-                       for label, n in sorted(state.counts.items())},
+            "labels": {
+                label: {"detections": n, "frames": state.frames_with[label], "max_per_frame": state.peak[label]}
+                for label, n in sorted(state.counts.items())
+            },
             "last_seq": last.get("seq"),
             "model": last.get("model"),
             "provider": last.get("provider"),
@@ -129,8 +140,9 @@ def _split(message: dict[str, Any], size: int, max_bytes: int) -> list[dict[str,
     if message.get("type") == "result" and len(message.get("detections", ())) > 1:
         detections = message["detections"]
         half = len(detections) // 2
-        parts = fit({**message, "detections": detections[:half]}, max_bytes) + \
-            fit({**message, "detections": detections[half:]}, max_bytes)
+        parts = fit({**message, "detections": detections[:half]}, max_bytes) + fit(
+            {**message, "detections": detections[half:]}, max_bytes
+        )
         count = len(parts)
         return [{**part, "part": {"index": i, "count": count}} for i, part in enumerate(parts)]
     # Anything else that large (a metrics document of very many cameras): keep the totals.

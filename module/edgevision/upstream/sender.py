@@ -7,7 +7,8 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from azure.iot.device import Message
 
@@ -48,8 +49,15 @@ class MessageSender:
     run:camera:seq[:part] for results, run:type:n for the rest.
     """
 
-    def __init__(self, client: Callable[[], OutputClient], outbox: Outbox, run_id: str, retry_s: float = 1.0,
-                 call_timeout_s: float = 30.0, on_timeout: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: Callable[[], OutputClient],
+        outbox: Outbox,
+        run_id: str,
+        retry_s: float = 1.0,
+        call_timeout_s: float = 30.0,
+        on_timeout: Callable[[str], None] | None = None,
+    ) -> None:
         self._client = client
         self.outbox = outbox
         self.run_id = run_id
@@ -108,8 +116,14 @@ class MessageSender:
 
     def stats(self) -> dict[str, Any]:
         outbox = self.outbox.stats()
-        return {"queued": outbox["queued"], "sent": dict(self.sent), "refused": dict(self.refused), "held_during_outages": dict(self.held),
-                "send_failures": self.failures, "outbox": outbox}
+        return {
+            "queued": outbox["queued"],
+            "sent": dict(self.sent),
+            "refused": dict(self.refused),
+            "held_during_outages": dict(self.held),
+            "send_failures": self.failures,
+            "outbox": outbox,
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -120,7 +134,7 @@ class MessageSender:
                         self._wake.wait(0.5)
                     continue
                 self._send(item)
-            except Exception:  # noqa: BLE001 - e.g. a full disk under the outbox: keep the thread alive
+            except Exception:
                 log.exception("upstream sender failed; retrying")
                 self._stop.wait(self._retry_s)
 
@@ -129,8 +143,9 @@ class MessageSender:
         failed = False
         while not self._stop.is_set():
             try:
-                call_with_timeout(lambda: self._client().send_message_to_output(message, item.output),
-                                  self.call_timeout_s)
+                call_with_timeout(
+                    lambda: self._client().send_message_to_output(message, item.output), self.call_timeout_s
+                )
                 self.outbox.ack(item, retried=failed)
                 self.sent[item.output] += 1
                 self._link_down = False

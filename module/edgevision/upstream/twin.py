@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +17,9 @@ class ReportedClient(Protocol):
 
 def desired_document(desired: Mapping[str, Any]) -> dict[str, Any]:
     """The configuration part of a desired document or patch: without `$version`, `$metadata`."""
-    return {k: (desired_document(v) if isinstance(v, Mapping) else v)
-            for k, v in desired.items() if not k.startswith("$")}
+    return {
+        k: (desired_document(v) if isinstance(v, Mapping) else v) for k, v in desired.items() if not k.startswith("$")
+    }
 
 
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,9 +45,14 @@ class Reporter:
     only differences are sent, and never more often than the interval.
     """
 
-    def __init__(self, client: Callable[[], ReportedClient], min_interval_s: float,
-                 ready: threading.Event | None = None, timeout_s: float = 15.0,
-                 on_timeout: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        client: Callable[[], ReportedClient],
+        min_interval_s: float,
+        ready: threading.Event | None = None,
+        timeout_s: float = 15.0,
+        on_timeout: Callable[[str], None] | None = None,
+    ) -> None:
         self._client = client
         self._on_timeout = on_timeout
         self.min_interval_s = min_interval_s
