@@ -1,19 +1,20 @@
-"""Shared fixtures: the test assets, the real model, and an isolated cache."""
+"""Fixtures: the test assets, the real model, the fake driver libraries, an isolated cache.
+
+Helpers the tests share live in tests/support and are imported from there, not from here.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = Path(__file__).resolve().parent / "support" / "fakes"
+_INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,6 +22,13 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.rootpath) / ".pytest_cache" / "xdg-cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["XDG_CACHE_HOME"] = str(cache)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration is in the integration tier (`make test-fast` skips it)."""
+    for item in items:
+        if _INTEGRATION in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def _assets_required() -> bool:
@@ -47,7 +55,7 @@ def model_path(assets: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def resolved_model(model_path: Path):
-    from edgevision.models import resolve_model
+    from edgevision.models.store import resolve_model
 
     return resolve_model(str(model_path))
 
@@ -55,6 +63,17 @@ def resolved_model(model_path: Path):
 @pytest.fixture(scope="session")
 def images(assets: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted((assets / "images").glob("*.jpg"))}
+
+
+@pytest.fixture(scope="session")
+def videos(assets: Path) -> dict[str, Path]:
+    return {"pedestrians": assets / "video" / "pedestrians-720p.avi", "traffic": assets / "video" / "traffic-360p.mp4"}
+
+
+@pytest.fixture
+def model_dir_env(model_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real model found by name, as the Makefile arranges it."""
+    monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
 
 
 @pytest.fixture(scope="session")
@@ -82,37 +101,3 @@ def build_fake(compiler: str, tmp_path_factory: pytest.TempPathFactory):
         return built[key]
 
     return build
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `python -m edgevision ...` as a user would, in a real child process."""
-    return subprocess.run(
-        [sys.executable, "-m", "edgevision", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-
-
-class CollectingSink:
-    """Keeps every message in memory; the pipeline sees an ordinary sink."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, message: dict[str, Any]) -> None:
-        with self._lock:
-            self.messages.append(message)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m for m in self.messages if m["type"] == kind]

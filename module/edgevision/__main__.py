@@ -1,3 +1,3 @@
-from edgevision.cli import main
+from edgevision.cli.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""YOLOX detector: frames in, detections out (preprocess -> infer -> postprocess)."""
+"""Frames in, detections out: preprocess -> infer -> the family's decoder, batched."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from typing import Literal
 
 import numpy as np
 
-from edgevision.engine import BoundRunner, Engine, EngineConfig, EngineError
-from edgevision.models import ResolvedModel, Variant, variant_path
-from edgevision.postprocess import YoloxDecoder
+from edgevision.detections import Detections
+from edgevision.families.registry import family_for
+from edgevision.inference.engine import BoundRunner, Engine
+from edgevision.inference.loader import load_engine
+from edgevision.inference.options import EngineConfig
+from edgevision.models.store import ResolvedModel
 from edgevision.preprocess import FrameError, preprocessor
-from edgevision.results import Detections
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class DetectorConfig:
     max_batch: int = 1
     # "graph": the letterbox runs inside the model, on its execution provider.
     preprocess: Literal["host", "graph"] = "host"
+    # None: the manifest's family.
+    family: str | None = None
 
 
 @dataclass
@@ -54,11 +58,12 @@ class Detector:
         self.config = config or DetectorConfig()
         if self.config.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        family = family_for(model.manifest, self.config.family)
         in_graph = self.config.preprocess == "graph"
-        self.engine = engine or load_engine(model, engine_config, self.config.max_batch, in_graph)
+        self.engine = engine or load_engine(model, engine_config, self.config.max_batch, in_graph, family)
         self.labels = model.manifest.labels
         self._prepare = preprocessor(model.manifest.input, self.engine.takes_frames).prepare
-        self._decode = YoloxDecoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
+        self._decode = family.decoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
         self._runners: dict[int, BoundRunner] = {}
 
     def _runner(self, size: int) -> BoundRunner:
@@ -82,43 +87,10 @@ class Detector:
             t1 = time.perf_counter()
             outputs = runner.run()
             t2 = time.perf_counter()
-            results.extend(self._decode(outputs[0], metas))
+            results.extend(self._decode(outputs, metas))
             t3 = time.perf_counter()
             times.preprocess += (t1 - t0) * 1e3
             times.inference += (t2 - t1) * 1e3
             times.postprocess += (t3 - t2) * 1e3
             times.frames += len(chunk)
         return results
-
-
-def load_engine(model: ResolvedModel, config: EngineConfig | None, max_batch: int, in_graph: bool = False) -> Engine:
-    """An engine for this model: the dynamic-batch copy for batches above 1, the letterbox-in-graph
-    copy when `in_graph`, and its fp16 copy when the config asks and a GPU runs it."""
-    variant = Variant(dynamic_batch=max_batch > 1, frames_in=in_graph)
-    spec = model.manifest.input
-    path = variant_path(model.path, model.sha256, variant, spec)
-    half = Variant(dynamic_batch=variant.dynamic_batch, frames_in=in_graph, fp16=True)
-    engine = Engine(path, config, fp16_model=lambda: variant_path(model.path, model.sha256, half, spec))
-    _check_contract(engine, model)
-    return engine
-
-
-def _check_contract(engine: Engine, model: ResolvedModel) -> None:
-    """Fail at load, not per frame, when the graph does not fit its manifest."""
-    spec = model.manifest.input
-    if engine.takes_frames:
-        if engine.input_shape[1:] != ["height", "width", 3]:
-            raise EngineError(
-                f"{model.path.name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected"
-            )
-    elif engine.input_shape[1:] != [3, spec.height, spec.width]:
-        raise EngineError(
-            f"{model.path.name}: input shape {engine.input_shape} does not match the manifest's "
-            f"{['N', 3, spec.height, spec.width]}"
-        )
-    out_shape = engine.output_shapes[0]
-    expected_out = [model.manifest.num_anchors, 5 + model.manifest.num_classes]
-    if out_shape[1:] != expected_out:
-        raise EngineError(
-            f"{model.path.name}: output shape {out_shape} does not match the manifest's {['N'] + expected_out}"
-        )

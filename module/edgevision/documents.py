@@ -8,8 +8,10 @@ from typing import Any
 
 import yaml
 
+from edgevision.errors import EdgevisionError
 
-class DocumentError(ValueError):
+
+class DocumentError(EdgevisionError, ValueError):
     """A file that cannot be read or parsed."""
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgevision.errors import EdgevisionError
 
-class ImageReadError(ValueError):
+
+class ImageReadError(EdgevisionError, ValueError):
     """The file is missing, unreadable, or not an image OpenCV can decode."""
 
 

@@ -7,7 +7,6 @@ import collections
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,10 +15,6 @@ LATENCY_WINDOW = 2048  # samples per camera kept for percentiles
 # Cumulative latency histogram buckets (ms), for Prometheus.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
-
-
-def iso_time(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def percentiles(samples: collections.deque[float] | list[float]) -> dict[str, float | None]:
@@ -121,10 +116,11 @@ class CameraStats:
         with self._lock:
             self.stalls += 1
 
-    def snapshot(self, interval_s: float, uptime_s: float) -> dict[str, Any]:
+    def snapshot(self, interval_s: float, uptime_s: float, advance: bool = True) -> dict[str, Any]:
         with self._lock:
             fps = (self.inferred - self._inferred_mark) / interval_s if interval_s > 0 else 0.0
-            self._inferred_mark = self.inferred
+            if advance:
+                self._inferred_mark = self.inferred
             outage = self.outage_seconds + (self._clock() - self._outage_started if self._outage_started else 0.0)
             return {
                 "state": self.state,
@@ -180,6 +176,12 @@ class PipelineMetrics:
         with self._lock:
             self.batch_sizes[size] += 1
 
+    def latency_histograms(self) -> dict[str, tuple[list[tuple[str, int]], float]]:
+        """Per camera: cumulative latency buckets and their sum (Prometheus histograms)."""
+        with self._lock:
+            cameras = dict(self.cameras)
+        return {camera: stats.latency_histogram() for camera, stats in sorted(cameras.items())}
+
     def stage_ms_per_frame(self) -> dict[str, float | None]:
         """Mean milliseconds per frame of each stage since the start."""
         with self._lock:
@@ -187,27 +189,31 @@ class PipelineMetrics:
                 name: round(total[0] / total[1], 3) if total[1] else None for name, total in self._stage_total.items()
             }
 
-    def snapshot(self, *, queues: dict[str, int], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def snapshot(
+        self, *, queues: dict[str, int], extra: dict[str, Any] | None = None, advance: bool = True
+    ) -> dict[str, Any]:
+        """The figures of a metrics message. Interval figures (fps, stage times) cover the time
+        since the last advancing snapshot; only the periodic metrics message advances, so views
+        (status, a Prometheus scrape) do not shorten its interval."""
         now = self._clock()
         with self._lock:
             interval = now - self._last_snapshot
-            self._last_snapshot = now
             stages = {}
             for name, total in self._stage_total.items():
                 mark = self._stage_mark[name]
                 frames = total[1] - mark[1]
                 stages[name] = round((total[0] - mark[0]) / frames, 3) if frames else None
-                self._stage_mark[name] = list(total)
+                if advance:
+                    self._stage_mark[name] = list(total)
+            if advance:
+                self._last_snapshot = now
             batches = dict(self.batch_sizes)
             cameras = dict(self.cameras)
         uptime = now - self.started_mono
-        per_camera = {cid: stats.snapshot(interval, uptime) for cid, stats in sorted(cameras.items())}
+        per_camera = {cid: stats.snapshot(interval, uptime, advance) for cid, stats in sorted(cameras.items())}
         all_latency = [ms for stats in cameras.values() for ms in stats.latency_samples()]
         batch_count = sum(batches.values())
         document = {
-            "type": "metrics",
-            "schema": "edgevision.metrics/1",
-            "at": iso_time(time.time()),
             "uptime_s": round(uptime, 2),
             "interval_s": round(interval, 3),
             "totals": {

@@ -30,7 +30,7 @@ PLACEHOLDER = LetterboxMeta(width=1, height=1, scale=1.0)
 
 
 class BatchInput(Protocol):
-    """The input side of an inference runner (edgevision.engine.BoundRunner)."""
+    """The input side of an inference runner (edgevision.inference.engine.BoundRunner)."""
 
     @property
     def input(self) -> np.ndarray: ...

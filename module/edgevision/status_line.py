@@ -6,7 +6,7 @@ import shutil
 import time
 from typing import IO, Any
 
-from edgevision.metrics import percentiles
+from edgevision.control import Control
 
 
 class StatusLine:
@@ -18,23 +18,22 @@ class StatusLine:
         self._marks: list[tuple[float, int]] = []
         self._shown = False
 
-    def __call__(self, pipeline: Any) -> None:
-        cameras = list(pipeline.metrics.cameras.values())
-        inferred = sum(c.inferred for c in cameras)
+    def __call__(self, control: Control) -> None:
+        snapshot = control.metrics_snapshot()
+        cameras = snapshot["cameras"].values()
+        inferred = snapshot["totals"]["inferred"]
         now = time.monotonic()
         self._marks.append((now, inferred))
         while len(self._marks) > 2 and now - self._marks[0][0] > self._window_s:
             self._marks.pop(0)
         t0, n0 = self._marks[0]
         fps = (inferred - n0) / (now - t0) if now > t0 else 0.0
-        latency = percentiles([ms for c in cameras for ms in c.latency_samples()[-256:]])
-        dropped = sum(sum(c.dropped.values()) for c in cameras)
-        up = sum(1 for c in cameras if c.state == "streaming")
-        status = pipeline.status()
-        provider = (status.get("provider") or {}).get("provider", "?").replace("ExecutionProvider", "")
+        latency = snapshot["totals"]["latency_ms"]
+        up = sum(1 for c in cameras if c["state"] == "streaming")
+        provider = str(snapshot.get("provider", "?")).replace("ExecutionProvider", "")
         line = (
             f"{fps:6.1f} fps | latency p50 {_ms(latency['p50'])} p95 {_ms(latency['p95'])} | {provider} | "
-            f"frames {inferred} | dropped {dropped} | cameras {up}/{len(cameras)} streaming"
+            f"frames {inferred} | dropped {snapshot['totals']['dropped']} | cameras {up}/{len(cameras)} streaming"
         )
         width = shutil.get_terminal_size((120, 20)).columns - 1
         self._stream.write("\r" + line[:width].ljust(width))

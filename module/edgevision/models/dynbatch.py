@@ -8,12 +8,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from edgevision.errors import BuildError
+
 log = logging.getLogger(__name__)
 
 BATCH_DIM = "batch"
 
 
-class DynamicBatchError(RuntimeError):
+class DynamicBatchError(BuildError):
     """The graph cannot be made batch-dynamic by this rewrite."""
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgevision.errors import BuildError
 from edgevision.models.manifest import InputSpec
 
 FRAMES_INPUT = "frames"
@@ -17,7 +18,7 @@ FRAMES_INPUT = "frames"
 MIN_OPSET = 11
 
 
-class InGraphError(RuntimeError):
+class InGraphError(BuildError):
     """The graph cannot take the preprocessing wrapper."""
 
 

@@ -10,11 +10,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgevision.documents import DocumentError, read_document
+from edgevision.errors import BuildError
+from edgevision.families.names import FAMILY_NAMES
 
 MANIFEST_SUFFIX = ".json"
 
 
-class ManifestError(ValueError):
+class ManifestError(BuildError, ValueError):
     """A manifest is missing or invalid."""
 
 
@@ -47,7 +49,8 @@ class ModelManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    family: Literal["yolox"]
+    # The detector family (edgevision.families) whose decoder reads this model's output.
+    family: str
     file: str = Field(pattern=r"^[A-Za-z0-9._-]+\.onnx$")
     url: str | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
@@ -55,6 +58,7 @@ class ModelManifest(BaseModel):
     license: str
     source: str | None = None
     input: InputSpec
+    # YOLOX: the strides of its anchor grid.
     strides: tuple[int, ...] = (8, 16, 32)
     # A list of class names, or the name of a text file beside the manifest, one name a line.
     labels: tuple[str, ...]
@@ -68,6 +72,13 @@ class ModelManifest(BaseModel):
             raise ValueError("must be an http(s) URL")
         return url
 
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, family: str) -> str:
+        if family not in FAMILY_NAMES:
+            raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILY_NAMES)})")
+        return family
+
     @model_validator(mode="after")
     def _url_needs_hash(self) -> ModelManifest:
         if self.url and not self.sha256:
@@ -78,9 +89,6 @@ class ModelManifest(BaseModel):
     def num_classes(self) -> int:
         return len(self.labels)
 
-    @cached_property
-    def num_anchors(self) -> int:
-        return sum((self.input.width // s) * (self.input.height // s) for s in self.strides)
 
 
 def manifest_dirs() -> list[Path]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import platformdirs
 from tqdm import tqdm
 
+from edgevision.errors import BuildError
 from edgevision.models.manifest import ManifestError, ModelManifest, find_manifest, manifest_for_file
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,11 @@ MODEL_DIR_ENV = "EDGEVISION_MODEL_DIR"
 _CHUNK = 1 << 20
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(BuildError):
     """The model file is not here and cannot be downloaded."""
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(BuildError):
     """A downloaded file does not match its manifest's SHA-256."""
 
 

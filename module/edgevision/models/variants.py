@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 import platformdirs
 
+from edgevision.errors import BuildError
 from edgevision.models.dynbatch import make_dynamic_batch
 from edgevision.models.ingraph import add_preprocessing
 from edgevision.models.manifest import InputSpec
@@ -18,7 +19,7 @@ from edgevision.models.manifest import InputSpec
 log = logging.getLogger(__name__)
 
 
-class VariantError(RuntimeError):
+class VariantError(BuildError):
     """A derived copy of the model cannot be built or stored."""
 
 

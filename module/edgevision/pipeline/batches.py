@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgevision.engine import BoundRunner, Engine
+from edgevision.detections import Detections
+from edgevision.inference.engine import BoundRunner, Engine
 from edgevision.preprocess import LetterboxMeta
-from edgevision.results import Detections
 from edgevision.sources.frames import Frame
 
 
@@ -29,7 +29,7 @@ class Batch:
     slot: BoundRunner | None
     producer: Producer
     metas: list[LetterboxMeta] = field(default_factory=list)
-    output: np.ndarray | None = None
+    outputs: list[np.ndarray] | None = None
     detections: list[Detections] | None = None
     error: str | None = None
     # Which frames failed preprocessing (bad frame), by index; they get no result.

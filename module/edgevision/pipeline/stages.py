@@ -8,32 +8,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from edgevision.engine import Engine, first_line
+from edgevision.errors import first_line
+from edgevision.families.base import Decoder
+from edgevision.inference.engine import Engine
 from edgevision.metrics import PipelineMetrics
-from edgevision.models import ResolvedModel
+from edgevision.models.store import ResolvedModel
 from edgevision.pipeline.batches import Batch, Producer, SlotPool
+from edgevision.pipeline.layout import Layout
 from edgevision.pipeline.scheduler import Scheduler
-from edgevision.postprocess import YoloxDecoder
 from edgevision.preprocess import Preprocessor, preprocessor
 from edgevision.sources.frames import Frame
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How inference is spread over threads; chosen from the provider in use."""
-
-    workers: int
-    intra_op_threads: int
-    max_batch: int
-    allow_spinning: bool
 
 
 class InferenceStages:
@@ -57,8 +48,7 @@ class InferenceStages:
         idle: Callable[[], bool],
         drop: Callable[[Frame, str], None],
         preprocessed: Callable[[Frame], None],
-        score_threshold: float,
-        nms_iou: float,
+        decoder: Decoder,
         preprocess_workers: int,
         rescue: Callable[[], Engine] | None = None,
     ) -> None:
@@ -74,7 +64,7 @@ class InferenceStages:
         self._drop = drop
         self._preprocessed = preprocessed
         self.producer = Producer(model.name, engine.provider, model.manifest.labels)
-        self.decoder = YoloxDecoder(model.manifest, score_threshold, nms_iou)
+        self.decoder = decoder
         self._pre_workers = preprocess_workers
         self.pool = SlotPool(engine, layout.max_batch, per_size=layout.workers + preprocess_workers + 1)
         self._pre_q: queue.Queue = queue.Queue(maxsize=preprocess_workers + 1)
@@ -202,9 +192,9 @@ class InferenceStages:
         self._runs[worker] = (time.monotonic(), batch)
         try:
             if self.failure is None:
-                batch.output = batch.slot.run()[0]
+                batch.outputs = batch.slot.run()
             else:
-                batch.output = self._run_rescued(batch)
+                batch.outputs = self._run_rescued(batch)
         except Exception as exc:  # noqa: BLE001 - reported per batch; the stage keeps running
             reason = first_line(exc)
             if self.engine.on_gpu and self._rescue is not None:
@@ -214,7 +204,7 @@ class InferenceStages:
                         "%s failed at run time: %s; running on the CPU until the switch", self.engine.provider, reason
                     )
                 try:
-                    batch.output = self._run_rescued(batch)
+                    batch.outputs = self._run_rescued(batch)
                 except Exception as rescue_exc:  # noqa: BLE001
                     batch.error = f"inference failed: {reason}; on the CPU too: {first_line(rescue_exc)}"
             else:
@@ -226,13 +216,13 @@ class InferenceStages:
         self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
         self.metrics.batch(len(batch.frames))
 
-    def _run_rescued(self, batch: Batch) -> np.ndarray:
+    def _run_rescued(self, batch: Batch) -> list[np.ndarray]:
         with self._lock:
             if self._rescue_engine is None:
                 assert self._rescue is not None
                 self._rescue_engine = self._rescue()
         # Rare path: the slot's buffers are bound to the failed engine, so this run allocates.
-        return self._rescue_engine.run(batch.slot.input)[0]
+        return self._rescue_engine.run(batch.slot.input)
 
     def stalled_for(self) -> float:
         """How long the oldest inference run in progress has been running (0 if none)."""
@@ -274,11 +264,11 @@ class InferenceStages:
         started = time.perf_counter()
         if batch.error is None:
             try:
-                batch.detections = self.decoder(batch.output, batch.metas)
+                batch.detections = self.decoder(batch.outputs, batch.metas)
             except Exception as exc:  # noqa: BLE001 - e.g. an output that fits no manifest
                 batch.error = f"postprocessing failed: {exc}"
                 log.error("batch %d: %s", batch.id, batch.error)
-        batch.output = None
+        batch.outputs = None
         self.pool.release(batch.slot)
         batch.slot = None
         self.metrics.stage("postprocess", time.perf_counter() - started, len(batch.frames))

@@ -1,15 +1,32 @@
-"""The JSON messages the module sends: one per processed frame, and metrics snapshots."""
+"""Every message the module sends: results, metrics snapshots, events and summaries.
+
+Each has a `type` and a versioned `schema`; local sinks and the IoT Hub outputs carry the same
+documents.
+"""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from edgevision.metrics import iso_time
-from edgevision.results import Detections
+from edgevision.detections import Detections
 
 RESULT_SCHEMA = "edgevision.result/1"
+METRICS_SCHEMA = "edgevision.metrics/1"
+EVENT_SCHEMA = "edgevision.event/1"
+SUMMARY_SCHEMA = "edgevision.summary/1"
+
+
+def iso_time(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode(message: Mapping[str, Any]) -> str:
+    """Compact JSON, as sinks write it and IoT Hub receives it."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 def result_message(
@@ -40,4 +57,38 @@ def result_message(
         "height": detections.height,
         "batch": {"id": batch_id, "size": batch_size},
         "detections": detections.to_json(labels),
+    }
+
+
+def metrics_message(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """A metrics snapshot (edgevision.metrics) as the `metrics` message."""
+    return {"type": "metrics", "schema": METRICS_SCHEMA, "at": iso_time(time.time()), **snapshot}
+
+
+def event_message(name: str, details: Mapping[str, Any]) -> dict[str, Any]:
+    """A lifecycle event: started, stopped, camera state, provider, configuration applied/rejected."""
+    return {"type": "event", "schema": EVENT_SCHEMA, "event": name, "at": iso_time(time.time()), **details}
+
+
+def summary_message(
+    *,
+    camera: str,
+    started_at: float,
+    frames: int,
+    labels: Mapping[str, Mapping[str, int]],
+    last: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Counts per label over one summary interval of one camera (results mode `summary`)."""
+    last = last or {}
+    return {
+        "type": "summary",
+        "schema": SUMMARY_SCHEMA,
+        "camera": camera,
+        "from": iso_time(started_at),
+        "to": iso_time(time.time()),
+        "frames": frames,
+        "labels": {label: dict(counts) for label, counts in labels.items()},
+        "last_seq": last.get("seq"),
+        "model": last.get("model"),
+        "provider": last.get("provider"),
     }

@@ -10,7 +10,7 @@ from typing import Literal
 
 from azure.iot.device import IoTHubModuleClient
 
-from edgevision.upstream.twin import call_with_timeout
+from edgevision.upstream.sdk import call_with_timeout
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 from azure.iot.device import Message
 
-from edgevision.publish.sink import encode
+from edgevision.publish.messages import encode
 from edgevision.upstream.outbox import Outbox, Stored
-from edgevision.upstream.twin import call_with_timeout
+from edgevision.upstream.sdk import call_with_timeout, classify
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +96,6 @@ class MessageSender:
         with self._wake:
             self._wake.notify()
 
-    def depth(self) -> int:
-        return len(self.outbox)
-
     def flush(self, timeout: float) -> bool:
         """Wait until the outbox is empty; False on timeout (what is left stays on disk)."""
         deadline = time.monotonic() + timeout
@@ -150,12 +147,14 @@ class MessageSender:
                 self.sent[item.output] += 1
                 self._link_down = False
                 return
-            except ValueError as exc:  # the SDK's own size check; fit() should make this impossible
-                log.error("message to %s refused by the SDK: %s", item.output, exc)
-                self.outbox.drop(item, "refused")
-                self.refused[item.output] += 1
-                return
-            except Exception as exc:  # noqa: BLE001 - connection errors: keep the message, retry
+            except Exception as exc:  # noqa: BLE001 - classified: refused messages are dropped, the rest retried
+                error = classify(exc, f"sending to {item.output}")
+                if not error.transient:
+                    # The SDK's own size check; fit() should make this impossible.
+                    log.error("message refused by the SDK: %s", error)
+                    self.outbox.drop(item, "refused")
+                    self.refused[item.output] += 1
+                    return
                 self.failures += 1
                 self._link_down = True
                 if not failed:
@@ -164,5 +163,5 @@ class MessageSender:
                 if isinstance(exc, TimeoutError) and self._on_timeout is not None:
                     self._on_timeout(f"sending to {item.output}: {exc}")
                 if self.failures == 1 or self.failures % 100 == 0:
-                    log.warning("sending to %s failed (%d failures so far): %s", item.output, self.failures, exc)
+                    log.warning("%s (%d failures so far)", error, self.failures)
                 self._stop.wait(self._retry_s)

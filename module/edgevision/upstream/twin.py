@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from edgevision.upstream.sdk import call_with_timeout
+
 log = logging.getLogger(__name__)
 
 
@@ -83,10 +85,6 @@ class Reporter:
             if merge_patch(self._reported, self._wanted):
                 self._lock.notify_all()
 
-    def pending(self) -> dict[str, Any]:
-        with self._lock:
-            return merge_patch(self._reported, self._wanted)
-
     def _run(self) -> None:
         while not self._stop.is_set():
             with self._lock:
@@ -118,27 +116,6 @@ class Reporter:
             self.patches_sent += 1
             with self._lock:
                 self._reported = target
-
-
-def call_with_timeout(fn: Callable[[], Any], timeout_s: float) -> Any:
-    """Run a blocking SDK call, giving up after `timeout_s` (the call itself is left to finish)."""
-    result: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            result.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            errors.append(exc)
-
-    worker = threading.Thread(target=run, name="sdk-call", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {timeout_s:g} s")
-    if errors:
-        raise errors[0]
-    return result[0] if result else None
 
 
 class DesiredTracker:

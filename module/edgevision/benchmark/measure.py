@@ -1,0 +1,327 @@
+"""Measurements for `edgevision benchmark`: stage costs, the bare-inference limit, the naive loop
+and the pipeline itself, each returning plain numbers."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from edgevision.accel.telemetry import GpuTelemetry
+from edgevision.config.load import validate
+from edgevision.families.registry import family_for
+from edgevision.inference.loader import load_engine
+from edgevision.inference.options import EngineConfig
+from edgevision.inference.providers import CPU, PROVIDER_NAMES, provider_load_error
+from edgevision.metrics import percentiles
+from edgevision.models.store import ResolvedModel
+from edgevision.pipeline.layout import choose_layout
+from edgevision.pipeline.pipeline import Pipeline
+from edgevision.preprocess import Letterbox, preprocessor
+from edgevision.publish.messages import encode, result_message
+
+STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
+
+
+class NullSink:
+    """Serialises every message (part of publishing) and notes when results arrive."""
+
+    def __init__(self) -> None:
+        self.results = 0
+        self.first: float | None = None
+        self.last = 0.0
+
+    def publish(self, message: dict[str, Any]) -> None:
+        encode(message)
+        if message["type"] == "result":
+            self.results += 1
+            self.last = time.perf_counter()
+            if self.first is None:
+                self.first = self.last
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def steady_fps(self) -> float:
+        """Results per second from the first to the last: start-up and shutdown excluded."""
+        return (self.results - 1) / (self.last - self.first) if self.first and self.last > self.first else 0.0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Usage:
+    """CPU use (share of all cores) and GPU utilisation over a measured interval."""
+
+    def __init__(self, gpu: GpuTelemetry | None, period_s: float = 0.25) -> None:
+        self._gpu = gpu
+        self._period = period_s
+        self._stop = threading.Event()
+        self._readings: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._sample, name="usage", daemon=True)
+
+    def __enter__(self) -> Usage:
+        self._cpu, self._wall = cpu_seconds(), time.perf_counter()
+        if self._gpu is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu_utilisation = (cpu_seconds() - self._cpu) / (time.perf_counter() - self._wall) / (os.cpu_count() or 1)
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._period):
+            self._readings.extend(r for r in self._gpu.sample() if "utilization_pct" in r)  # type: ignore[union-attr]
+
+    def summary(self) -> dict[str, Any]:
+        util = [r["utilization_pct"] for r in self._readings]
+        memory = [r["memory_used_mib"] for r in self._readings if "memory_used_mib" in r]
+        return {
+            "cpu_utilisation": round(self.cpu_utilisation, 3),
+            "gpu_utilisation_pct": round(statistics.mean(util), 1) if util else None,
+            "gpu_memory_used_mib": max(memory) if memory else None,
+        }
+
+
+def core_ms(fn: Callable[[], int], repeats: int) -> float:
+    """Median CPU milliseconds per item over repeated runs of fn (which returns its item count)."""
+    samples = []
+    for _ in range(repeats):
+        start = cpu_seconds()
+        items = fn()
+        samples.append((cpu_seconds() - start) * 1e3 / items)
+    return statistics.median(samples)
+
+
+def decode_frames(video: Path, count: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(video))
+    frames: list[np.ndarray] = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            if not frames:
+                raise ValueError(f"{video}: no frame decodes")
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        frames.append(frame)
+    return frames
+
+
+def measure_stages(
+    model: ResolvedModel, provider: str, video: Path, preprocess: str, repeats: int, items: int = 100
+) -> dict[str, float]:
+    """Core-ms per frame of each stage, measured alone (process CPU time, so the decoder's and
+    ONNX Runtime's own threads count; on a GPU, inference is the host's share of a run)."""
+    frames = decode_frames(video, min(items, 100))
+
+    def decode() -> int:
+        capture = cv2.VideoCapture(str(video))
+        n = 0
+        while n < 2 * items and capture.grab() and capture.retrieve()[0]:
+            n += 1
+        return max(n, 1)
+
+    gpu = provider != "cpu"
+    config = EngineConfig(provider=provider, strict=gpu, intra_op_threads=0 if gpu else 1, allow_spinning=False)
+    engine = load_engine(model, config, 1, in_graph=preprocess == "graph")
+    runner = engine.runner(1)
+    prepare = preprocessor(model.manifest.input, engine.takes_frames)
+
+    def pre() -> int:
+        for frame in frames:
+            prepare.prepare([frame], runner)
+        return len(frames)
+
+    runs = max(items // 4, 5)
+
+    def infer() -> int:
+        for _ in range(runs):
+            runner.run()
+        return runs
+
+    metas, _ = prepare.prepare([frames[0]], runner)
+    output = runner.run()[0].copy()
+    decoder = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
+    detections = decoder([output], metas)[0]
+
+    def post() -> int:
+        for _ in range(items * 5):
+            decoder([output], metas)
+        return items * 5
+
+    def publish() -> int:
+        for seq in range(items * 5):
+            encode(
+                result_message(
+                    camera="cam0",
+                    seq=seq,
+                    captured_at=time.time(),
+                    latency_ms=1.0,
+                    detections=detections,
+                    labels=model.manifest.labels,
+                    model=model.name,
+                    provider=engine.provider,
+                    batch_id=seq,
+                    batch_size=1,
+                )
+            )
+        return items * 5
+
+    measured = {"decode": decode, "preprocess": pre, "inference": infer, "postprocess": post, "publish": publish}
+    return {name: round(core_ms(fn, repeats), 3) for name, fn in measured.items()}
+
+
+def ceilings(stages: dict[str, float], cores: int, inference_fps: float | None, source: str) -> dict[str, float]:
+    """The three ceilings a run can hit: host CPU work (every stage's core-ms shares the cores,
+    decode included for video), video decode alone, and bare inference at the chosen batch."""
+    host = sum(stages[s] for s in STAGES if s != "decode" or source == "video")
+    out = {"cpu_stages": round(cores * 1000.0 / host, 1)}
+    if source == "video":
+        out["decode"] = round(cores * 1000.0 / stages["decode"], 1)
+    if inference_fps:
+        out["inference"] = inference_fps
+    return out
+
+
+def usable_providers(wanted: list[str]) -> dict[str, str | None]:
+    """Provider -> None if usable here, else why not."""
+    return {name: provider_load_error(PROVIDER_NAMES[name]) for name in wanted}
+
+
+def measure_limit(
+    model: ResolvedModel, provider: str, batch: int, seconds: float, gpu: GpuTelemetry | None = None
+) -> dict[str, Any]:
+    """Bare session.run on preallocated, IO-bound input: the ceiling for this batch size.
+
+    With the pipeline's own parallelism: on a CPU one runner per worker thread, one intra-op
+    thread each; on a GPU one runner.
+    """
+    layout = choose_layout(validate({}), on_gpu=provider != "cpu")
+    config = EngineConfig(
+        provider=provider,
+        strict=provider != "cpu",
+        io_binding=True,
+        intra_op_threads=layout.intra_op_threads,
+        allow_spinning=False,
+    )
+    engine = load_engine(model, config, max(batch, 2))
+    workers = layout.workers if provider == "cpu" else 1
+    runners = [engine.runner(batch) for _ in range(workers)]
+    samples: list[list[float]] = [[] for _ in runners]
+    for runner in runners:
+        runner.input[...] = 114.0
+        runner.run()
+
+    def loop(index: int, deadline: float) -> None:
+        while time.perf_counter() < deadline or len(samples[index]) < 3:
+            started = time.perf_counter()
+            runners[index].run()
+            samples[index].append((time.perf_counter() - started) * 1e3)
+
+    with Usage(gpu) as usage:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=loop, args=(i, started + seconds)) for i in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    batches = sum(len(s) for s in samples)
+    return {
+        "batch": batch,
+        "workers": workers,
+        "fps": round(batches * batch / elapsed, 1),
+        "batch_latency_ms": percentiles([ms for s in samples for ms in s]),
+        **usage.summary(),
+    }
+
+
+def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int) -> dict[str, Any]:
+    """The loop most samples use: read, preprocess into a fresh array, run, decode, send, in one thread."""
+    session = ort.InferenceSession(str(model.path), providers=list(dict.fromkeys([PROVIDER_NAMES[provider], CPU])))
+    name = session.get_inputs()[0].name
+    letterbox = Letterbox(model.manifest.input)
+    decoder = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
+    sink = NullSink()
+    capture = cv2.VideoCapture(str(video))
+    samples = []
+    while len(samples) < frames:
+        started = time.perf_counter()
+        ok, frame = capture.read()
+        if not ok:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            continue
+        blob = np.empty((1, 3, model.manifest.input.height, model.manifest.input.width), np.float32)
+        meta = letterbox(frame, blob[0])
+        detections = decoder(session.run(None, {name: blob}), [meta])[0]
+        sink.publish(
+            result_message(
+                camera="cam0",
+                seq=len(samples),
+                captured_at=time.time(),
+                latency_ms=0.0,
+                detections=detections,
+                labels=model.manifest.labels,
+                model=model.name,
+                provider=provider,
+                batch_id=len(samples),
+                batch_size=1,
+            )
+        )
+        samples.append((time.perf_counter() - started) * 1e3)
+    return {"fps": round(1000.0 / statistics.median(samples), 1), "latency_ms": percentiles(samples)}
+
+
+def measure_pipeline(
+    provider: str,
+    uris: list[str],
+    frames: int,
+    every_frame: bool,
+    preprocess: str = "host",
+    gpu: GpuTelemetry | None = None,
+) -> dict[str, Any]:
+    sink = NullSink()
+    cameras = {
+        f"cam{i}": {"uri": uri, "max_frames": frames, "every_frame": every_frame, "loop": every_frame}
+        for i, uri in enumerate(uris)
+    }
+    document = {
+        "cameras": cameras,
+        "inference": {"provider": provider, "preprocess": preprocess},
+        "metrics_interval_s": 3600,
+        "http": {"enabled": False},
+    }
+    pipeline = Pipeline(validate(document), sink)
+    pipeline.start()
+    with Usage(gpu) as usage:
+        pipeline.wait()
+    snapshot = pipeline.metrics_snapshot()
+    return {
+        "cameras": len(uris),
+        "preprocess": preprocess,
+        "fps": round(sink.steady_fps(), 1),
+        "frames": sink.results,
+        "latency_ms": snapshot["totals"]["latency_ms"],
+        **usage.summary(),
+        "stages_ms_per_frame": snapshot["stages_ms_per_frame_total"],
+        "batch_mean": snapshot["batches"]["mean_size"],
+        "layout": pipeline.status()["layout"],
+    }
+
+

@@ -1,0 +1,46 @@
+"""`edgevision benchmark`: throughput against its ceilings, or a soak run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from edgevision.errors import EXIT_OK, UsageError
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from edgevision.benchmark.report import write_report
+    from edgevision.benchmark.run import Plan, run_benchmark, sample_video
+
+    video = args.video
+    if video is None and os.environ.get("EDGEVISION_ASSETS"):
+        candidate = Path(os.environ["EDGEVISION_ASSETS"]) / "video" / "pedestrians-720p.avi"
+        video = candidate if candidate.is_file() else None
+    with tempfile.TemporaryDirectory() as scratch:
+        if video is None:
+            video = sample_video(Path(scratch))
+        elif not video.is_file():
+            raise UsageError(f"--video {video}: no such file")
+        if args.soak:
+            from edgevision.benchmark.soak import run_soak, write_soak
+
+            soak = run_soak(video, args.soak)
+            for path in write_soak(soak, args.out):
+                print(f"edgevision: wrote {path}", file=sys.stderr)
+            print(json.dumps({k: soak[k] for k in ("results", "slopes_per_hour", "fps", "threads", "fds")}))
+            return EXIT_OK
+        report = run_benchmark(video, args.providers, Plan.quick() if args.quick else Plan(), progress=True)
+    for path in write_report(report, args.out):
+        print(f"edgevision: wrote {path}", file=sys.stderr)
+    summary = {}
+    for name, entry in report["providers"].items():
+        summary[name] = {"available": entry["available"]}
+        if entry.get("limit") and "naive" in entry:
+            summary[name]["best_limit_fps"] = max(r["fps"] for r in entry["limit"])
+            summary[name]["naive_fps"] = entry["naive"]["fps"]
+    print(json.dumps(summary))
+    return EXIT_OK

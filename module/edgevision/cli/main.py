@@ -1,0 +1,56 @@
+"""`edgevision`: one entry point, one error handler."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from edgevision.cli.parser import build_parser
+from edgevision.errors import EXIT_FAILED, EdgevisionError
+
+log = logging.getLogger("edgevision")
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="edgevision: %(levelname)s: %(message)s", stream=sys.stderr)
+    # The SDK logs every publish at INFO; its warnings are what operators need.
+    for noisy in ("azure.iot.device", "paho"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 2 else logging.WARNING)
+
+
+def _handler(command: str):  # noqa: ANN202 - a command function
+    if command == "run":
+        from edgevision.cli.run import cmd_run
+
+        return cmd_run
+    if command == "manifest":
+        from edgevision.cli.deployment import cmd_manifest
+
+        return cmd_manifest
+    if command == "benchmark":
+        from edgevision.cli.bench import cmd_benchmark
+
+        return cmd_benchmark
+    from edgevision.cli import commands
+
+    return {"gpu": commands.cmd_gpu, "detect": commands.cmd_detect, "models": commands.cmd_models}[command]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        _configure_logging(args.verbose)
+        return _handler(args.command)(args)
+    except EdgevisionError as exc:
+        print(f"edgevision: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a one-line report beats a traceback for operators
+        if args is not None and args.verbose > 1:
+            raise
+        print(f"edgevision: error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        return EXIT_FAILED

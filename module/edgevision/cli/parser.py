@@ -1,0 +1,166 @@
+"""The `edgevision` command line: its arguments, each checked into a one-line error."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NoReturn
+
+from edgevision import __version__
+from edgevision.config.model import PROVIDER_CHOICES
+from edgevision.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: scripts and log collectors read the last line.
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgevision", description="GPU vision inference module for Azure IoT Edge.")
+    parser.add_argument("--version", action="version", version=f"edgevision {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gpu = sub.add_parser("gpu", help="describe the GPU passed through to this container, as JSON")
+    gpu.add_argument("--timeout", type=float, default=10.0, help="seconds allowed for the driver probe")
+
+    detect = sub.add_parser("detect", help="detect objects in images; one JSON document per image")
+    detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    detect.add_argument("--model", default="yolox-nano", help="model name (see `models list`) or .onnx path")
+    detect.add_argument("--manifest", help="manifest for a model path: a model name or a manifest JSON file")
+    detect.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES)
+    detect.add_argument("--strict-provider", action="store_true", help="fail instead of falling back to the CPU")
+    detect.add_argument("--threshold", type=_unit_float, default=0.3, help="minimum score (default 0.3)")
+    detect.add_argument("--nms", type=_unit_float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    detect.add_argument("--batch", type=_positive_int, default=1, help="images per inference call")
+    detect.add_argument(
+        "--preprocess",
+        choices=("host", "graph"),
+        default="host",
+        help="letterbox on the host (OpenCV) or inside the model graph",
+    )
+    detect.add_argument("--no-download", action="store_true", help="never download the model")
+
+    run = sub.add_parser("run", help="run inference on cameras until stopped (the module's main job)")
+    run.add_argument("--config", type=Path, help="YAML or JSON configuration file")
+    run.add_argument(
+        "--source",
+        action="append",
+        metavar="[ID=]URI",
+        help="camera: rtsp://, http(s)://, file path, image folder, /dev/videoN, synthetic:WxH@FPS",
+    )
+    run.add_argument("--sink", help="stdout (default) or jsonl:PATH")
+    run.add_argument("--max-frames", type=_positive_int, help="stop each camera after N frames")
+    run.add_argument("--every-frame", action="store_true", help="files: process every frame, no dropping")
+    run.add_argument("--loop", action="store_true", help="files: start again at the end")
+    run.add_argument("--target-fps", type=_positive_float, help="frames per second per camera sent to inference")
+    run.add_argument("--model", help="model name or .onnx path")
+    run.add_argument("--manifest", help="manifest for a model path")
+    run.add_argument("--provider", choices=PROVIDER_CHOICES)
+    run.add_argument("--threshold", type=_unit_float)
+    run.add_argument("--max-batch", type=_positive_int)
+    run.add_argument("--workers", type=_positive_int, help="inference workers")
+    run.add_argument(
+        "--preprocess",
+        choices=("host", "graph"),
+        help="letterbox on the host (OpenCV) or inside the model graph, on its provider",
+    )
+    run.add_argument("--fp16", action="store_true", default=None, help="GPU: half-precision copy of the model")
+    run.add_argument("--cuda-graph", action="store_true", default=None, help="GPU: capture CUDA graphs (experimental)")
+    run.add_argument("--metrics-interval", type=_positive_float, help="seconds between metrics snapshots")
+    run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="any configuration field by dotted path, e.g. inference.max_batch_wait_ms=2",
+    )
+    run.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    run.add_argument(
+        "--status",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="live status line on stderr (auto: when it is a terminal)",
+    )
+
+    manifest = sub.add_parser("manifest", help="render a deployment manifest for IoT Hub")
+    manifest.add_argument(
+        "--gpu",
+        required=True,
+        choices=("dda", "gpu-pv", "cpu"),
+        help="GPU passthrough of the EFLOW VM: dda, gpu-pv, or cpu (no GPU)",
+    )
+    manifest.add_argument("--registry", required=True, help="container registry address, e.g. myacr.azurecr.io")
+    manifest.add_argument("--image", default="edgevision", help="image name (default edgevision)")
+    manifest.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
+    manifest.add_argument("--registry-username", default="")
+    manifest.add_argument("--registry-password", default="")
+    manifest.add_argument("--camera", action="append", metavar="ID=URI", help="a camera (repeatable)")
+    manifest.add_argument("--desired", type=Path, help="JSON or YAML file of the module's desired properties")
+    manifest.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        dest="settings",
+        help="a desired property by dotted path, e.g. model.score_threshold=0.5",
+    )
+    manifest.add_argument("--template", type=Path, help="template (default: the packaged deployment.template.json)")
+    manifest.add_argument("--out", type=Path, help="write here instead of stdout")
+
+    bench = sub.add_parser("benchmark", help="measure fps against the limit and a naive loop on this machine")
+    bench.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    bench.add_argument(
+        "--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)"
+    )
+    bench.add_argument(
+        "--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt")
+    )
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON, Markdown, PNG")
+    bench.add_argument(
+        "--soak",
+        type=_positive_float,
+        metavar="MINUTES",
+        help="instead: two cameras at full speed for MINUTES, reporting RSS, GPU memory, threads, "
+        "file descriptors and fps with their slopes",
+    )
+
+    models = sub.add_parser("models", help="list, locate or download models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    models_sub.add_parser("list", help="the built-in model manifests")
+    fetch = models_sub.add_parser("fetch", help="make sure a model is in the model directory (download if not)")
+    fetch.add_argument("name")
+    path = models_sub.add_parser("path", help="print a model's file path (no download)")
+    path.add_argument("name")
+    return parser
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value

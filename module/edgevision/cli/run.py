@@ -1,0 +1,124 @@
+"""`edgevision run`: the module's main job, stand-alone or inside IoT Edge."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from edgevision.errors import EXIT_FAILED, EXIT_OK, UsageError
+
+log = logging.getLogger("edgevision")
+
+
+def run_overrides(args: argparse.Namespace, base_cameras: Any) -> dict[str, Any]:
+    """Command-line flags as a configuration document laid over the file and environment; the
+    per-camera flags apply to every camera, the file's ones included."""
+    from edgevision.config.load import merge, parse_setting
+    from edgevision.sources.uri import split_named_source
+
+    overrides: dict[str, Any] = {}
+    camera_flags: dict[str, Any] = {}
+    if args.every_frame:
+        camera_flags["every_frame"] = True
+    if args.loop:
+        camera_flags["loop"] = True
+    if args.max_frames:
+        camera_flags["max_frames"] = args.max_frames
+    if args.target_fps:
+        camera_flags["target_fps"] = args.target_fps
+    if args.source:
+        cameras = []
+        for index, text in enumerate(args.source):
+            name, uri = split_named_source(text)
+            cameras.append({"id": name or f"cam{index}", "uri": uri, **camera_flags})
+        overrides["cameras"] = cameras
+    elif camera_flags and base_cameras:
+        items = base_cameras.items() if isinstance(base_cameras, dict) else ((c.get("id"), c) for c in base_cameras)
+        overrides["cameras"] = [{**c, "id": i, **camera_flags} for i, c in items]
+    model = {
+        k: v
+        for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold))
+        if v is not None
+    }
+    if model:
+        overrides["model"] = model
+    options = (
+        ("provider", args.provider),
+        ("max_batch", args.max_batch),
+        ("workers", args.workers),
+        ("preprocess", args.preprocess),
+        ("fp16", args.fp16),
+        ("cuda_graph", args.cuda_graph),
+    )
+    inference = {k: v for k, v in options if v is not None}
+    if inference:
+        overrides["inference"] = inference
+    if args.sink:
+        if args.sink == "stdout":
+            overrides["sink"] = {"kind": "stdout"}
+        elif args.sink.startswith("jsonl:") and len(args.sink) > 6:
+            overrides["sink"] = {"kind": "jsonl", "path": args.sink[6:]}
+        else:
+            raise UsageError(f"--sink {args.sink!r}: use stdout or jsonl:PATH")
+    if args.metrics_interval:
+        overrides["metrics_interval_s"] = args.metrics_interval
+    for setting in args.settings or []:
+        overrides = merge(overrides, parse_setting(setting))
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import onnxruntime
+
+    from edgevision.accel.discover import discover
+    from edgevision.config.load import load_document, merge, validate
+    from edgevision.module import Module
+    from edgevision.status_line import StatusLine, summary_lines
+    from edgevision.upstream.connection import edge_mode
+
+    onnxruntime.set_default_logger_severity(3)
+    base = load_document(args.config, environ=os.environ)
+    document = merge(base, run_overrides(args, base.get("cameras")))
+    validate(document)  # a bad flag or file fails here, before anything starts
+    if not document.get("cameras") and edge_mode(os.environ) is None:
+        raise UsageError("no camera: give --source URI or cameras in --config")
+
+    # Installed first: a stop asked for while the module starts (a slow twin read) is kept.
+    stop_requested = threading.Event()
+    module: Module | None = None
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop_requested.set()
+        if module is not None:
+            module.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    show_status = args.status == "on" or (args.status == "auto" and sys.stderr.isatty())
+    status_line = StatusLine(sys.stderr) if show_status else None
+    module = Module(document, accelerator=discover(), on_tick=status_line)
+    module.start()
+    if stop_requested.is_set():
+        module.request_stop()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    while not module.wait(0.2):
+        if deadline is not None and time.monotonic() >= deadline:
+            module.request_stop()
+            deadline = None
+    if status_line is not None:
+        status_line.clear()
+    final = module.metrics_snapshot()
+    for line in summary_lines(final):
+        print(line, file=sys.stderr)
+    cameras = final["cameras"].values()
+    if cameras and all(c["state"] == "failed" and c["inferred"] == 0 for c in cameras):
+        print("edgevision: error: no camera could be read", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

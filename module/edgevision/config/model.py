@@ -1,0 +1,181 @@
+"""The configuration model: every section, its fields, defaults and limits (pydantic)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgevision.sources.uri import SourceSpec, parse_source_uri
+
+ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
+PROVIDER_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    # No dots: camera ids become property names in the module twin, which forbids them.
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    uri: str = Field(min_length=1)
+    # Frames per second sent to inference; None: as many as the pipeline takes.
+    target_fps: float | None = Field(default=None, gt=0, le=240)
+    # Files: process every frame (no dropping, no real-time pacing).
+    every_frame: bool = False
+    loop: bool = False
+    max_frames: int | None = Field(default=None, gt=0)
+
+    @field_validator("uri")
+    @classmethod
+    def _valid_uri(cls, uri: str) -> str:
+        parse_source_uri(uri)  # raises ValueError with the reason
+        return uri
+
+    @property
+    def spec(self) -> SourceSpec:
+        return parse_source_uri(self.uri)
+
+    @property
+    def keeps_every_frame(self) -> bool:
+        """Frames wait for room in the queue instead of being dropped (never for live cameras)."""
+        spec = self.spec
+        return not spec.live and (self.every_frame or spec.kind == "synthetic")
+
+
+class ModelConfig(_Section):
+    name: str = "yolox-nano"
+    manifest: str | None = None
+    score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
+    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+
+
+class InferenceConfig(_Section):
+    provider: ProviderChoice = "auto"
+    use_tensorrt: bool = False
+    # None: chosen from the provider. CPU: one worker per core, each one intra-op thread
+    # (frame-level parallelism scales better than intra-op threads on small models).
+    # GPU: one worker feeding batches.
+    workers: int | None = Field(default=None, ge=1, le=32)
+    intra_op_threads: int | None = Field(default=None, ge=0, le=64)
+    max_batch: int | None = Field(default=None, ge=1, le=64)
+    max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    preprocess_workers: int = Field(default=1, ge=1, le=16)
+    # "graph": the letterbox, layout and dtype conversion run inside the model, on its provider;
+    # the host only copies uint8 frames. "host": OpenCV on the preprocessing threads.
+    preprocess: Literal["host", "graph"] = "host"
+    # GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).
+    fp16: bool = False
+    cuda_graph: bool = False
+    # A GPU that fails at run time: the CPU takes over and the GPU is tried again after
+    # gpu_retry_initial_s, doubling up to gpu_retry_max_s. A run longer than
+    # inference_timeout_s counts as a failure (a hung driver).
+    gpu_retry_initial_s: float = Field(default=30.0, gt=0, le=86400)
+    gpu_retry_max_s: float = Field(default=900.0, gt=0, le=86400)
+    inference_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # Which GPU (CUDA ordinal); GPU-PV cannot select by index, so leave it 0 there.
+    device_id: int = Field(default=0, ge=0, le=64)
+    # A cap on the CUDA arena (MiB); None: no cap. Under GPU-PV the GPU's memory is shared with
+    # Windows, so a cap keeps the module from taking what the host needs.
+    gpu_mem_limit_mb: int | None = Field(default=None, ge=64, le=1 << 20)
+    # TensorRT engine and timing caches; None: the user cache dir. The image points it at the
+    # state volume so a re-created container does not build engines again.
+    tensorrt_cache_dir: Path | None = None
+
+
+class SourceOptions(_Section):
+    live_queue_size: int = Field(default=2, ge=1, le=64)
+    every_frame_queue_size: int = Field(default=16, ge=1, le=1024)
+    reconnect_initial_s: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
+    stall_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> SourceOptions:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+
+class SinkConfig(_Section):
+    kind: Literal["stdout", "jsonl"] = "stdout"
+    path: Path | None = None
+    rotate_mb: float = Field(default=100.0, gt=0)
+    backups: int = Field(default=5, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _path_for_files(self) -> SinkConfig:
+        if self.kind == "jsonl" and self.path is None:
+            raise ValueError("a jsonl sink needs a path")
+        return self
+
+
+class UpstreamConfig(_Section):
+    """What goes to IoT Hub through edgeHub, and how often."""
+
+    # every_frame: one message per processed frame; on_change: only when the set of labels in
+    # view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per
+    # message, so the default sends changes only.
+    results_mode: Literal["every_frame", "on_change", "summary"] = "on_change"
+    heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
+    summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    # The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and
+    # restarts; beyond any of these limits the oldest are dropped (and counted).
+    queue_size: int = Field(default=100_000, ge=1, le=10_000_000)
+    outbox_max_mb: float = Field(default=256.0, gt=0, le=65536)
+    outbox_max_age_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    # SQLite file; default: $EDGEVISION_STATE_DIR/outbox.sqlite (the container mounts a volume
+    # there), else the user state dir. ":memory:" keeps nothing across restarts.
+    outbox_path: str | None = None
+    # Reported properties are patched on change, at most this often.
+    report_min_interval_s: float = Field(default=5.0, ge=0.1, le=3600)
+    connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)
+    # Disconnected this long (or SDK calls timing out): the client is replaced by a new one.
+    # None: 3 x connection_retry_interval_s, at least 30 s.
+    stale_after_s: float | None = Field(default=None, ge=2, le=3600)
+
+
+class HttpConfig(_Section):
+    """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
+
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = Field(default=9600, ge=0, le=65535)
+    # /preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.
+    preview_fps: float = Field(default=5.0, gt=0, le=30)
+    preview_viewers: int = Field(default=4, ge=0, le=64)
+
+
+class AppConfig(_Section):
+    cameras: tuple[CameraConfig, ...] = ()
+    model: ModelConfig = ModelConfig()
+    inference: InferenceConfig = InferenceConfig()
+    sources: SourceOptions = SourceOptions()
+    sink: SinkConfig = SinkConfig()
+    upstream: UpstreamConfig = UpstreamConfig()
+    http: HttpConfig = HttpConfig()
+    metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _cameras_by_id(cls, cameras: Any) -> Any:
+        """Cameras may also be a mapping by id: module twins cannot hold arrays."""
+        if isinstance(cameras, Mapping):
+            return [{**(c if isinstance(c, Mapping) else {"uri": c}), "id": i} for i, c in cameras.items()]
+        return cameras
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        ids = [c.id for c in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate camera id(s): {', '.join(duplicates)}")
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)

@@ -1,0 +1,86 @@
+"""Prometheus exposition of the pipeline metrics, read at scrape time (nothing per frame).
+
+Named and labelled in the style of edgeHub's and edgeAgent's own metrics, so the Azure Monitor
+metrics-collector module can scrape it beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from edgevision.control import Control
+from edgevision.errors import NotReady
+
+
+class PipelineCollector(Collector):
+    def __init__(self, control: Control) -> None:
+        self._control = control
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            snapshot = self._control.metrics_snapshot()
+        except NotReady:
+            return
+        histograms = snapshot.get("latency_histograms", {})
+        provider = str(snapshot.get("provider", ""))
+        frames = CounterMetricFamily("edgevision_frames", "Frames by camera and state", labels=["camera", "state"])
+        dropped = CounterMetricFamily(
+            "edgevision_dropped_frames", "Dropped frames by reason", labels=["camera", "reason"]
+        )
+        fps = GaugeMetricFamily("edgevision_inference_fps", "Frames inferred per second", labels=["camera", "provider"])
+        up = GaugeMetricFamily("edgevision_camera_up", "1 while the camera streams", labels=["camera", "state"])
+        outages = CounterMetricFamily("edgevision_camera_outages", "Camera outages", labels=["camera"])
+        latency = HistogramMetricFamily(
+            "edgevision_latency_ms", "Capture to publish latency (ms)", labels=["camera", "provider"]
+        )
+        for camera, c in snapshot["cameras"].items():
+            for state in ("captured", "inferred", "dropped", "corrupt"):
+                frames.add_metric([camera, state], c[state])
+            for reason, count in c["dropped_by_reason"].items():
+                dropped.add_metric([camera, reason], count)
+            fps.add_metric([camera, provider], c["fps"])
+            up.add_metric([camera, c["state"]], 1.0 if c["state"] == "streaming" else 0.0)
+            outages.add_metric([camera], c["outages"])
+            if camera in histograms:
+                buckets, total = histograms[camera]
+                latency.add_metric([camera, provider], buckets, total)
+        yield from (frames, dropped, fps, up, outages, latency)
+        stages = GaugeMetricFamily("edgevision_stage_ms_per_frame", "Mean ms per frame of each stage", labels=["stage"])
+        for stage, value in snapshot["stages_ms_per_frame_total"].items():
+            if value is not None:
+                stages.add_metric([stage], value)
+        queues = GaugeMetricFamily("edgevision_queue_depth", "Items waiting per queue", labels=["queue"])
+        for name, depth in snapshot["queues"].items():
+            queues.add_metric([name], depth)
+        switches = CounterMetricFamily(
+            "edgevision_provider_switches",
+            "Execution provider switches at run time (GPU failures and restores)",
+            labels=["provider"],
+        )
+        switches.add_metric([provider], snapshot["provider_switches"])
+        yield from (stages, queues, switches)
+        yield from _gpu(snapshot.get("gpu") or [])
+
+
+def _gpu(readings: list[dict[str, Any]]) -> Iterator[Metric]:
+    for key, help_text in (
+        ("utilization_pct", "GPU utilisation (%)"),
+        ("memory_used_mib", "GPU memory used (MiB)"),
+        ("temperature_c", "GPU temperature (C)"),
+        ("power_w", "GPU power (W)"),
+    ):
+        family = GaugeMetricFamily(f"edgevision_gpu_{key}", help_text, labels=["gpu"])
+        for reading in readings:
+            if key in reading:
+                family.add_metric([str(reading["index"])], reading[key])
+        yield family
+
+
+def registry_for(control: Control) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(control))
+    return registry

@@ -1,0 +1,1 @@
+"""Detector families: one module each (settings, recognition, contract check, decoder)."""

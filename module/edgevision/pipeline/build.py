@@ -1,0 +1,129 @@
+"""Building the inference stages for a configuration: model, provider, layout, engine, decoder."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgevision.config.model import AppConfig, ModelConfig
+from edgevision.families.registry import family_for
+from edgevision.inference.engine import Engine
+from edgevision.inference.loader import load_engine
+from edgevision.inference.options import EngineConfig
+from edgevision.inference.providers import gpu_may_run
+from edgevision.metrics import PipelineMetrics
+from edgevision.models.store import ResolvedModel, resolve_model
+from edgevision.pipeline.batches import Batch
+from edgevision.pipeline.failover import with_inference
+from edgevision.pipeline.layout import ALLOW_SPINNING, Layout, choose_layout
+from edgevision.pipeline.scheduler import Scheduler
+from edgevision.pipeline.stages import InferenceStages
+from edgevision.sources.frames import Frame, FrameQueue
+
+log = logging.getLogger(__name__)
+
+# (model, engine settings, largest batch, letterbox in the graph) -> an engine.
+EngineLoader = Callable[[ResolvedModel, EngineConfig, int, bool], Engine]
+ModelLoader = Callable[[ModelConfig], ResolvedModel]
+
+
+def resolve_configured_model(config: ModelConfig) -> ResolvedModel:
+    return resolve_model(config.name, manifest=config.manifest)
+
+
+def engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
+    inference = config.inference
+    return EngineConfig(
+        provider=inference.provider,
+        use_tensorrt=inference.use_tensorrt,
+        intra_op_threads=layout.intra_op_threads,
+        inter_op_threads=1,
+        allow_spinning=ALLOW_SPINNING,
+        device_id=inference.device_id,
+        gpu_mem_limit_mb=inference.gpu_mem_limit_mb,
+        tensorrt_cache_dir=inference.tensorrt_cache_dir,
+        fp16=inference.fp16,
+        cuda_graph=inference.cuda_graph,
+    )
+
+
+@dataclass(frozen=True)
+class StageHooks:
+    """What the stages need from the pipeline around them."""
+
+    queues: Callable[[], dict[str, FrameQueue]]
+    target_fps: Callable[[str], float | None]
+    ready: threading.Condition
+    metrics: PipelineMetrics
+    deliver: Callable[[Batch], None]
+    on_finished: Callable[[], None]
+    idle: Callable[[], bool]
+    drop: Callable[[Frame, str], None]
+    preprocessed: Callable[[Frame], None]
+
+
+class StageBuilder:
+    """Builds stages for a configuration; batch ids run on across rebuilds."""
+
+    def __init__(
+        self,
+        hooks: StageHooks,
+        engine_loader: EngineLoader = load_engine,
+        model_loader: ModelLoader = resolve_configured_model,
+        gpu_check: Callable[[AppConfig], bool] | None = None,
+    ) -> None:
+        self._hooks = hooks
+        self._load_engine = engine_loader
+        self._load_model = model_loader
+        self._gpu_check = gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
+        self._batch_ids = itertools.count()
+
+    def build(self, config: AppConfig) -> InferenceStages:
+        """Raises (BuildError and kin) before anything runs if the model or engine cannot be had."""
+        model = self._load_model(config.model)
+        inference = config.inference
+        gpu_possible = self._gpu_check(config)
+        layout = choose_layout(config, on_gpu=gpu_possible)
+        in_graph = inference.preprocess == "graph"
+        engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
+        if gpu_possible and not engine.on_gpu:
+            log.warning("GPU provider not used; re-laying out inference for the CPU")
+            layout = choose_layout(config, on_gpu=False)
+            engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
+        cpu_config = engine_config(with_inference(config, provider="cpu"), choose_layout(config, on_gpu=False))
+        log.info(
+            "inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
+            engine.provider,
+            layout.workers,
+            layout.intra_op_threads,
+            layout.max_batch,
+        )
+        hooks = self._hooks
+        scheduler = Scheduler(
+            queues=hooks.queues,
+            target_fps=hooks.target_fps,
+            ready=hooks.ready,
+            max_batch=layout.max_batch,
+            max_wait_s=inference.max_batch_wait_ms / 1000.0,
+            on_throttled=lambda frame: hooks.drop(frame, "throttled"),
+        )
+        family = family_for(model.manifest)
+        return InferenceStages(
+            model=model,
+            engine=engine,
+            layout=layout,
+            scheduler=scheduler,
+            metrics=hooks.metrics,
+            deliver=hooks.deliver,
+            on_finished=hooks.on_finished,
+            batch_ids=self._batch_ids,
+            idle=hooks.idle,
+            drop=hooks.drop,
+            preprocessed=hooks.preprocessed,
+            decoder=family.decoder(model.manifest, config.model.score_threshold, config.model.nms_iou),
+            preprocess_workers=inference.preprocess_workers,
+            rescue=lambda: self._load_engine(model, cpu_config, layout.max_batch, in_graph),
+        )

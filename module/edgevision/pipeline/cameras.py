@@ -1,0 +1,131 @@
+"""The running cameras: one source and one bounded frame queue each, added, removed and restarted
+while the pipeline runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from edgevision.config.model import CameraConfig, SourceOptions
+from edgevision.metrics import CameraStats, PipelineMetrics
+from edgevision.sources.frames import Frame, FrameQueue
+from edgevision.sources.source import Source
+
+
+class CameraSource(Protocol):
+    """What the pipeline needs of a camera's reader (edgevision.sources.source.Source)."""
+
+    camera: CameraConfig
+    stats: CameraStats
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def next_seq(self) -> int: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def restart(self) -> None: ...
+
+    def check_stall(self, now: float) -> bool: ...
+
+
+# (camera, source options, its queue, metrics, first sequence number) -> a source, not started.
+SourceFactory = Callable[[CameraConfig, SourceOptions, FrameQueue, PipelineMetrics, int], CameraSource]
+
+
+def real_source(
+    camera: CameraConfig, options: SourceOptions, queue: FrameQueue, metrics: PipelineMetrics, start_seq: int
+) -> CameraSource:
+    return Source(camera, options, queue, metrics, start_seq=start_seq)
+
+
+class Cameras:
+    """Thread-safe; the scheduler reads `queues()` (a fresh dict per change) without the lock."""
+
+    def __init__(
+        self,
+        metrics: PipelineMetrics,
+        ready: threading.Condition,
+        drop: Callable[[Frame, str], None],
+        stopping: threading.Event,
+        source_factory: SourceFactory = real_source,
+    ) -> None:
+        self._metrics = metrics
+        self._ready = ready
+        self._drop = drop
+        self._stopping = stopping
+        self._factory = source_factory
+        self._lock = threading.RLock()
+        self._queues: dict[str, FrameQueue] = {}
+        self._sources: dict[str, CameraSource] = {}
+
+    def queues(self) -> dict[str, FrameQueue]:
+        return self._queues
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._sources)
+
+    def sources(self) -> dict[str, CameraSource]:
+        with self._lock:
+            return dict(self._sources)
+
+    def add(self, camera: CameraConfig, options: SourceOptions, start_seq: int = 0) -> None:
+        every_frame = camera.keeps_every_frame
+        size = options.every_frame_queue_size if every_frame else options.live_queue_size
+
+        def on_drop(frame: Frame) -> None:
+            self._drop(frame, "shutdown" if self._stopping.is_set() else "queue_full")
+
+        frame_queue = FrameQueue(size, drop_oldest=not every_frame, ready=self._ready, on_drop=on_drop)
+        source = self._factory(camera, options, frame_queue, self._metrics, start_seq)
+        with self._lock:
+            self._queues = {**self._queues, camera.id: frame_queue}
+            self._sources[camera.id] = source
+        source.start()
+
+    def remove(self, camera_id: str, reason: str = "camera_removed") -> int:
+        """Stop a camera; its queued frames are dropped. Returns its next sequence number."""
+        with self._lock:
+            source = self._sources.pop(camera_id)
+            frame_queue = self._queues[camera_id]
+            self._queues = {k: v for k, v in self._queues.items() if k != camera_id}
+        source.stop()
+        for frame in frame_queue.drain():
+            self._drop(frame, reason)
+        return source.next_seq
+
+    def restart(self, camera_id: str) -> None:
+        """Reopen one camera now; KeyError if there is no such camera."""
+        with self._lock:
+            source = self._sources[camera_id]
+        source.restart()
+
+    def check_stalls(self, now: float) -> None:
+        for source in self.sources().values():
+            source.check_stall(now)
+
+    def idle(self) -> bool:
+        """No frame will come any more: every camera has ended and every queue is empty."""
+        with self._lock:
+            sources = list(self._sources.values())
+            queues = list(self._queues.values())
+        return all(s.ended for s in sources) and not any(len(q) for q in queues)
+
+    def stop_all(self) -> None:
+        """Stop every source and drop what is queued (shutdown)."""
+        for source in self.sources().values():
+            source.stop()
+        with self._lock:
+            queues = list(self._queues.values())
+        for frame_queue in queues:
+            for frame in frame_queue.drain():
+                self._drop(frame, "shutdown")
+
+    def depths(self) -> dict[str, int]:
+        return {f"camera:{cid}": len(q) for cid, q in self._queues.items()}

@@ -1,0 +1,35 @@
+"""Liveness and readiness rules of a running pipeline (the /healthz and /readyz answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from edgevision.control import Probe
+
+# The supervisor ticks every half second; this long without one means the loop is stuck.
+LIVENESS_S = 10.0
+# A camera counts as producing frames if one arrived this recently.
+FRAME_RECENT_S = 10.0
+
+
+def liveness(done: bool, last_tick: float, now: float) -> Probe:
+    if done:
+        return Probe(False, {"status": "stopped"})
+    age = now - last_tick
+    if age > LIVENESS_S:
+        return Probe(False, {"status": "stuck", "seconds_since_supervisor_tick": round(age, 1)})
+    return Probe(True, {"status": "ok"})
+
+
+def readiness(model_loaded: bool, last_frames: Iterable[tuple[str, float | None]], now: float) -> Probe:
+    """Ready when a model is loaded and a camera produced a frame recently; `last_frames` holds
+    each camera's last frame time (monotonic), None if it has produced none."""
+    reasons = []
+    if not model_loaded:
+        reasons.append("model not loaded")
+    producing = sorted(camera for camera, at in last_frames if at is not None and now - at < FRAME_RECENT_S)
+    if not producing:
+        reasons.append("no camera produced a frame in the last %d s" % FRAME_RECENT_S)
+    if reasons:
+        return Probe(False, {"ready": False, "reasons": reasons})
+    return Probe(True, {"ready": True, "cameras_producing": producing})

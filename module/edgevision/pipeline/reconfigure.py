@@ -1,0 +1,197 @@
+"""From a running configuration to a new one: the list of actions, decided without side effects.
+
+The pipeline carries out the actions on inference and cameras; whoever owns the sink and the
+upstream link carries out theirs. Each action says whether it takes effect live or restarts
+something, and how the change is described to operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgevision.config.model import AppConfig, CameraConfig, SinkConfig
+
+# Fields whose change needs the inference stages rebuilt (a new engine).
+_ENGINE_FIELDS = (
+    "provider",
+    "use_tensorrt",
+    "workers",
+    "intra_op_threads",
+    "max_batch",
+    "preprocess_workers",
+    "preprocess",
+    "fp16",
+    "cuda_graph",
+    "device_id",
+    "gpu_mem_limit_mb",
+    "tensorrt_cache_dir",
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    @property
+    def restarts(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RebuildInference(Action):
+    """A new model or engine settings: new stages once the batches in flight finish."""
+
+    def describe(self) -> str:
+        return "inference"
+
+
+@dataclass(frozen=True)
+class RetuneInference(Action):
+    """Thresholds and batching wait, changed in place."""
+
+    score_threshold: float
+    nms_iou: float
+    max_batch_wait_s: float
+    noticeable: bool
+
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "thresholds/batching"
+
+
+@dataclass(frozen=True)
+class RestartAllCameras(Action):
+    def describe(self) -> str:
+        return "all cameras (source options)"
+
+
+@dataclass(frozen=True)
+class RemoveCamera(Action):
+    camera_id: str
+
+    def describe(self) -> str:
+        return f"camera {self.camera_id} (removed)"
+
+
+@dataclass(frozen=True)
+class AddCamera(Action):
+    camera: CameraConfig
+
+    def describe(self) -> str:
+        return f"camera {self.camera.id} (added)"
+
+
+@dataclass(frozen=True)
+class RestartCamera(Action):
+    camera: CameraConfig
+
+    def describe(self) -> str:
+        return f"camera {self.camera.id}"
+
+
+@dataclass(frozen=True)
+class RetargetCamera(Action):
+    """A camera's target fps: read by the scheduler per frame, so nothing restarts."""
+
+    camera_id: str
+
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"camera {self.camera_id} target_fps"
+
+
+@dataclass(frozen=True)
+class ChangeMetricsInterval(Action):
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "metrics_interval_s"
+
+
+@dataclass(frozen=True)
+class ReopenSink(Action):
+    """For the owner of the local sink."""
+
+    sink: SinkConfig
+
+    def describe(self) -> str:
+        return "sink"
+
+
+@dataclass(frozen=True)
+class RetuneUpstream(Action):
+    """For the owner of the upstream link: results mode, outbox limits, report interval."""
+
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "upstream"
+
+
+def needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
+    if (new.model.name, new.model.manifest) != (old.model.name, old.model.manifest):
+        return True
+    return any(getattr(new.inference, f) != getattr(old.inference, f) for f in _ENGINE_FIELDS)
+
+
+def plan(old: AppConfig, new: AppConfig) -> list[Action]:
+    """What to do, in order, to go from `old` to `new`."""
+    actions: list[Action] = []
+    if needs_new_engine(old, new):
+        actions.append(RebuildInference())
+    else:
+        actions.append(
+            RetuneInference(
+                new.model.score_threshold,
+                new.model.nms_iou,
+                new.inference.max_batch_wait_ms / 1000.0,
+                noticeable=new.model != old.model or new.inference != old.inference,
+            )
+        )
+    if new.sources != old.sources:
+        actions.append(RestartAllCameras())
+    else:
+        actions.extend(_camera_actions(old, new))
+    if new.metrics_interval_s != old.metrics_interval_s:
+        actions.append(ChangeMetricsInterval())
+    if new.sink != old.sink:
+        actions.append(ReopenSink(new.sink))
+    if new.upstream != old.upstream:
+        actions.append(RetuneUpstream())
+    return actions
+
+
+def _camera_actions(old: AppConfig, new: AppConfig) -> list[Action]:
+    new_ids = {c.id for c in new.cameras}
+    actions: list[Action] = [RemoveCamera(c) for c in sorted({c.id for c in old.cameras} - new_ids)]
+    for camera in new.cameras:
+        before = old.camera(camera.id)
+        if before is None:
+            actions.append(AddCamera(camera))
+        elif before.model_copy(update={"target_fps": camera.target_fps}) != camera:
+            actions.append(RestartCamera(camera))
+        elif before.target_fps != camera.target_fps:
+            actions.append(RetargetCamera(camera.id))
+    return actions
+
+
+def describe(actions: Sequence[Action]) -> dict[str, list[str]]:
+    """The `changes` document operators see: what took effect live, what was restarted."""
+    changes: dict[str, list[str]] = {"live": [], "restarted": []}
+    for action in actions:
+        if isinstance(action, RetuneInference) and not action.noticeable:
+            continue
+        changes["restarted" if action.restarts else "live"].append(action.describe())
+    return changes

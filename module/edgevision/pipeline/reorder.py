@@ -1,0 +1,100 @@
+"""The publish stage: a reorder buffer that puts batches back in order, then one result message per frame."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import queue
+import threading
+import time
+
+from edgevision.metrics import PipelineMetrics
+from edgevision.pipeline.batches import Batch
+from edgevision.preview_frames import PreviewFrames
+from edgevision.publish.messages import result_message
+from edgevision.publish.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class ReorderBuffer:
+    """Receives finished batches in any order; publishes them in batch order.
+
+    Batches are numbered in the order the scheduler formed them, and each camera's frames
+    enter batches in capture order, so batch order keeps every camera's results in order
+    while several inference workers finish out of order.
+    """
+
+    def __init__(self, sink: Sink, metrics: PipelineMetrics, preview: PreviewFrames, maxsize: int = 64) -> None:
+        self._sink = sink
+        self._preview = preview
+        self._metrics = metrics
+        self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._pending: list[tuple[int, Batch]] = []
+        self._next_id = 0
+        self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
+        self.sink_errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        self._queue.put(batch)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Publish everything submitted so far, then end."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def depth(self) -> int:
+        return self._queue.qsize() + len(self._pending)
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not _STOP:
+            heapq.heappush(self._pending, (batch.id, batch))
+            while self._pending and self._pending[0][0] == self._next_id:
+                self._publish(heapq.heappop(self._pending)[1])
+                self._next_id += 1
+        # Anything left out of order (a gap can only come from a bug upstream) still goes out.
+        while self._pending:
+            self._publish(heapq.heappop(self._pending)[1])
+
+    def _publish(self, batch: Batch) -> None:
+        started = time.perf_counter()
+        sink = self._sink
+        producer = batch.producer
+        size = len(batch.frames)
+        for index, frame in enumerate(batch.frames):
+            stats = self._metrics.camera(frame.camera)
+            if batch.error is not None or batch.detections is None:
+                stats.dropped_frames("error")
+                continue
+            if index in batch.bad_frames:
+                stats.dropped_frames("bad_frame")
+                stats.record_error(batch.bad_frames[index])
+                continue
+            latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
+            detections = batch.detections[index]
+            self._preview.published(frame.camera, frame.seq, detections, producer.labels)
+            message = result_message(
+                camera=frame.camera,
+                seq=frame.seq,
+                captured_at=frame.captured_at,
+                latency_ms=latency_ms,
+                detections=detections,
+                labels=producer.labels,
+                model=producer.model,
+                provider=producer.provider,
+                batch_id=batch.id,
+                batch_size=size,
+            )
+            try:
+                sink.publish(message)
+            except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the pipeline
+                self.sink_errors += 1
+                if self.sink_errors == 1 or self.sink_errors % 1000 == 0:
+                    log.error("sink failed (%d so far): %s", self.sink_errors, exc)
+            stats.inferred_frame(latency_ms)
+        self._metrics.stage("publish", time.perf_counter() - started, max(size, 1))

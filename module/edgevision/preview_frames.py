@@ -1,0 +1,115 @@
+"""Preview frames: the newest frame of each camera with its detections, drawn and JPEG-encoded on
+request (live preview, snapshots)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgevision.control import PreviewImage
+from edgevision.detections import Detections
+from edgevision.sources.frames import BufferPool, Frame
+
+
+@dataclass
+class _Held:
+    seq: int
+    captured_at: float
+    image: np.ndarray
+    pool: BufferPool | None
+
+
+class PreviewFrames:
+    """Holds one frame buffer per camera: the newest one that was preprocessed.
+
+    Frames are handed over instead of released, so keeping the newest costs no copy per
+    frame; only a snapshot request copies, under the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, _Held] = {}
+        self._detections: dict[str, tuple[int, Detections, Sequence[str]]] = {}
+
+    def keep(self, frame: Frame) -> None:
+        if frame.image is None:
+            return
+        held = _Held(frame.seq, frame.captured_at, frame.image, frame._pool)
+        frame.image = None  # the buffer now belongs here
+        with self._lock:
+            previous = self._held.get(frame.camera)
+            self._held[frame.camera] = held
+        if previous is not None and previous.pool is not None:
+            previous.pool.release(previous.image)
+
+    def published(self, camera: str, seq: int, detections: Detections, labels: Sequence[str]) -> None:
+        with self._lock:
+            self._detections[camera] = (seq, detections, labels)
+
+    def forget(self, camera: str) -> None:
+        with self._lock:
+            self._held.pop(camera, None)
+            self._detections.pop(camera, None)
+
+    def snapshot(self, camera: str, max_bytes: int = 90_000) -> PreviewImage | None:
+        """The newest frame with boxes and labels drawn, as a JPEG of at most `max_bytes`."""
+        with self._lock:
+            held = self._held.get(camera)
+            if held is None:
+                return None
+            image = held.image.copy()
+            seq, captured_at = held.seq, held.captured_at
+            published = self._detections.get(camera)
+        detections_seq = None
+        if published is not None:
+            detections_seq, detections, labels = published
+            draw(image, detections, labels)
+        height, width = image.shape[:2]
+        return PreviewImage(camera, seq, captured_at, width, height, detections_seq, encode_jpeg(image, max_bytes))
+
+
+def draw(image: np.ndarray, detections: Detections, labels: Sequence[str]) -> None:
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for (x1, y1, x2, y2), score, cid in zip(detections.boxes.astype(int), detections.scores, detections.class_ids):
+        color = _color(int(cid))
+        cv2.rectangle(image, (int(x1), int(y1)), (int(x2), int(y2)), color, thickness)
+        text = f"{labels[cid]} {score:.2f}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, thickness)
+        top = max(int(y1) - th - 4, 0)
+        cv2.rectangle(image, (int(x1), top), (int(x1) + tw + 4, top + th + 4), color, -1)
+        cv2.putText(
+            image,
+            text,
+            (int(x1) + 2, top + th + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4 * thickness,
+            (0, 0, 0),
+            thickness,
+            cv2.LINE_AA,
+        )
+
+
+def _color(class_id: int) -> tuple[int, int, int]:
+    # Spread hues so neighbouring classes differ; bright enough for black text.
+    hue = (class_id * 47) % 180
+    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def encode_jpeg(image: np.ndarray, max_bytes: int) -> bytes:
+    """Lower the quality, then the size, until the JPEG fits."""
+    for quality in (85, 70, 55, 40):
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok and len(data) <= max_bytes:
+            return data.tobytes()
+    while True:
+        image = cv2.resize(
+            image, (max(1, image.shape[1] * 3 // 4), max(1, image.shape[0] * 3 // 4)), interpolation=cv2.INTER_AREA
+        )
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 40])
+        if len(data) <= max_bytes or image.shape[0] <= 8:
+            return data.tobytes()

@@ -1,0 +1,134 @@
+"""Where messages go: the Sink interface, the local JSON Lines sinks (stdout or a rotated file),
+and a switch that lets the sink behind it be replaced while messages flow."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from edgevision.config.model import SinkConfig
+from edgevision.publish.messages import encode
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Receives every message (`type`: result, metrics, event); must not block for long."""
+
+    def publish(self, message: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class JsonLinesSink:
+    """One JSON document per line, to stdout or to a file rotated by size.
+
+    A line is written with a single call and files are flushed on close, so a clean stop never
+    leaves half a line behind.
+    """
+
+    def __init__(self, path: Path | None = None, rotate_bytes: int = 100 * 1024 * 1024, backups: int = 5) -> None:
+        self.path = path
+        self.rotate_bytes = rotate_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        self._size = 0
+        self.lines = 0
+        self._stream: IO[str] = sys.stdout if path is None else self._open()
+
+    def _open(self) -> IO[str]:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stream = self.path.open("a", encoding="utf-8", buffering=1 << 16)
+        self._size = self.path.stat().st_size
+        return stream
+
+    def publish(self, message: dict[str, Any]) -> None:
+        line = encode(message) + "\n"
+        with self._lock:
+            if self.path is not None and self._size + len(line) > self.rotate_bytes and self._size > 0:
+                self._rotate()
+            self._stream.write(line)
+            self._size += len(line.encode("utf-8")) if not line.isascii() else len(line)
+            self.lines += 1
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        self._stream.close()
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        log.info("rotated %s", self.path)
+        self._stream = self._open()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stream.flush()
+            if self._stream is not sys.stdout:
+                self._stream.close()
+
+
+class DiscardSink:
+    """No local copy (inside IoT Edge with no file sink configured)."""
+
+    def publish(self, message: dict[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_sink(config: SinkConfig, stdout: bool = True) -> Sink:
+    """The local sink a sink configuration names; with `stdout` False a stdout sink discards
+    (inside IoT Edge the outputs carry the messages, and stdout is the module's log)."""
+    if config.kind == "stdout":
+        return JsonLinesSink(None) if stdout else DiscardSink()
+    assert config.path is not None  # the configuration model requires it for files
+    return JsonLinesSink(config.path, rotate_bytes=int(config.rotate_mb * 1024 * 1024), backups=config.backups)
+
+
+class SinkSwitch:
+    """A Sink that forwards to a replaceable one: a new sink configuration takes effect live."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Sink:
+        return self._sink
+
+    def replace(self, sink: Sink) -> None:
+        """Messages go to `sink` from now on; the previous one is flushed and closed."""
+        with self._lock:
+            previous, self._sink = self._sink, sink
+            # Under the lock: no publish is still writing to it.
+            previous.close()
+
+    def publish(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._sink.publish(message)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        self._sink.close()

@@ -1,0 +1,418 @@
+"""The module against a real local edgeHub: mosquitto with TLS, the real SDK, real processes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pki() -> LocalPKI:
+    # Not under pytest's 0700 temp folder: mosquitto, dropped to its own user, must read it.
+    return LocalPKI.create(Path(tempfile.mkdtemp(prefix="edgehub-", dir="/tmp")))
+
+
+@pytest.fixture(scope="module")
+def broker(pki: LocalPKI) -> Iterator[Mosquitto]:
+    mosquitto = Mosquitto(pki.ca_cert.parent, pki)
+    mosquitto.start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+@pytest.fixture
+def hub_factory(broker: Mosquitto, pki: LocalPKI) -> Iterator[Any]:
+    hubs: list[IoTHubSimulator] = []
+
+    def make(desired: dict[str, Any]) -> IoTHubSimulator:
+        hub = IoTHubSimulator(pki.ca_cert, desired=desired)
+        hub.start()
+        hubs.append(hub)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.stop()
+    if not broker.running:
+        broker.start()
+
+
+class ModuleProcess:
+    """`edgevision run` as IoT Edge would start it, with the local-development connection."""
+
+    def __init__(self, hub: IoTHubSimulator, model_dir: Path, *args: str, state_dir: Path) -> None:
+        env = {
+            **os.environ,
+            **hub.module_environment(),
+            "EDGEVISION_MODEL_DIR": str(model_dir),
+            "EDGEVISION_STATE_DIR": str(state_dir),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "edgevision", "-v", "run", *args], env=env, stderr=subprocess.PIPE, text=True
+        )
+        self.stderr = ""
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, self.stderr = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, self.stderr = self.proc.communicate()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def run_module(model_path: Path, tmp_path: Path) -> Iterator[Any]:
+    started: list[ModuleProcess] = []
+
+    def start(hub: IoTHubSimulator, *args: str, state_dir: Path | None = None) -> ModuleProcess:
+        module = ModuleProcess(hub, model_path.parent, *args, state_dir=state_dir or tmp_path / "state")
+        started.append(module)
+        return module
+
+    yield start
+    for module in started:
+        module.stop()
+
+
+def _results(hub: IoTHubSimulator, camera: str | None = None) -> list[dict[str, Any]]:
+    return [m.body for m in hub.outputs("results") if camera is None or m.body.get("camera") == camera]
+
+
+def test_results_metrics_and_events_reach_their_outputs(hub_factory, run_module, assets: Path, tmp_path: Path) -> None:
+    video = assets / "video" / "pedestrians-720p.avi"
+    desired = {
+        "cameras": {"plaza": {"uri": str(video), "every_frame": True, "max_frames": 80}},
+        "upstream": {"results_mode": "every_frame"},
+        "metrics_interval_s": 1,
+    }
+    hub = hub_factory(desired)
+    module = run_module(hub)
+    hub.wait_for(lambda: len(hub.outputs("results")) >= 80 and hub.outputs("metrics"), 90, "80 results and metrics")
+    assert module.stop() == 0, module.stderr
+    results = hub.outputs("results")
+    assert len(results) == 80
+    for message in results:
+        assert message.properties["$.ct"] == "application/json" and message.properties["$.ce"] == "utf-8"
+        assert (message.properties["camera"], message.properties["type"]) == ("plaza", "result")
+        assert message.properties["schema"] == "edgevision.result/1"
+        assert (message.device, message.module) == ("edge-device", "edgevision")
+    assert [m.body["seq"] for m in results] == list(range(80))
+    metrics = hub.outputs("metrics")
+    assert metrics[-1].properties["type"] == "metrics" and metrics[-1].body["cameras"]["plaza"]["inferred"] == 80
+    events = [m.body["event"] for m in hub.outputs("events")]
+    assert events[0] == "started" and "stopped" in events
+
+    # The same camera run stand-alone gives the same results.
+    out = tmp_path / "local.jsonl"
+    local = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgevision",
+            "run",
+            "--source",
+            f"plaza={video}",
+            "--every-frame",
+            "--max-frames",
+            "80",
+            "--sink",
+            f"jsonl:{out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k not in hub.module_environment()}
+        | {"EDGEVISION_MODEL_DIR": str(assets / "models")},
+    )
+    assert local.returncode == 0, local.stderr
+    local_results = [json.loads(line) for line in out.read_text().splitlines() if '"type":"result"' in line]
+    assert len(local_results) == len(results)
+    assert [r["detections"] for r in local_results] == [m.body["detections"] for m in results]
+
+
+def test_twin_configures_the_module_live(hub_factory, run_module, assets: Path) -> None:
+    video = assets / "video" / "pedestrians-720p.avi"
+    desired = {
+        "cameras": {"plaza": {"uri": f"file:{video}?loop=1"}},
+        "model": {"score_threshold": 0.6},
+        "upstream": {"results_mode": "every_frame", "report_min_interval_s": 0.2},
+    }
+    hub = hub_factory(desired)
+    module = run_module(hub)
+    hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "first results")
+    # The desired document at start is in force...
+    assert all(d["score"] >= 0.6 for r in _results(hub) for d in r["detections"])
+    hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == 1, 20, "version 1 reported")
+    reported = hub.reported_now()
+    assert reported["inference"]["provider"] == "CPUExecutionProvider"
+    assert "CUDAExecutionProvider" in reported["inference"]["dropped"]
+    assert reported["cameras"]["plaza"]["state"] == "streaming"
+    assert reported["accelerator"]["mode"] == "none" and reported["module"]["mode"] == "local-dev"
+    status, before = hub.invoke("getStatus")
+    assert status == 200
+
+    # ...a patch takes effect without a restart and is reported with its $version...
+    version = hub.patch_desired({"model": {"score_threshold": 0.85}, "cameras": {"plaza": {"target_fps": 4}}})
+    hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == version, 20, "patch reported")
+    time.sleep(1.0)
+    mark, started = len(_results(hub)), time.monotonic()
+    time.sleep(4.0)
+    later = _results(hub)[mark:]
+    rate = len(later) / (time.monotonic() - started)
+    assert 2.5 <= rate <= 5.5, rate
+    assert later and all(d["score"] >= 0.85 for r in later for d in r["detections"])
+    status, after = hub.invoke("getStatus")
+    assert after["started_at"] == before["started_at"] and module.proc.poll() is None
+    assert after["configuration"]["model"]["score_threshold"] == 0.85
+
+    # ...and an invalid one is rejected whole, reported, and changes nothing.
+    bad = hub.patch_desired({"model": {"score_threshold": 2.0}, "cameras": {"plaza": {"target_fps": 9}}})
+    hub.wait_for(lambda: hub.reported.get("config", {}).get("rejected_version") == bad, 20, "rejection reported")
+    config = hub.reported_now()["config"]
+    assert config["applied_version"] == version and "model.score_threshold" in config["last_error"]
+    status, after = hub.invoke("getStatus")
+    assert after["configuration"]["model"]["score_threshold"] == 0.85
+    assert after["configuration"]["cameras"][0]["target_fps"] == 4  # the valid half was not applied either
+    events = [m.body for m in hub.outputs("events")]
+    assert any(e["event"] == "config_rejected" and e["version"] == bad for e in events)
+    assert module.stop() == 0
+
+
+def test_direct_methods(hub_factory, run_module, assets: Path) -> None:
+    video = assets / "video" / "pedestrians-720p.avi"
+    hub = hub_factory({"cameras": {"plaza": {"uri": f"file:{video}?loop=1"}, "syn": {"uri": "synthetic:320x240@5"}}})
+    module = run_module(hub)
+    hub.wait_for(lambda: any(m.body.get("event") == "started" for m in hub.outputs("events")), 60, "module start")
+    time.sleep(1.0)
+
+    status, document = hub.invoke("getStatus")
+    assert status == 200 and set(document["cameras"]) == {"plaza", "syn"}
+    assert document["provider"]["provider"] == "CPUExecutionProvider" and document["upstream"]["connected"]
+
+    assert hub.invoke("applyConfig", {"model": {"score_threshold": 0.45}})[0] == 200
+    assert hub.invoke("getStatus")[1]["configuration"]["model"]["score_threshold"] == 0.45
+    status, answer = hub.invoke("applyConfig", {"model": {"score_threshold": "high"}, "metrics_interval_s": -1})
+    assert status == 400 and any("model.score_threshold" in e for e in answer["errors"])
+    assert any("metrics_interval_s" in e for e in answer["errors"])
+    assert hub.invoke("applyConfig", "threshold=0.5")[0] == 400
+
+    assert hub.invoke("restartCamera", {"camera": "syn"}) == (200, {"camera": "syn", "restarted": True})
+    assert hub.invoke("restartCamera", {"camera": "nope"})[0] == 404
+    assert hub.invoke("restartCamera", {})[0] == 400
+
+    status, shot = hub.invoke("snapshot", {"camera": "plaza"})
+    assert status == 200 and shot["content_type"] == "image/jpeg"
+    jpeg = base64.b64decode(shot["jpeg_base64"])
+    assert len(jpeg) <= 90_000
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None and image.shape[1] <= shot["width"]
+    assert hub.invoke("snapshot", {"camera": "plaza", "max_bytes": 10_000})[1]["jpeg_base64"]
+    assert (
+        len(base64.b64decode(hub.invoke("snapshot", {"camera": "plaza", "max_bytes": 10_000})[1]["jpeg_base64"]))
+        <= 10_000
+    )
+    assert hub.invoke("snapshot", {"camera": "nope"})[0] == 404
+
+    status, answer = hub.invoke("reboot")
+    assert status == 404 and answer["methods"] == ["applyConfig", "getStatus", "restartCamera", "snapshot"]
+    assert module.stop() == 0
+
+
+def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from azure.iot.device import IoTHubModuleClient
+
+    from edgevision.publish.iothub import IoTHubSink
+    from edgevision.publish.messages import encode
+    from edgevision.publish.results_modes import ResultsReducer
+    from edgevision.upstream.outbox import Outbox
+    from edgevision.upstream.sender import MessageSender, to_message
+
+    hub = hub_factory({})
+    for key, value in hub.module_environment().items():
+        monkeypatch.setenv(key, value)
+    client = IoTHubModuleClient.create_from_edge_environment()
+    client.connect()
+    try:
+        detections = [
+            {
+                "label": "person",
+                "class_id": 0,
+                "score": 0.5 + i / 10000,
+                "box": {"x1": i, "y1": i + 0.5, "x2": i + 10.25, "y2": i + 20.75},
+                "box_norm": [0.12345, 0.23456, 0.34567, 0.45678],
+            }
+            for i in range(2500)
+        ]
+        big = {"type": "result", "schema": "edgevision.result/1", "camera": "crowd", "seq": 7, "detections": detections}
+        assert len(json.dumps(big)) > 300_000
+        with pytest.raises(ValueError, match="256"):
+            client.send_message_to_output(to_message(encode(big).encode(), {}), "results")  # what the guard prevents
+
+        sender = MessageSender(lambda: client, Outbox(":memory:"), run_id="test")
+        sender.start()
+        sink = IoTHubSink(sender, ResultsReducer("every_frame", 60, 60))
+        sink.publish(big)
+        hub.wait_for(
+            lambda: (
+                hub.outputs("results")
+                and len(hub.outputs("results")) == hub.outputs("results")[0].body["part"]["count"]
+            ),
+            30,
+            "all parts",
+        )
+        parts = hub.outputs("results")
+        assert len(parts) >= 2 and all(p.size < 256 * 1024 for p in parts)
+        assert [p.body["part"]["index"] for p in parts] == list(range(len(parts)))
+        assert all((p.body["camera"], p.body["seq"]) == ("crowd", 7) for p in parts)
+        assert [d for p in parts for d in p.body["detections"]] == detections
+        assert sender.stats()["outbox"]["dropped"] == {}
+        assert [p.properties["$.mid"] for p in parts] == [f"test:crowd:7:{i}" for i in range(len(parts))]
+        sender.stop()
+    finally:
+        client.shutdown()
+
+
+def _captured_between(results: list[dict[str, Any]], start: float, end: float) -> set[int]:
+    from datetime import datetime
+
+    return {r["seq"] for r in results if start <= datetime.fromisoformat(r["captured_at"]).timestamp() <= end}
+
+
+def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -> None:
+    fps, frames = 20, 20 * 50
+    desired = {
+        "cameras": {"syn": {"uri": f"synthetic:320x240@{fps}", "max_frames": frames}},
+        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1},
+        "metrics_interval_s": 1,
+    }
+    hub = hub_factory(desired)
+    module = run_module(hub)
+    hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
+    broker.stop()
+    outage_start = time.time()
+    time.sleep(30)
+    outage_end = time.time()
+    broker.start()
+    # The camera stops at `frames`; then everything held in the outbox must arrive.
+    hub.wait_for(lambda: {r["seq"] for r in _results(hub)} >= set(range(frames)), 120, "every result")
+
+    def drained() -> bool:
+        code, document = hub.invoke("getStatus")
+        return code == 200 and document["upstream"]["queued"] == 0
+
+    hub.wait_for(drained, 30, "an empty outbox")
+    status, document = hub.invoke("getStatus")
+    upstream = document["upstream"]
+    print("\nupstream after the outage:", upstream)
+    assert upstream["connected"] and upstream["connects"] >= 2 and upstream["disconnects"] >= 1
+    results = _results(hub)
+    received = [r["seq"] for r in results]
+    # Every result captured during the outage arrives exactly once, in order.
+    during = _captured_between(results, outage_start + 1, outage_end - 1)
+    assert len(during) >= fps * 28 * 0.8
+    assert all(received.count(seq) == 1 for seq in during)
+    assert [seq for seq in received if seq in during] == sorted(during)
+    # At-least-once overall: at most the message in flight when the broker died comes twice.
+    assert len(received) - len(set(received)) <= 1
+    outbox = upstream["outbox"]
+    # Metrics keep arriving every second, so a message or two may be queued at any moment.
+    assert outbox["dropped"] == {} and outbox["queued"] <= 3 and outbox["resent"] >= 1
+    # What the outage held back is what arrived afterwards: the results captured in it.
+    assert upstream["held_during_outages"]["results"] >= len(during)
+    assert outbox["enqueued"] + outbox["inherited"] == outbox["sent"] + outbox["queued"] + sum(
+        outbox["dropped"].values()
+    )
+    assert upstream["sent"]["results"] == len(set(received)) == frames
+    assert module.stop() == 0
+
+
+def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: Mosquitto, tmp_path: Path) -> None:
+    import sqlite3
+
+    desired = {
+        "cameras": {"syn": {"uri": "synthetic:320x240@20"}},
+        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1},
+    }
+    hub = hub_factory(desired)
+    state = tmp_path / "crash-state"
+    first = run_module(hub, state_dir=state)
+    hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
+    broker.stop()
+    time.sleep(5)
+    first.proc.kill()  # SIGKILL: no flush, no clean shutdown
+    first.proc.wait(10)
+    with sqlite3.connect(state / "outbox.sqlite") as db:
+        pending = [mid for (mid,) in db.execute("SELECT message_id FROM outbox WHERE output = 'results' ORDER BY id")]
+    assert len(pending) >= 50, "the outage should have left results in the outbox"
+    run1 = pending[0].split(":")[0]
+    broker.start()
+    second = run_module(hub, state_dir=state)
+
+    def ids() -> list[str]:
+        return [m.properties.get("$.mid", "") for m in hub.outputs("results")]
+
+    hub.wait_for(lambda: set(pending) <= set(ids()), 90, "the first run's held results")
+    hub.wait_for(lambda: any(not mid.startswith(run1) for mid in ids()), 60, "the second run's own results")
+    delivered = ids()
+    # Each of the first run's messages at most twice (sent, then resent after the crash).
+    assert max(delivered.count(mid) for mid in pending) <= 2
+    assert all(mid.count(":") == 2 for mid in delivered)  # run:camera:seq, what users de-duplicate on
+    # The held results went out first, before the new run's.
+    first_new = next(i for i, mid in enumerate(delivered) if not mid.startswith(run1))
+    assert set(pending) <= set(delivered[:first_new])
+    status, document = hub.invoke("getStatus")
+    assert document["upstream"]["outbox"]["inherited"] >= len(pending)
+    assert second.stop() == 0
+
+
+def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory, run_module, broker: Mosquitto) -> None:
+    desired = {
+        "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
+        "upstream": {"connection_retry_interval_s": 1, "report_min_interval_s": 0.2},
+    }
+    hub = hub_factory(desired)
+    module = run_module(hub)
+    hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == 1, 60, "module up")
+    broker.stop(forget_sessions=True)
+    time.sleep(2)
+    broker.start()
+    # The SDK neither re-subscribes nor notices; the module renews its subscriptions itself.
+    deadline = time.monotonic() + 45
+    while True:
+        try:
+            status, _ = hub.invoke("getStatus", timeout=3)
+            break
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                module.stop()
+                raise AssertionError(
+                    f"methods never answered after the broker lost the sessions:\n{module.stderr[-3000:]}"
+                )
+    assert status == 200
+    version = hub.patch_desired({"model": {"score_threshold": 0.7}})
+    try:
+        hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == version, 30, "patch applied")
+    except AssertionError:
+        module.stop()
+        raise AssertionError(f"patch not applied and reported:\n{module.stderr[-4000:]}") from None
+    assert module.stop() == 0

@@ -1,0 +1,66 @@
+"""Results modes that cut IoT Hub message count."""
+
+from __future__ import annotations
+
+from edgevision.publish.results_modes import ResultsReducer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(seq: int, *labels: str, camera: str = "gate") -> dict:
+    return {
+        "type": "result",
+        "camera": camera,
+        "seq": seq,
+        "model": "yolox-nano",
+        "provider": "CPU",
+        "detections": [{"label": label, "score": 0.9} for label in labels],
+    }
+
+
+def test_every_frame_sends_everything() -> None:
+    reducer = ResultsReducer("every_frame", 60, 60)
+    assert [m["seq"] for s in range(5) for m in reducer.offer(result(s, "person"))] == list(range(5))
+
+
+def test_on_change_sends_label_set_changes_and_heartbeats() -> None:
+    clock = Clock()
+    reducer = ResultsReducer("on_change", heartbeat_s=10, summary_interval_s=60, clock=clock)
+    sent = []
+    for seq, labels in enumerate([("person",), ("person", "person"), ("person", "car"), ("car", "person"), (), ()]):
+        clock.now = seq
+        sent += [(m["seq"], m["trigger"]) for m in reducer.offer(result(seq, *labels))]
+    # Counts do not matter, order does not matter: only the set of labels in view.
+    assert sent == [(0, "first"), (2, "change"), (4, "change")]
+    clock.now = 13.5  # the last message went out at 4
+    assert reducer.offer(result(6)) == []
+    assert [m["trigger"] for m in reducer.offer(result(7, camera="dock"))] == ["first"]  # cameras are apart
+    clock.now = 14.0
+    assert [m["trigger"] for m in reducer.offer(result(8))] == ["heartbeat"]
+
+
+def test_summary_counts_per_label_per_interval() -> None:
+    clock = Clock()
+    reducer = ResultsReducer("summary", heartbeat_s=60, summary_interval_s=30, clock=clock)
+    frames = [("person", "person", "car"), ("person",), (), ("dog", "person")]
+    for seq, labels in enumerate(frames):
+        clock.now = seq
+        assert reducer.offer(result(seq, *labels)) == []
+    clock.now = 30.0
+    (summary,) = reducer.due()
+    assert summary["type"] == "summary" and summary["camera"] == "gate" and summary["frames"] == 4
+    assert summary["labels"] == {
+        "car": {"detections": 1, "frames": 1, "max_per_frame": 1},
+        "dog": {"detections": 1, "frames": 1, "max_per_frame": 1},
+        "person": {"detections": 4, "frames": 3, "max_per_frame": 2},
+    }
+    assert reducer.due() == []  # a new interval has begun
+    reducer.offer(result(4, "cat"))
+    (last,) = reducer.flush()
+    assert last["frames"] == 1 and last["labels"] == {"cat": {"detections": 1, "frames": 1, "max_per_frame": 1}}
