@@ -25,11 +25,12 @@ endif
 SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
 RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
 
-.PHONY: help venv model run test test-deps gpu constraints clean
+.PHONY: help venv model run test test-fast lint test-deps gpu constraints clean
 
 help:
-	@echo "make run    set up, fetch the model, and run the main job"
-	@echo "make test   set up and run the whole test suite"
+	@echo "make run        set up, fetch the model, and run the main job"
+	@echo "make test       set up and run the whole test suite (lint, unit and integration tiers)"
+	@echo "make test-fast  the unit tier only (stand-ins at the seams; under a minute)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +62,14 @@ test-deps:
 		else echo "the tests need:$$missing (install them, e.g. sudo apt-get install$$missing)" >&2; exit 2; fi; \
 	fi
 
-test: venv test-deps
+lint: venv
+	$(BIN)/ruff check module tests benchmarks
+	$(BIN)/ruff format --check module tests benchmarks
+
+test-fast: venv
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test: lint test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 constraints: venv

@@ -93,7 +93,7 @@ def bench_provider(provider: str, model, frames: dict[str, np.ndarray], repeats:
     per_image = {}
     for name, frame in frames.items():
         times = StageTimes()
-        total = _median_ms(lambda: detector.detect([frame], times), repeats)
+        total = _median_ms(lambda f=frame, t=times: detector.detect([f], t), repeats)
         per_image[name] = {"total_ms": round(total, 3)}
     # Stage medians on one image, measured separately so each is a clean median.
     frame = next(iter(frames.values()))

@@ -34,14 +34,14 @@ class Detections:
         norm = self.boxes / np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
         out = []
         for box, box_norm, score, cid in zip(
-            self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist()
+            self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist(), strict=True
         ):
             out.append(
                 {
                     "label": names[cid],
                     "class_id": cid,
                     "score": round(score, 4),
-                    "box": {k: round(v, 1) for k, v in zip(("x1", "y1", "x2", "y2"), box)},
+                    "box": {k: round(v, 1) for k, v in zip(("x1", "y1", "x2", "y2"), box, strict=True)},
                     "box_norm": [round(v, 5) for v in box_norm],
                 }
             )

@@ -74,7 +74,7 @@ class CameraStats:
         with self._lock:
             counts, total = list(self._latency_buckets), self._latency_sum_ms
         cumulative, running = [], 0
-        for bound, count in zip([*map(str, LATENCY_BUCKETS_MS), "+Inf"], counts):
+        for bound, count in zip([*map(str, LATENCY_BUCKETS_MS), "+Inf"], counts, strict=True):
             running += count
             cumulative.append((bound, running))
         return cumulative, total

@@ -23,6 +23,7 @@ from edgevision.control import Control, PreviewImage, Probe
 from edgevision.endpoints.http import HttpServer
 from edgevision.errors import ConfigError, NotReady
 from edgevision.pipeline import reconfigure
+from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
 from edgevision.publish.sinks import Sink, SinkSwitch, open_sink
 from edgevision.upstream.connection import edge_mode
@@ -45,7 +46,9 @@ class Module:
         accelerator: AcceleratorInfo | None = None,
         on_tick: Callable[[Control], None] | None = None,
         twin_timeout_s: float = 15.0,
+        seams: Seams | None = None,
     ) -> None:
+        """`seams`: the pipeline's neighbours (engine loader, model loader, source factory)."""
         self.base_document = dict(base_document)
         self.document = dict(base_document)
         self.config = validate(self.document)
@@ -54,6 +57,7 @@ class Module:
         self.accelerator = accelerator
         self._on_tick = on_tick
         self._twin_timeout_s = twin_timeout_s
+        self._seams = seams
         self._lock = threading.RLock()
         # Tells this process's messages apart from an earlier run's (sequence numbers restart).
         self.run_id = uuid.uuid4().hex[:12]
@@ -83,6 +87,7 @@ class Module:
         desired = self.link.read_desired(self._twin_timeout_s)
         if desired is not None:
             self._apply_initial(desired)
+            self.link.retune(self.config)
         else:
             log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
         self._local = SinkSwitch(open_sink(self.config.sink, stdout=False))
@@ -92,7 +97,12 @@ class Module:
 
     def _start_pipeline(self, sink: Sink, keep_alive: bool) -> None:
         self.pipeline = Pipeline(
-            self.config, sink, on_tick=self._tick, accelerator=self.accelerator, keep_alive=keep_alive
+            self.config,
+            sink,
+            on_tick=self._tick,
+            accelerator=self.accelerator,
+            keep_alive=keep_alive,
+            seams=self._seams,
         )
         self.pipeline.start()
 
@@ -164,7 +174,7 @@ class Module:
             except ConfigError as exc:
                 self._rejected(exc, version, source)
                 raise
-            except Exception as exc:  # noqa: BLE001 - e.g. the new model cannot be loaded
+            except Exception as exc:  # e.g. the new model cannot be loaded
                 error = ConfigError([f"model: {exc}"])
                 self._rejected(error, version, source)
                 raise error from exc

@@ -74,7 +74,9 @@ class PreviewFrames:
 
 def draw(image: np.ndarray, detections: Detections, labels: Sequence[str]) -> None:
     thickness = max(1, round(max(image.shape[:2]) / 400))
-    for (x1, y1, x2, y2), score, cid in zip(detections.boxes.astype(int), detections.scores, detections.class_ids):
+    for (x1, y1, x2, y2), score, cid in zip(
+        detections.boxes.astype(int), detections.scores, detections.class_ids, strict=True
+    ):
         color = _color(int(cid))
         cv2.rectangle(image, (int(x1), int(y1)), (int(x2), int(y2)), color, thickness)
         text = f"{labels[cid]} {score:.2f}"

@@ -33,7 +33,7 @@ def test_detect_prints_one_document_per_image(
     documents = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["image"] for d in documents] == [str(p) for p in paths]
     expected = Detector(resolved_model, EngineConfig(provider="cpu"))
-    for path, document, label in zip(paths, documents, ("person", "cup", "cat")):
+    for path, document, label in zip(paths, documents, ("person", "cup", "cat"), strict=True):
         assert document["model"] == "yolox-nano"
         assert document["provider"] == "CPUExecutionProvider"
         assert set(document["timings_ms"]) == {"preprocess", "inference", "postprocess"}

@@ -37,7 +37,7 @@ def test_finds_the_expected_object(detector: Detector, images: dict[str, Path], 
     assert (result.width, result.height) == (w, h)
     hits = [
         (score, box)
-        for label, score, box in zip(result.labels(detector.labels), result.scores, result.boxes)
+        for label, score, box in zip(result.labels(detector.labels), result.scores, result.boxes, strict=True)
         if label == EXPECTED[name] and score > 0.5
     ]
     assert hits, f"{name}: no {EXPECTED[name]} above 0.5 in {result.labels(detector.labels)}"
@@ -56,7 +56,7 @@ def test_batch_of_four_equals_four_single_calls(
     batched = batch_detector.detect(frames, times)
     assert times.frames == 4
     singles = [detector.detect([f])[0] for f in frames]
-    for b, s in zip(batched, singles):
+    for b, s in zip(batched, singles, strict=True):
         np.testing.assert_array_equal(b.class_ids, s.class_ids)
         np.testing.assert_array_equal(b.scores, s.scores)
         np.testing.assert_array_equal(b.boxes, s.boxes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from edgevision.inference.engine import Engine
 from edgevision.inference.loader import load_engine
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
+from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
 from tests.support.sinks import CollectingSink
 
@@ -99,7 +101,9 @@ def test_gpu_failure_switches_to_cpu_loses_nothing_and_retries_with_backoff() ->
         "metrics_interval_s": 3600,
     }
     sink = CollectingSink()
-    pipeline = Pipeline(configuration.validate(document), sink, engine_loader=flaky_loader(60, built=built))
+    pipeline = Pipeline(
+        configuration.validate(document), sink, seams=Seams(engine_loader=flaky_loader(60, built=built))
+    )
     pipeline.start()
     assert pipeline.wait(180)
 
@@ -131,7 +135,9 @@ def test_hung_gpu_run_is_abandoned_and_the_cpu_takes_over() -> None:
         "metrics_interval_s": 3600,
     }
     sink = CollectingSink()
-    pipeline = Pipeline(configuration.validate(document), sink, engine_loader=flaky_loader(20, hang_s=30.0))
+    pipeline = Pipeline(
+        configuration.validate(document), sink, seams=Seams(engine_loader=flaky_loader(20, hang_s=30.0))
+    )
     started = time.monotonic()
     pipeline.start()
     assert pipeline.wait(120)
@@ -326,7 +332,7 @@ def test_camera_faults_are_reported_retried_and_never_block_the_others(images: d
     assert "wrong" not in status["auth"]["uri"]  # credentials never reported
     # Retried with capped backoff: 0.2, 0.4, 0.8, then every 1.0 s (plus the time each try takes).
     tries = cameras.attempts["/auth.mjpg"]
-    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
     assert len(tries) >= 4 and max(gaps) < 1.0 + 2.0 + 0.5
     # The stalled camera was noticed and reopened, more than once.
     assert snapshot["stall"]["stalls"] >= 2 and len(cameras.attempts["/stall.mjpg"]) >= 2

@@ -136,7 +136,7 @@ def test_metrics_parse_as_prometheus_text(running: Module) -> None:
 def test_score_endpoint(running: Module, images: dict[str, Path]) -> None:
     port = running.http.port  # type: ignore[union-attr]
     deadline = time.monotonic() + 20
-    while running.pipeline.engine is None:  # type: ignore[union-attr]
+    while running.pipeline.model is None:  # type: ignore[union-attr]
         assert time.monotonic() < deadline
         time.sleep(0.1)
     for name, label in (("astronaut", "person"), ("coffee", "cup"), ("chelsea", "cat")):

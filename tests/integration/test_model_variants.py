@@ -48,10 +48,14 @@ def assert_same_detections(got: Detections, want: Detections, min_score: float =
     """Every confident detection of one path has a twin in the other: same class, box IoU > 0.9."""
     assert (got.width, got.height) == (want.width, want.height)
     for source, other in ((want, got), (got, want)):
-        for cls, score, box in zip(source.class_ids, source.scores, source.boxes):
+        for cls, score, box in zip(source.class_ids, source.scores, source.boxes, strict=True):
             if score < min_score:
                 continue
-            twins = [(s, _iou(box, b)) for c, s, b in zip(other.class_ids, other.scores, other.boxes) if c == cls]
+            twins = [
+                (s, _iou(box, b))
+                for c, s, b in zip(other.class_ids, other.scores, other.boxes, strict=True)
+                if c == cls
+            ]
             best = max(twins, key=lambda t: t[1], default=(0.0, 0.0))
             assert best[1] > 0.9 and abs(best[0] - score) < 0.05, (
                 f"class {cls} score {score:.2f} box {box}: best twin {best}"
@@ -127,7 +131,7 @@ def test_mixed_sizes_in_one_batch(resolved_model, host: Detector, images) -> Non
     batched = Detector(resolved_model, CPU, DetectorConfig(preprocess="graph", max_batch=4))
     frames = _frames(images)
     batch = [frames["astronaut"], frames["wide"], frames["tall"], frames["chelsea"]]
-    for got, frame in zip(batched.detect(batch), batch):
+    for got, frame in zip(batched.detect(batch), batch, strict=True):
         (want,) = host.detect([frame])
         assert_same_detections(got, want)
 
@@ -172,7 +176,7 @@ def test_fp16_copy_finds_the_same_objects(resolved_model, host: Detector, images
     assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer) > 100
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # callers unchanged
     detector = Detector(resolved_model, engine=Engine(half, CPU))
-    for name, frame in _frames(images).items():
+    for frame in _frames(images).values():
         (want,) = host.detect([frame])
         (got,) = detector.detect([frame])
         assert_same_detections(got, want)

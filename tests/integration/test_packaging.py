@@ -20,6 +20,7 @@ def test_the_wheel_carries_manifests_template_and_schema(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     (wheel,) = tmp_path.glob("edgevision-*.whl")

@@ -143,6 +143,7 @@ def test_results_metrics_and_events_reach_their_outputs(hub_factory, run_module,
         timeout=120,
         env={k: v for k, v in os.environ.items() if k not in hub.module_environment()}
         | {"EDGEVISION_MODEL_DIR": str(assets / "models")},
+        check=False,
     )
     assert local.returncode == 0, local.stderr
     local_results = [json.loads(line) for line in out.read_text().splitlines() if '"type":"result"' in line]
@@ -299,10 +300,11 @@ def _captured_between(results: list[dict[str, Any]], start: float, end: float) -
 
 
 def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -> None:
-    fps, frames = 20, 20 * 50
+    # The outage outlasts the stale-connection time, so the client is also replaced during it.
+    fps, frames, stale_s, outage_s = 20, 20 * 25, 3, 8
     desired = {
         "cameras": {"syn": {"uri": f"synthetic:320x240@{fps}", "max_frames": frames}},
-        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1},
+        "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1, "stale_after_s": stale_s},
         "metrics_interval_s": 1,
     }
     hub = hub_factory(desired)
@@ -310,7 +312,7 @@ def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -
     hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
     broker.stop()
     outage_start = time.time()
-    time.sleep(30)
+    time.sleep(outage_s)
     outage_end = time.time()
     broker.start()
     # The camera stops at `frames`; then everything held in the outbox must arrive.
@@ -321,15 +323,17 @@ def test_broker_outage_is_survived(hub_factory, run_module, broker: Mosquitto) -
         return code == 200 and document["upstream"]["queued"] == 0
 
     hub.wait_for(drained, 30, "an empty outbox")
-    status, document = hub.invoke("getStatus")
+    _status, document = hub.invoke("getStatus")
     upstream = document["upstream"]
     print("\nupstream after the outage:", upstream)
     assert upstream["connected"] and upstream["connects"] >= 2 and upstream["disconnects"] >= 1
+    # Disconnected longer than upstream.stale_after_s: a new client was built.
+    assert upstream["client_rebuilds"] >= 1
     results = _results(hub)
     received = [r["seq"] for r in results]
     # Every result captured during the outage arrives exactly once, in order.
     during = _captured_between(results, outage_start + 1, outage_end - 1)
-    assert len(during) >= fps * 28 * 0.8
+    assert len(during) >= fps * (outage_s - 2) * 0.8
     assert all(received.count(seq) == 1 for seq in during)
     assert [seq for seq in received if seq in during] == sorted(during)
     # At-least-once overall: at most the message in flight when the broker died comes twice.
@@ -380,7 +384,7 @@ def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: M
     # The held results went out first, before the new run's.
     first_new = next(i for i, mid in enumerate(delivered) if not mid.startswith(run1))
     assert set(pending) <= set(delivered[:first_new])
-    status, document = hub.invoke("getStatus")
+    _status, document = hub.invoke("getStatus")
     assert document["upstream"]["outbox"]["inherited"] >= len(pending)
     assert second.stop() == 0
 
@@ -407,7 +411,7 @@ def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory,
                 module.stop()
                 raise AssertionError(
                     f"methods never answered after the broker lost the sessions:\n{module.stderr[-3000:]}"
-                )
+                ) from None
     assert status == 200
     version = hub.patch_desired({"model": {"score_threshold": 0.7}})
     try:

@@ -85,13 +85,13 @@ plausible = (
 sections = st.fixed_dictionaries(
     {},
     optional={
-        name: st.dictionaries(st.sampled_from(fields + ["bogus"]), plausible, max_size=4)
+        name: st.dictionaries(st.sampled_from([*fields, "bogus"]), plausible, max_size=4)
         for name, fields in SECTIONS.items()
     },
 )
 cameras = st.dictionaries(
     st.text(alphabet="abc.-_ 1", min_size=0, max_size=6),
-    st.dictionaries(st.sampled_from(CAMERA_FIELDS + ["id"]), plausible, max_size=4) | json_values,
+    st.dictionaries(st.sampled_from([*CAMERA_FIELDS, "id"]), plausible, max_size=4) | json_values,
     max_size=3,
 )
 documents = st.one_of(

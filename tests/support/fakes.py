@@ -8,9 +8,10 @@ against what went in.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from edgevision.inference.providers import CPU, CUDA
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.manifest import find_manifest
 from edgevision.models.store import ResolvedModel
+from edgevision.pipeline.build import Seams
 from edgevision.sources.frames import Frame, FrameQueue
 
 MANIFEST = find_manifest("yolox-nano")
@@ -137,16 +139,10 @@ class EngineFactory:
         return StubEngine(config, self.cpu_script if config.provider == "cpu" else self.script)
 
 
-def pipeline_seams(engines: EngineFactory, sources: SourceFactory | None = None, gpu: bool = False) -> dict[str, Any]:
-    """Keyword arguments for Pipeline: every seam replaced, no model file, no ONNX Runtime."""
-    seams: dict[str, Any] = {
-        "engine_loader": engines,
-        "model_loader": stub_model,
-        "gpu_check": lambda _config: gpu,
-    }
-    if sources is not None:
-        seams["source_factory"] = sources
-    return seams
+def pipeline_seams(engines: EngineFactory, sources: SourceFactory | None = None, gpu: bool = False) -> Seams:
+    """The pipeline's seams with stand-ins: no model file, no ONNX Runtime, scripted cameras."""
+    seams = Seams(engine_loader=engines, model_loader=stub_model, gpu_check=lambda _config: gpu)
+    return seams if sources is None else dataclasses.replace(seams, source_factory=sources)
 
 
 def frame_image(seq: int, marked: bool = False, size: tuple[int, int] = (48, 64)) -> np.ndarray:
@@ -166,7 +162,7 @@ class ScriptedSource:
         queue: FrameQueue,
         metrics: PipelineMetrics,
         start_seq: int,
-        images: Sequence[np.ndarray],
+        images: Iterable[np.ndarray],
         interval_s: float = 0.0,
     ) -> None:
         self.camera = camera
@@ -216,7 +212,7 @@ class ScriptedSource:
 SourceFactory = Callable[[CameraConfig, SourceOptions, FrameQueue, PipelineMetrics, int], ScriptedSource]
 
 
-def scripted_sources(frames: dict[str, Sequence[np.ndarray]], interval_s: float = 0.0) -> SourceFactory:
+def scripted_sources(frames: dict[str, Iterable[np.ndarray]], interval_s: float = 0.0) -> SourceFactory:
     """A source factory: each camera id plays its list of frames."""
 
     def make(camera: CameraConfig, options: SourceOptions, queue: FrameQueue, metrics: PipelineMetrics, start_seq: int):

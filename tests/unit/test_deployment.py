@@ -130,7 +130,7 @@ def test_template_problems_are_refused(template: dict, change, message: str) -> 
 def test_unused_variables_and_invalid_desired_properties_are_refused(template: dict) -> None:
     with pytest.raises(DeploymentError, match="no placeholder in the template for: REGISTRY_TYPO"):
         render(template, gpu="dda", variables={**VARIABLES, "REGISTRY_TYPO": "x"})
-    with pytest.raises(DeploymentError, match="model.score_threshold"):
+    with pytest.raises(DeploymentError, match=r"model\.score_threshold"):
         render(template, gpu="dda", variables=VARIABLES, desired={"model": {"score_threshold": 7}})
     with pytest.raises(DeploymentError, match="arrays"):
         render(template, gpu="dda", variables=VARIABLES, desired={"cameras": [{"id": "a", "uri": "0"}]})
@@ -184,7 +184,7 @@ def test_manifest_command_rejects_bad_input_in_one_line(args: list[str], message
 
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
-    proc = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([hadolint, str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -61,14 +61,14 @@ def probe_nvml() -> dict[str, Any]:
                 unsupported.append(f"gpu{index}: {exc}")
                 continue
             gpu_unsupported: list[str] = []
-            _optional(gpu, gpu_unsupported, "name", lambda: _text(pynvml.nvmlDeviceGetName(handle)))
-            _optional(gpu, gpu_unsupported, "uuid", lambda: _text(pynvml.nvmlDeviceGetUUID(handle)))
-            _optional(gpu, gpu_unsupported, "memory", lambda: _memory(pynvml.nvmlDeviceGetMemoryInfo(handle)))
+            _optional(gpu, gpu_unsupported, "name", lambda h=handle: _text(pynvml.nvmlDeviceGetName(h)))
+            _optional(gpu, gpu_unsupported, "uuid", lambda h=handle: _text(pynvml.nvmlDeviceGetUUID(h)))
+            _optional(gpu, gpu_unsupported, "memory", lambda h=handle: _memory(pynvml.nvmlDeviceGetMemoryInfo(h)))
             _optional(
                 gpu,
                 gpu_unsupported,
                 "compute_capability",
-                lambda: "%d.%d" % pynvml.nvmlDeviceGetCudaComputeCapability(handle),
+                lambda h=handle: "{}.{}".format(*pynvml.nvmlDeviceGetCudaComputeCapability(h)),
             )
             unsupported.extend(f"gpu{index}.{item}" for item in gpu_unsupported)
             result["gpus"].append(gpu)

@@ -62,12 +62,12 @@ class GpuTelemetry:
                 self._closed = True
                 try:
                     self._nvml.nvmlShutdown()
-                except Exception:  # noqa: BLE001
-                    pass
+                except Exception as exc:  # noqa: BLE001 - closing; nothing to do about it
+                    log.debug("nvmlShutdown: %s", exc)
 
 
 def _read(reading: dict[str, Any], key: str, query: Callable[[], Any]) -> None:
     try:
         reading[key] = query()
-    except Exception:  # noqa: BLE001 - "not supported" under GPU-PV: leave the field out
+    except Exception:  # noqa: BLE001, S110 - "not supported" under GPU-PV: leave the field out
         pass

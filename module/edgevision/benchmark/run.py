@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -182,5 +183,3 @@ def _judge(provider: str, entry: dict[str, Any], cores: int) -> None:
         run["vs_binding"] = round(run["fps"] / run["ceilings_fps"][run["binding"]], 3)
         run["target"] = TARGETS[provider]
         run["meets_target"] = run["vs_binding"] >= TARGETS[provider]
-
-

@@ -16,7 +16,7 @@ from typing import Any
 
 from edgevision.accel.discover import discover
 from edgevision.accel.telemetry import GpuTelemetry
-from edgevision.benchmark.measure import NullSink
+from edgevision.benchmark.usage import NullSink
 from edgevision.config.load import validate
 from edgevision.pipeline.pipeline import Pipeline
 
@@ -39,7 +39,7 @@ def slope_per_hour(times: list[float], values: list[float]) -> float | None:
     var = sum((t - mean_t) ** 2 for t in times)
     if var == 0:
         return None
-    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values)) / var * 3600
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / var * 3600
 
 
 def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: float = 5.0) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def _configure_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 2 else logging.WARNING)
 
 
-def _handler(command: str):  # noqa: ANN202 - a command function
+def _handler(command: str):  # a command function
     if command == "run":
         from edgevision.cli.run import cmd_run
 
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a one-line report beats a traceback for operators
+    except Exception as exc:  # a one-line report beats a traceback for operators
         if args is not None and args.verbose > 1:
             raise
         print(f"edgevision: error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)

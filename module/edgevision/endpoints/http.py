@@ -133,7 +133,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "edgevision"
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:  # http.server's naming
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 data = server.metrics()
@@ -152,12 +152,12 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 status, body = route()
-            except Exception as exc:  # noqa: BLE001 - an endpoint error must not reach the pipeline
+            except Exception as exc:  # an endpoint error must not reach the pipeline
                 log.exception("HTTP %s failed", self.path)
                 status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             self._reply(status, body)
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:  # http.server's naming
             if self.path.split("?", 1)[0] != "/score":
                 self._reply(
                     405 if self.path in routes or self.path == "/metrics" else 404,
@@ -182,7 +182,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 status, body = server.score(self.rfile.read(length))
-            except Exception as exc:  # noqa: BLE001 - an endpoint error must not reach the pipeline
+            except Exception as exc:  # an endpoint error must not reach the pipeline
                 log.exception("POST /score failed")
                 status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
             self._reply(status, body)
@@ -201,7 +201,7 @@ def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
             try:
                 error = server.preview(camera, write)
-            except Exception:  # noqa: BLE001 - a viewer's failure must not reach the pipeline
+            except Exception:  # a viewer's failure must not reach the pipeline
                 log.exception("preview of %s failed", camera)
                 return
             if error is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edgevision.families.base import Decoder, Family, Shape
+from edgevision.families.base import Family, Shape
 from edgevision.families.names import FAMILY_NAMES
 from edgevision.families.yolox import YoloxFamily
 from edgevision.models.manifest import ModelManifest
@@ -18,9 +18,7 @@ def family_for(manifest: ModelManifest, configured: str | None = None) -> Family
     return FAMILIES[configured or manifest.family]
 
 
-def recognise(
-    input_shape: Shape, output_shapes: Sequence[Shape], manifest: ModelManifest
-) -> list[tuple[Family, str]]:
+def recognise(input_shape: Shape, output_shapes: Sequence[Shape], manifest: ModelManifest) -> list[tuple[Family, str]]:
     """Every family whose layout these shapes fit, each with the reason."""
     found = []
     for family in FAMILIES.values():
@@ -28,5 +26,3 @@ def recognise(
         if reason is not None:
             found.append((family, reason))
     return found
-
-

@@ -51,7 +51,9 @@ class YoloxFamily:
         spec = manifest.input
         if engine.takes_frames:
             if engine.input_shape[1:] != ["height", "width", 3]:
-                raise EngineError(f"{file_name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected")
+                raise EngineError(
+                    f"{file_name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected"
+                )
         elif engine.input_shape[1:] != [3, spec.height, spec.width]:
             raise EngineError(
                 f"{file_name}: input shape {engine.input_shape} does not match the manifest's "

@@ -156,7 +156,7 @@ class Engine:
                     sess_options=session_options(self.config),
                     providers=[(p, provider_options(self.config, p, cuda_graph)) for p in providers],
                 )
-            except Exception as exc:  # noqa: BLE001 - ORT raises bare RuntimeError subclasses
+            except Exception as exc:  # ORT raises bare RuntimeError subclasses
                 gpu = [p for p in providers if p in GPU_PROVIDERS]
                 if not gpu:
                     name = model if isinstance(model, Path) else "from memory"
@@ -209,7 +209,7 @@ class BoundRunner:
         self._device_outputs: list[ort.OrtValue] = []
         if not self._bound:
             return
-        for name, dims in zip(engine.output_names, engine.output_shapes):
+        for name, dims in zip(engine.output_names, engine.output_shapes, strict=True):
             shape = [batch_size] + [_static_dim(d, name) for d in dims[1:]]
             if self._graph:
                 value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", engine.config.device_id)

@@ -110,7 +110,9 @@ def provider_load_error(provider: str) -> str | None:
     return None
 
 
-def gpu_may_run(provider: ProviderChoice, use_tensorrt: bool, check: Callable[[str], str | None] = provider_load_error) -> bool:
+def gpu_may_run(
+    provider: ProviderChoice, use_tensorrt: bool, check: Callable[[str], str | None] = provider_load_error
+) -> bool:
     """Whether any GPU provider this preference asks for loads here (the layout follows it)."""
     return any(p in GPU_PROVIDERS and check(p) is None for p in requested_providers(provider, use_tensorrt))
 

@@ -90,7 +90,6 @@ class ModelManifest(BaseModel):
         return len(self.labels)
 
 
-
 def manifest_dirs() -> list[Path]:
     """Built-in manifests: EDGEVISION_MANIFEST_DIR, those packaged in the wheel, or the repo's models/."""
     dirs = []

@@ -128,7 +128,10 @@ def download_model(manifest: ModelManifest, directory: Path, *, progress: bool =
     target = directory / manifest.file
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{manifest.file}.", suffix=".part", delete=False)
+        # Closed by the `with` below, once the download is written.
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=directory, prefix=f".{manifest.file}.", suffix=".part", delete=False
+        )
     except OSError as exc:
         raise ModelUnavailableError(
             _missing_message(manifest, directory, f"cannot write there: {exc.strerror}")

@@ -17,6 +17,7 @@ from edgevision.inference.providers import gpu_may_run
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.store import ResolvedModel, resolve_model
 from edgevision.pipeline.batches import Batch
+from edgevision.pipeline.cameras import SourceFactory, real_source
 from edgevision.pipeline.failover import with_inference
 from edgevision.pipeline.layout import ALLOW_SPINNING, Layout, choose_layout
 from edgevision.pipeline.scheduler import Scheduler
@@ -32,6 +33,17 @@ ModelLoader = Callable[[ModelConfig], ResolvedModel]
 
 def resolve_configured_model(config: ModelConfig) -> ResolvedModel:
     return resolve_model(config.name, manifest=config.manifest)
+
+
+@dataclass(frozen=True)
+class Seams:
+    """The pipeline's neighbours: where a test may put a stand-in (never for what it tests)."""
+
+    engine_loader: EngineLoader = load_engine
+    model_loader: ModelLoader = resolve_configured_model
+    source_factory: SourceFactory = real_source
+    # Whether a GPU provider may run for a configuration (None: ask ONNX Runtime's libraries).
+    gpu_check: Callable[[AppConfig], bool] | None = None
 
 
 def engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
@@ -68,17 +80,11 @@ class StageHooks:
 class StageBuilder:
     """Builds stages for a configuration; batch ids run on across rebuilds."""
 
-    def __init__(
-        self,
-        hooks: StageHooks,
-        engine_loader: EngineLoader = load_engine,
-        model_loader: ModelLoader = resolve_configured_model,
-        gpu_check: Callable[[AppConfig], bool] | None = None,
-    ) -> None:
+    def __init__(self, hooks: StageHooks, seams: Seams) -> None:
         self._hooks = hooks
-        self._load_engine = engine_loader
-        self._load_model = model_loader
-        self._gpu_check = gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
+        self._load_engine = seams.engine_loader
+        self._load_model = seams.model_loader
+        self._gpu_check = seams.gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
         self._batch_ids = itertools.count()
 
     def build(self, config: AppConfig) -> InferenceStages:

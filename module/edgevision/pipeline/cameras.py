@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from edgevision.config.model import CameraConfig, SourceOptions
+from edgevision.config.model import AppConfig, CameraConfig, SourceOptions
 from edgevision.metrics import CameraStats, PipelineMetrics
+from edgevision.pipeline import reconfigure
 from edgevision.sources.frames import Frame, FrameQueue
+from edgevision.sources.readers import redact
 from edgevision.sources.source import Source
 
 
@@ -51,18 +53,24 @@ class Cameras:
         self,
         metrics: PipelineMetrics,
         ready: threading.Condition,
-        drop: Callable[[Frame, str], None],
         stopping: threading.Event,
         source_factory: SourceFactory = real_source,
+        on_removed: Callable[[str], None] = lambda _camera_id: None,
     ) -> None:
         self._metrics = metrics
         self._ready = ready
-        self._drop = drop
         self._stopping = stopping
         self._factory = source_factory
+        # A removed or restarted camera's preview frame is dropped with it.
+        self._on_removed = on_removed
         self._lock = threading.RLock()
         self._queues: dict[str, FrameQueue] = {}
         self._sources: dict[str, CameraSource] = {}
+
+    def drop(self, frame: Frame, reason: str) -> None:
+        """A frame that will not be inferred: counted by reason, its buffer given back."""
+        self._metrics.camera(frame.camera).dropped_frames(reason)
+        frame.release()
 
     def queues(self) -> dict[str, FrameQueue]:
         return self._queues
@@ -80,7 +88,7 @@ class Cameras:
         size = options.every_frame_queue_size if every_frame else options.live_queue_size
 
         def on_drop(frame: Frame) -> None:
-            self._drop(frame, "shutdown" if self._stopping.is_set() else "queue_full")
+            self.drop(frame, "shutdown" if self._stopping.is_set() else "queue_full")
 
         frame_queue = FrameQueue(size, drop_oldest=not every_frame, ready=self._ready, on_drop=on_drop)
         source = self._factory(camera, options, frame_queue, self._metrics, start_seq)
@@ -97,8 +105,27 @@ class Cameras:
             self._queues = {k: v for k, v in self._queues.items() if k != camera_id}
         source.stop()
         for frame in frame_queue.drain():
-            self._drop(frame, reason)
+            self.drop(frame, reason)
+        self._on_removed(camera_id)
         return source.next_seq
+
+    def carry_out(self, action: reconfigure.Action, config: AppConfig) -> None:
+        """A camera action of a reconfiguration plan; a restarted camera continues its numbering."""
+        if isinstance(action, reconfigure.RestartAllCameras):
+            for camera_id in self.ids():
+                self._replace(camera_id, config)
+        elif isinstance(action, reconfigure.RemoveCamera):
+            self.remove(action.camera_id)
+        elif isinstance(action, reconfigure.AddCamera):
+            self.add(action.camera, config.sources)
+        elif isinstance(action, reconfigure.RestartCamera):
+            self._replace(action.camera.id, config)
+
+    def _replace(self, camera_id: str, config: AppConfig) -> None:
+        next_seq = self.remove(camera_id)
+        camera = config.camera(camera_id)
+        if camera is not None:
+            self.add(camera, config.sources, start_seq=next_seq)
 
     def restart(self, camera_id: str) -> None:
         """Reopen one camera now; KeyError if there is no such camera."""
@@ -125,7 +152,18 @@ class Cameras:
             queues = list(self._queues.values())
         for frame_queue in queues:
             for frame in frame_queue.drain():
-                self._drop(frame, "shutdown")
+                self.drop(frame, "shutdown")
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {
+            cid: {
+                "uri": redact(source.camera.uri),
+                "state": source.stats.state,
+                "last_error": source.stats.last_error,
+                "captured": source.stats.captured,
+            }
+            for cid, source in sorted(self.sources().items())
+        }
 
     def depths(self) -> dict[str, int]:
         return {f"camera:{cid}": len(q) for cid, q in self._queues.items()}

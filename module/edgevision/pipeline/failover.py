@@ -138,7 +138,9 @@ class FailoverController:
         config = self._config()
         try:
             # CUDA graphs are the likelier culprit; without them the GPU may still serve.
-            replacement = self._build(with_inference(config, **({"cuda_graph": False} if graph else {"provider": "cpu"})))
+            replacement = self._build(
+                with_inference(config, **({"cuda_graph": False} if graph else {"provider": "cpu"}))
+            )
         except Exception as exc:  # noqa: BLE001 - keep the failing stages rescuing batches on the CPU
             log.error("cannot build fallback inference stages: %s", exc)
             return

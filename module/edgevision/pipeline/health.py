@@ -29,7 +29,7 @@ def readiness(model_loaded: bool, last_frames: Iterable[tuple[str, float | None]
         reasons.append("model not loaded")
     producing = sorted(camera for camera, at in last_frames if at is not None and now - at < FRAME_RECENT_S)
     if not producing:
-        reasons.append("no camera produced a frame in the last %d s" % FRAME_RECENT_S)
+        reasons.append(f"no camera produced a frame in the last {FRAME_RECENT_S:.0f} s")
     if reasons:
         return Probe(False, {"ready": False, "reasons": reasons})
     return Probe(True, {"ready": True, "cameras_producing": producing})

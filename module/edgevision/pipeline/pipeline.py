@@ -1,8 +1,8 @@
 """The hot loop: cameras -> batches -> preprocess -> infer -> postprocess -> publish.
 
 The pipeline wires the parts together and supervises them; building stages (build.py), GPU
-failover (failover.py), configuration changes (reconfigure.py) and the cameras (cameras.py)
-each live in their own module. Sinks, the engine loader and the source factory are passed in.
+failover (failover.py), configuration changes (reconfigure.py), the cameras (cameras.py) and
+events (events.py) each live in their own module. The sink and the seams are passed in.
 """
 
 from __future__ import annotations
@@ -21,22 +21,20 @@ from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.config.model import AppConfig
 from edgevision.control import PreviewImage, Probe
 from edgevision.errors import NotReady
-from edgevision.inference.engine import Engine
-from edgevision.inference.loader import load_engine
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.store import ResolvedModel
 from edgevision.pipeline import health, reconfigure
-from edgevision.pipeline.build import EngineLoader, ModelLoader, StageBuilder, StageHooks, resolve_configured_model
-from edgevision.pipeline.cameras import Cameras, SourceFactory, real_source
+from edgevision.pipeline.build import Seams, StageBuilder, StageHooks
+from edgevision.pipeline.cameras import Cameras
+from edgevision.pipeline.events import EventLog
 from edgevision.pipeline.failover import FailoverController
 from edgevision.pipeline.reorder import ReorderBuffer
 from edgevision.pipeline.scorer import Scorer
 from edgevision.pipeline.stages import InferenceStages
 from edgevision.preview_frames import PreviewFrames
-from edgevision.publish.messages import event_message, iso_time, metrics_message
+from edgevision.publish.messages import iso_time
 from edgevision.publish.sinks import Sink
-from edgevision.sources.frames import Frame
-from edgevision.sources.readers import configure_ffmpeg, redact
+from edgevision.sources.readers import configure_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +53,9 @@ class Pipeline:
         on_event: Callable[[dict[str, Any]], None] | None = None,
         accelerator: AcceleratorInfo | None = None,
         keep_alive: bool = False,
-        engine_loader: EngineLoader = load_engine,
-        model_loader: ModelLoader = resolve_configured_model,
-        source_factory: SourceFactory = real_source,
-        gpu_check: Callable[[AppConfig], bool] | None = None,
+        seams: Seams | None = None,
     ) -> None:
+        seams = seams or Seams()
         self.config = config
         self.sink = sink
         # A module keeps running with no camera (its cameras may come later from the twin).
@@ -69,14 +65,14 @@ class Pipeline:
         self.metrics = PipelineMetrics()
         self.preview = PreviewFrames()
         self._on_tick = on_tick
-        self._on_event = on_event
+        self._events = EventLog(sink, self.metrics, on_event)
         self._ready = threading.Condition()
         self._stop = threading.Event()
         # Wakes the supervisor before its tick: a stop request, or the stages finishing.
         self._wake = threading.Event()
         self._done = threading.Event()
         self._lock = threading.RLock()
-        self.cameras = Cameras(self.metrics, self._ready, self._drop, self._stop, source_factory)
+        self.cameras = Cameras(self.metrics, self._ready, self._stop, seams.source_factory, self.preview.forget)
         self._reorder = ReorderBuffer(sink, self.metrics, self.preview)
         hooks = StageHooks(
             queues=self.cameras.queues,
@@ -86,10 +82,10 @@ class Pipeline:
             deliver=self._reorder.submit,
             on_finished=self._wake.set,
             idle=self._sources_idle,
-            drop=self._drop,
+            drop=self.cameras.drop,
             preprocessed=self.preview.keep,
         )
-        self._builder = StageBuilder(hooks, engine_loader, model_loader, gpu_check)
+        self._builder = StageBuilder(hooks, seams)
         self._failover = FailoverController(
             lambda: self.config, self._builder.build, self._swap_stages, self.event, self.metrics
         )
@@ -98,7 +94,6 @@ class Pipeline:
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         # Liveness: the supervisor's last round.
         self.last_tick = time.monotonic()
-        self._camera_states: dict[str, str] = {}
         self.started_at: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -136,10 +131,6 @@ class Pipeline:
 
     # -- callbacks from the stages and cameras -------------------------------------------------
 
-    def _drop(self, frame: Frame, reason: str) -> None:
-        self.metrics.camera(frame.camera).dropped_frames(reason)
-        frame.release()
-
     def _target_fps(self, camera_id: str) -> float | None:
         camera = self.config.camera(camera_id)
         return camera.target_fps if camera else None
@@ -162,11 +153,11 @@ class Pipeline:
                     break
                 now = time.monotonic()
                 self.cameras.check_stalls(now)
-                self._report_camera_changes()
+                self._events.camera_changes()
                 if self._on_tick is not None:
                     self._on_tick(self)
                 if now >= next_metrics:
-                    self._emit_metrics()
+                    self._events.metrics(self.metrics_snapshot(advance=True))
                     next_metrics = now + self.config.metrics_interval_s
                 if self._stages is not None:
                     with self._lock:
@@ -174,7 +165,7 @@ class Pipeline:
                     # Read again: the check may have swapped the stages.
                     if not self._stages.running and self._sources_idle():
                         break
-        except Exception:  # noqa: BLE001 - whatever happens, shut down cleanly
+        except Exception:  # whatever happens, shut down cleanly
             log.exception("supervisor failed")
         self._shutdown()
 
@@ -185,49 +176,22 @@ class Pipeline:
             if not self._stages.join(timeout=30):
                 log.error("inference stages did not finish within 30 s")
         self._reorder.stop(timeout=30)
-        self._report_camera_changes()
-        self._emit_metrics()
+        self._events.camera_changes()
+        self._events.metrics(self.metrics_snapshot(advance=True))
         self.event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
         try:
             self.sink.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("flushing the sink failed")
         if self._gpu is not None:
             self._gpu.close()
         self._done.set()
 
-    def _emit_metrics(self) -> None:
-        try:
-            self.sink.publish(metrics_message(self.metrics_snapshot(advance=True)))
-            self.sink.flush()
-        except Exception as exc:  # noqa: BLE001
-            log.error("cannot publish metrics: %s", exc)
-
-    def _report_camera_changes(self) -> None:
-        for camera_id, stats in list(self.metrics.cameras.items()):
-            state = stats.state
-            previous = self._camera_states.get(camera_id)
-            if state != previous:
-                self._camera_states[camera_id] = state
-                if previous is not None:
-                    self.event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)
-
     def event(self, name: str, **details: Any) -> None:
         """A lifecycle event: to the sink (the `events` output upstream), the log and on_event."""
-        document = event_message(name, details)
-        log.info("event %s %s", name, details)
-        try:
-            self.sink.publish(document)
-        except Exception as exc:  # noqa: BLE001
-            log.error("cannot publish event %s: %s", name, exc)
-        if self._on_event is not None:
-            self._on_event(document)
+        self._events.event(name, **details)
 
     # -- views ---------------------------------------------------------------------------------
-
-    @property
-    def engine(self) -> Engine | None:
-        return self._stages.engine if self._stages is not None else None
 
     @property
     def model(self) -> ResolvedModel | None:
@@ -255,31 +219,26 @@ class Pipeline:
         stages = self._stages
         extra: dict[str, Any] = {}
         if stages is not None:
-            extra = {"provider": stages.engine.provider, "model": stages.model.name, "in_flight_batches": stages.in_flight}
+            extra = {
+                "provider": stages.engine.provider,
+                "model": stages.model.name,
+                "in_flight_batches": stages.in_flight,
+            }
         if self._gpu is not None:
             extra["gpu"] = self._gpu.sample()
         return self.metrics.snapshot(queues=self.queue_depths(), extra=extra, advance=advance)
 
     def status(self) -> dict[str, Any]:
         stages = self._stages
-        engine = stages.engine if stages else None
         return {
             "version": __version__,
             "started_at": iso_time(self.started_at) if self.started_at else None,
             "accelerator": self.accelerator.to_dict() if self.accelerator else None,
             "model": stages.model.name if stages else None,
-            "provider": engine.status.to_dict() if engine else None,
+            "provider": stages.engine.status.to_dict() if stages else None,
             "layout": vars(stages.layout) if stages else None,
             "failover": self._failover.to_dict(),
-            "cameras": {
-                cid: {
-                    "uri": redact(source.camera.uri),
-                    "state": source.stats.state,
-                    "last_error": source.stats.last_error,
-                    "captured": source.stats.captured,
-                }
-                for cid, source in sorted(self.cameras.sources().items())
-            },
+            "cameras": self.cameras.status(),
         }
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:
@@ -320,24 +279,8 @@ class Pipeline:
             assert self._stages is not None
             self._stages.scheduler.max_wait_s = action.max_batch_wait_s
             self._stages.set_thresholds(action.score_threshold, action.nms_iou)
-        elif isinstance(action, reconfigure.RestartAllCameras):
-            for camera_id in self.cameras.ids():
-                self._replace_camera(camera_id, new)
-        elif isinstance(action, reconfigure.RemoveCamera):
-            self.cameras.remove(action.camera_id)
-            self.preview.forget(action.camera_id)
-        elif isinstance(action, reconfigure.AddCamera):
-            self.cameras.add(action.camera, new.sources)
-        elif isinstance(action, reconfigure.RestartCamera):
-            self._replace_camera(action.camera.id, new)
-
-    def _replace_camera(self, camera_id: str, new: AppConfig) -> None:
-        """The camera with its new configuration (or gone), continuing its sequence numbers."""
-        next_seq = self.cameras.remove(camera_id)
-        self.preview.forget(camera_id)
-        camera = new.camera(camera_id)
-        if camera is not None:
-            self.cameras.add(camera, new.sources, start_seq=next_seq)
+        else:
+            self.cameras.carry_out(action, new)
 
     def restart_camera(self, camera_id: str) -> None:
         """Reopen one camera now (operators' `restartCamera`); KeyError if unknown."""

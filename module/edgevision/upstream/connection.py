@@ -32,6 +32,11 @@ DEV_VARIABLES = ("EdgeHubConnectionString", "EdgeModuleCACertificateFile")
 EdgeMode = Literal["iotedge", "local-dev"]
 
 
+def stale_after(retry_interval_s: float, configured: float | None) -> float:
+    """How long a disconnected client is waited for before a new one is built."""
+    return configured or max(30.0, 3 * retry_interval_s)
+
+
 def edge_mode(environ: Mapping[str, str]) -> EdgeMode | None:
     if all(environ.get(v) for v in EDGE_VARIABLES):
         return "iotedge"
@@ -51,7 +56,7 @@ class Connection:
     def __init__(self, retry_interval_s: float, stale_after_s: float | None = None) -> None:
         self._retry_interval_s = retry_interval_s
         # Disconnected longer than this, or calls timing out: build a new client.
-        self.stale_after_s = stale_after_s or max(30.0, 3 * retry_interval_s)
+        self.stale_after_s = stale_after(retry_interval_s, stale_after_s)
         self.client = self._create_client()
         self.rebuilds = 0
         self._suspect = threading.Event()

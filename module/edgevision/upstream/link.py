@@ -16,10 +16,10 @@ from edgevision.config.model import AppConfig, UpstreamConfig
 from edgevision.publish.iothub import IoTHubSink
 from edgevision.publish.results_modes import ResultsReducer
 from edgevision.publish.sinks import Sink
-from edgevision.upstream.connection import Connection
+from edgevision.upstream.connection import Connection, stale_after
 from edgevision.upstream.outbox import Outbox, OutboxLimits
-from edgevision.upstream.sender import MessageSender
 from edgevision.upstream.sdk import call_with_timeout, classify
+from edgevision.upstream.sender import MessageSender
 from edgevision.upstream.twin import Reporter
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class EdgeLink:
         upstream = config.upstream
         try:
             self.connection = Connection(upstream.connection_retry_interval_s, upstream.stale_after_s)
-        except Exception as exc:  # noqa: BLE001 - classified and raised as one line
+        except Exception as exc:  # classified and raised as one line
             raise classify(exc, "creating the IoT Hub module client") from exc
         self._environ = environ
         self.run_id = run_id
@@ -70,7 +70,7 @@ class EdgeLink:
         """The twin's desired properties, or None if it cannot be read in time."""
         connection = self.connection
         try:
-            twin = call_with_timeout(lambda: connection.client.get_twin(), timeout)
+            twin = call_with_timeout(connection.client.get_twin, timeout)
         except TimeoutError as exc:
             if connection.connected.is_set():
                 connection.suspect(f"reading the twin: {exc}")
@@ -143,7 +143,9 @@ class EdgeLink:
             log.error("cannot answer method %s: %s", request.name, exc)
 
     def retune(self, config: AppConfig) -> None:
-        """A new upstream section: results mode, outbox limits, report interval."""
+        """A new upstream section: results mode, outbox limits, report interval, stale time."""
+        upstream = config.upstream
+        self.connection.stale_after_s = stale_after(upstream.connection_retry_interval_s, upstream.stale_after_s)
         if self.iot_sink is not None:
             self.iot_sink.set_reducer(reducer_for(config))
         if self.outbox is not None:

@@ -104,7 +104,8 @@ class Reporter:
                 self._ready.wait(1.0)
                 continue
             try:
-                call_with_timeout(lambda: self._client().patch_twin_reported_properties(patch), self.timeout_s)
+                # Bound now: a call that times out still runs later, with this patch.
+                call_with_timeout(lambda p=patch: self._client().patch_twin_reported_properties(p), self.timeout_s)
             except Exception as exc:  # noqa: BLE001 - retried with the next change or interval
                 self.failures += 1
                 if isinstance(exc, TimeoutError) and self._on_timeout is not None:

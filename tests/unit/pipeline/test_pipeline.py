@@ -4,13 +4,22 @@ in tests/integration."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import random
 from typing import Any
 
 from edgevision.config.load import validate
 from edgevision.inference.providers import CPU, CUDA
 from edgevision.pipeline.pipeline import Pipeline
-from tests.support.fakes import EngineFactory, EngineScript, frame_image, pipeline_seams, scripted_sources
+from tests.support.fakes import (
+    EngineFactory,
+    EngineScript,
+    frame_image,
+    pipeline_seams,
+    scripted_sources,
+    stub_model,
+)
 from tests.support.sinks import CollectingSink
 from tests.support.waits import wait_for
 
@@ -36,7 +45,7 @@ def test_results_stay_in_order_while_workers_finish_out_of_order() -> None:
     frames = {"a": [frame_image(i, marked=i % 3 == 0) for i in range(120)], "b": [frame_image(i) for i in range(80)]}
     sink = CollectingSink()
     config = _config({"a": 120, "b": 80}, inference={"workers": 3})
-    _run(Pipeline(config, sink, **pipeline_seams(engines, scripted_sources(frames))))
+    _run(Pipeline(config, sink, seams=pipeline_seams(engines, scripted_sources(frames))))
     results = sink.of_type("result")
     for camera, count in (("a", 120), ("b", 80)):
         seqs = [r["seq"] for r in results if r["camera"] == camera]
@@ -53,7 +62,7 @@ def test_batches_mix_cameras_on_a_gpu_layout() -> None:
     frames = {cid: [frame_image(i) for i in range(40)] for cid in ("a", "b", "c")}
     sink = CollectingSink()
     config = _config({"a": 40, "b": 40, "c": 40}, inference={"max_batch": 4, "max_batch_wait_ms": 20})
-    pipeline = Pipeline(config, sink, **pipeline_seams(engines, scripted_sources(frames), gpu=True))
+    pipeline = Pipeline(config, sink, seams=pipeline_seams(engines, scripted_sources(frames), gpu=True))
     _run(pipeline)
     results = sink.of_type("result")
     assert len(results) == 120 and {r["provider"] for r in results} == {CUDA}
@@ -72,7 +81,9 @@ def test_a_gpu_that_fails_is_replaced_by_the_cpu_nothing_lost_and_retried_with_b
     config = _config(
         {"cam": 600}, inference={"provider": "cuda", "gpu_retry_initial_s": 0.3, "gpu_retry_max_s": 2, "max_batch": 2}
     )
-    pipeline = Pipeline(config, sink, **pipeline_seams(engines, scripted_sources(frames, interval_s=0.003), gpu=True))
+    pipeline = Pipeline(
+        config, sink, seams=pipeline_seams(engines, scripted_sources(frames, interval_s=0.003), gpu=True)
+    )
     _run(pipeline, 60)
     results = sink.of_type("result")
     assert sorted(r["seq"] for r in results) == list(range(600))
@@ -92,7 +103,7 @@ def test_a_hung_gpu_run_is_abandoned_counted_and_the_rest_runs_on_the_cpu() -> N
     frames = {"cam": [frame_image(i) for i in range(100)]}
     sink = CollectingSink()
     config = _config({"cam": 100}, inference={"provider": "cuda", "inference_timeout_s": 0.5, "max_batch": 2})
-    pipeline = Pipeline(config, sink, **pipeline_seams(engines, scripted_sources(frames), gpu=True))
+    pipeline = Pipeline(config, sink, seams=pipeline_seams(engines, scripted_sources(frames), gpu=True))
     _run(pipeline, 30)
     (switch,) = sink.events("provider_switched")
     assert "has not returned" in switch["reason"] and switch["provider"] == CPU
@@ -108,7 +119,7 @@ def test_live_changes_do_not_rebuild_the_engine_and_a_new_model_does_without_los
     frames = {"a": [frame_image(i, marked=True) for i in range(400)], "b": [frame_image(i) for i in range(400)]}
     sink = CollectingSink()
     config = _config({"a": 400}, inference={"workers": 2})
-    pipeline = Pipeline(config, sink, **pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)))
+    pipeline = Pipeline(config, sink, seams=pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)))
     pipeline.start()
     wait_for(lambda: len(sink.of_type("result")) >= 20, 10, "results")
     loads = len(engines.loaded)
@@ -120,7 +131,9 @@ def test_live_changes_do_not_rebuild_the_engine_and_a_new_model_does_without_los
     wait_for(lambda: len(sink.of_type("result")) >= mark + 20, 10, "results after the change")
     # Score 0.9 < 0.95: once the change is in, marked frames yield nothing.
     assert not sink.of_type("result")[-1]["detections"]
-    added = validate({**live.model_dump(mode="json"), "cameras": [*document["cameras"], {"id": "b", "uri": "synthetic:64x48@0"}]})
+    added = validate(
+        {**live.model_dump(mode="json"), "cameras": [*document["cameras"], {"id": "b", "uri": "synthetic:64x48@0"}]}
+    )
     assert pipeline.apply(added) == {"live": [], "restarted": ["camera b (added)"]}
     rebuilt = validate({**added.model_dump(mode="json"), "model": {"name": "other", "score_threshold": 0.1}})
     assert pipeline.apply(rebuilt)["restarted"] == ["inference"] and len(engines.loaded) > loads
@@ -132,17 +145,19 @@ def test_live_changes_do_not_rebuild_the_engine_and_a_new_model_does_without_los
 
 def test_a_new_engine_that_cannot_be_built_changes_nothing() -> None:
     engines = EngineFactory()
-    frames = {"a": [frame_image(i) for i in range(10_000)]}
+    frames = {"a": itertools.repeat(frame_image(1), 10_000)}
     sink = CollectingSink()
     config = _config({"a": 10_000})
 
     def broken_models(model_config):
         if model_config.name == "broken":
             raise FileNotFoundError("no such model")
-        return pipeline_seams(engines)["model_loader"](model_config)
+        return stub_model(model_config)
 
-    seams = {**pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)), "model_loader": broken_models}
-    pipeline = Pipeline(config, sink, **seams)
+    seams = dataclasses.replace(
+        pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)), model_loader=broken_models
+    )
+    pipeline = Pipeline(config, sink, seams=seams)
     pipeline.start()
     try:
         document = config.model_dump(mode="json")
