@@ -4,17 +4,7 @@ from __future__ import annotations
 
 from edgevision.publish.fit import MAX_BODY_BYTES, fit
 from edgevision.publish.messages import encode
-
-
-def result(seq: int, *labels: str, camera: str = "gate") -> dict:
-    return {
-        "type": "result",
-        "camera": camera,
-        "seq": seq,
-        "model": "yolox-nano",
-        "provider": "CPU",
-        "detections": [{"label": label, "score": 0.9} for label in labels],
-    }
+from tests.support.messages import result
 
 
 def test_fit_leaves_small_messages_and_splits_big_results_in_order() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgevision.publish.results_modes import ResultsReducer
+from tests.support.messages import result
 
 
 class Clock:
@@ -11,17 +12,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def result(seq: int, *labels: str, camera: str = "gate") -> dict:
-    return {
-        "type": "result",
-        "camera": camera,
-        "seq": seq,
-        "model": "yolox-nano",
-        "provider": "CPU",
-        "detections": [{"label": label, "score": 0.9} for label in labels],
-    }
 
 
 def test_every_frame_sends_everything() -> None:
