@@ -1,7 +1,8 @@
 """The IoT Edge module: the pipeline, its endpoints, and inside IoT Edge its link to IoT Hub.
 
 `Module` implements edgevision.control.Control, the one interface the HTTP endpoints, the
-Prometheus exposition and the direct methods use.
+Prometheus exposition and the direct methods use. How the configuration follows the local base,
+the twin and direct methods is edgevision.convergence.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,20 +17,21 @@ from typing import Any
 import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
-from edgevision.config.load import merge, validate
 from edgevision.config.model import AppConfig
 from edgevision.control import Control, PreviewImage, Probe
+from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
 from edgevision.errors import ConfigError, NotReady
 from edgevision.pipeline import reconfigure
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
 from edgevision.publish.sinks import Sink, SinkSwitch, open_sink
-from edgevision.upstream.connection import edge_mode
+from edgevision.state import state_dir
+from edgevision.upstream.connection import describe_mode, edge_mode
+from edgevision.upstream.desired import LastKnownGood
 from edgevision.upstream.link import EdgeLink
 from edgevision.upstream.methods import Methods
 from edgevision.upstream.reported import reported_properties
-from edgevision.upstream.twin import DesiredTracker, desired_document
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,22 @@ class Module:
         environ: Mapping[str, str] | None = None,
         accelerator: AcceleratorInfo | None = None,
         on_tick: Callable[[Control], None] | None = None,
-        twin_timeout_s: float = 15.0,
+        twin_timeout_s: float = 10.0,
         seams: Seams | None = None,
     ) -> None:
-        """`seams`: the pipeline's neighbours (engine loader, model loader, source factory)."""
-        self.base_document = dict(base_document)
-        self.document = dict(base_document)
-        self.config = validate(self.document)
+        """`twin_timeout_s`: with no last known good configuration, how long the first start
+        waits for the twin before it runs the local configuration. `seams`: the pipeline's
+        neighbours (engine loader, model loader, source factory)."""
         self._environ = os.environ if environ is None else environ
         self.mode = edge_mode(self._environ)
+        last_good = LastKnownGood(state_dir(self._environ)) if self.mode else None
+        self.configuration = Convergence(base_document, last_good)
+        self.configuration.on_rejected = self._rejected
+        self.configuration.on_change = self._report_now
         self.accelerator = accelerator
         self._on_tick = on_tick
         self._twin_timeout_s = twin_timeout_s
         self._seams = seams
-        self._lock = threading.RLock()
         # Tells this process's messages apart from an earlier run's (sequence numbers restart).
         self.run_id = uuid.uuid4().hex[:12]
         self.link: EdgeLink | None = None
@@ -66,45 +69,63 @@ class Module:
         self.pipeline: Pipeline | None = None
         self.http: HttpServer | None = None
         self.methods = Methods(self)
-        self.tracker = DesiredTracker(self._apply_desired)
-        self.config_status: dict[str, Any] = {"applied_version": None, "rejected_version": None, "last_error": None}
+
+    @property
+    def config(self) -> AppConfig:
+        return self.configuration.config
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return self.configuration.document
+
+    @property
+    def config_status(self) -> dict[str, Any]:
+        return self.configuration.status
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         self._start_http()
         if self.mode is None:
-            log.warning(
-                "no IoT Edge runtime (no IOTEDGE_* or EdgeHubConnectionString variables): "
-                "running stand-alone with the local sink"
-            )
-            self._local = SinkSwitch(open_sink(self.config.sink))
-            self._start_pipeline(self._local, keep_alive=False)
+            self._start_pipeline(self._open_local, keep_alive=False)
             return
-        log.info("IoT Edge runtime found (%s): results, metrics and events go to module outputs", self.mode)
+        restored = self.configuration.restore()
         self.link = EdgeLink(self.config, self._environ, self.run_id)
-        self.link.connect()
-        desired = self.link.read_desired(self._twin_timeout_s)
-        if desired is not None:
-            self._apply_initial(desired)
-            self.link.retune(self.config)
-        else:
-            log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
-        self._local = SinkSwitch(open_sink(self.config.sink, stdout=False))
-        self._start_pipeline(self.link.sink(self.config, self._local), keep_alive=True)
-        self.link.start_reporting(self.config, self.reported_state())
-        self.link.attach(on_method=self._on_method, on_desired_patch=self.tracker.patch, on_desired=self.tracker.full)
-
-    def _start_pipeline(self, sink: Sink, keep_alive: bool) -> None:
-        self.pipeline = Pipeline(
-            self.config,
-            sink,
-            on_tick=self._tick,
-            accelerator=self.accelerator,
-            keep_alive=keep_alive,
-            seams=self._seams,
+        self.link.start(
+            on_method=self._on_method,
+            on_desired_patch=self.configuration.twin_patch,
+            on_desired=self.configuration.twin_document,
         )
-        self.pipeline.start()
+        if not restored and not self.link.first_sync.wait(self._twin_timeout_s):
+            log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
+        link = self.link
+        self._start_pipeline(lambda config: link.sink(config, self._open_local(config)), keep_alive=True)
+        link.retune(self.config)
+        link.start_reporting(self.config, self.reported_state)
+
+    def _open_local(self, config: AppConfig) -> SinkSwitch:
+        # Inside IoT Edge the outputs carry the messages: a stdout sink would only fill the log.
+        self._local = SinkSwitch(open_sink(config.sink, stdout=self.mode is None))
+        return self._local
+
+    def _start_pipeline(self, make_sink: Callable[[AppConfig], Sink], keep_alive: bool) -> None:
+        """The sink is made from the configuration the pipeline starts with (under the
+        configuration's lock, so a twin document arriving meanwhile cannot slip in between)."""
+
+        def start(config: AppConfig) -> Callable[[AppConfig], Changes]:
+            self.pipeline = Pipeline(
+                config,
+                make_sink(config),
+                on_tick=self._tick,
+                accelerator=self.accelerator,
+                keep_alive=keep_alive,
+                seams=self._seams,
+                extra_metrics=self._extra_metrics,
+            )
+            self.pipeline.start()
+            return self._switch
+
+        self.configuration.attach(start)
 
     def _start_http(self) -> None:
         settings = self.config.http
@@ -116,6 +137,21 @@ class Module:
             log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
             return
         self.http.start()
+
+    def startup_summary(self) -> str:
+        """One line saying how the module runs: mode, configuration, cameras, provider."""
+        status = self._pipeline().status()
+        provider = status.get("provider") or {}
+        dropped = "; ".join(f"{p} not used: {r}" for p, r in (provider.get("dropped") or {}).items())
+        cameras = ", ".join(status["cameras"]) or "none yet"
+        source = self.configuration.source
+        if self.configuration.damaged:
+            source += f" ({self.configuration.damaged})"
+        line = (
+            f"edgevision: running {describe_mode(self.mode, self._environ)}; configuration: {source}; "
+            f"cameras: {cameras}; provider: {provider.get('provider')}"
+        )
+        return line + (f" ({dropped})" if dropped else "")
 
     def request_stop(self) -> None:
         if self.pipeline is not None:
@@ -137,69 +173,22 @@ class Module:
 
     # -- configuration -------------------------------------------------------------------------
 
-    def _apply_initial(self, desired: Mapping[str, Any]) -> None:
-        """Before the pipeline exists: the twin decides the first configuration."""
-        version = desired.get("$version")
-        self.tracker.version = version
-        candidate = merge(self.base_document, desired_document(desired))
-        try:
-            self.config = validate(candidate)
-        except ConfigError as exc:
-            log.error("desired properties rejected, starting with the local configuration: %s", exc)
-            self.config_status = {"applied_version": None, "rejected_version": version, "last_error": str(exc)}
-            return
-        self.document = candidate
-        self.config_status = {"applied_version": version, "rejected_version": None, "last_error": None}
-
-    def _apply_desired(self, document: dict[str, Any], version: int | None, full: bool) -> None:
-        try:
-            self._apply(document, full=full, version=version, source="twin")
-        except ConfigError:
-            pass  # already reported
-
-    def apply_patch(self, patch: Any, source: str = "method") -> dict[str, list[str]]:
+    def apply_patch(self, patch: Any, source: str = "method") -> Changes:
         """Apply a full or partial configuration; raises ConfigError and changes nothing if invalid."""
-        if not isinstance(patch, Mapping):
-            error = ConfigError([f"patch: a JSON object expected, not {type(patch).__name__}"])
-            self._rejected(error, None, source)
-            raise error
-        return self._apply(dict(patch), full=False, version=None, source=source)
-
-    def _apply(self, document: dict[str, Any], *, full: bool, version: int | None, source: str) -> dict[str, list[str]]:
-        with self._lock:
-            candidate = merge(self.base_document if full else self.document, document)
-            try:
-                config = validate(candidate)
-                changes = self._switch(config)
-            except ConfigError as exc:
-                self._rejected(exc, version, source)
-                raise
-            except Exception as exc:  # e.g. the new model cannot be loaded
-                error = ConfigError([f"model: {exc}"])
-                self._rejected(error, version, source)
-                raise error from exc
-            self.document, self.config = candidate, config
-            applied = version if version is not None else self.config_status.get("applied_version")
-            self.config_status = {"applied_version": applied, "rejected_version": None, "last_error": None}
-        log.info("configuration from %s applied (version %s): %s", source, version, changes)
-        self._report_now()
-        return changes
+        return self.configuration.apply_patch(patch, source)
 
     def _rejected(self, error: ConfigError, version: int | None, source: str) -> None:
-        log.error("configuration from %s rejected (version %s): %s", source, version, error)
-        self.config_status = {**self.config_status, "rejected_version": version, "last_error": str(error)}
         if self.pipeline is not None:
             self.pipeline.event("config_rejected", source=source, version=version, errors=error.problems)
-        self._report_now()
 
-    def _switch(self, config: AppConfig) -> dict[str, list[str]]:
+    def _switch(self, config: AppConfig) -> Changes:
         """The pipeline takes what is its; the sink and the upstream link are the module's."""
         pipeline = self._pipeline()
         actions = reconfigure.plan(self.config, config)
         changes = pipeline.apply(config)
         for action in actions:
             if isinstance(action, reconfigure.ReopenSink) and self._local is not None:
-                self._local.replace(open_sink(action.sink, stdout=self.link is None))
+                self._local.replace(open_sink(action.sink, stdout=self.mode is None))
             elif isinstance(action, reconfigure.RetuneUpstream) and self.link is not None:
                 self.link.retune(config)
         return changes
@@ -215,14 +204,18 @@ class Module:
         if self.link is not None and self.pipeline is not None:
             self.link.report(self.reported_state())
 
+    def _extra_metrics(self) -> dict[str, Any]:
+        return {"twin": self.link.twin_state} if self.link is not None else {}
+
     def reported_state(self) -> dict[str, Any]:
         return reported_properties(
             status=self._pipeline().status(),
             accelerator=self.accelerator,
             mode=self.mode,
-            config_status=self.config_status,
+            config_status={**self.config_status, "source": self.configuration.source},
             results_mode=self.config.upstream.results_mode,
             outbox=self.link.outbox_counts() if self.link is not None else {},
+            twin=self.link.twin_status() if self.link is not None else None,
         )
 
     def _pipeline(self) -> Pipeline:
@@ -245,13 +238,18 @@ class Module:
     def status(self) -> dict[str, Any]:
         pipeline = self._pipeline()
         document = pipeline.status()
-        document["config"] = dict(self.config_status)
+        document["config"] = {
+            **self.config_status,
+            "source": self.configuration.source,
+            "last_known_good_damaged": self.configuration.damaged,
+        }
         document["configuration"] = self.config.model_dump(mode="json")
         document["upstream"] = {
             "mode": self.mode,
             "results_mode": self.config.upstream.results_mode,
             **(self.link.stats() if self.link is not None else {}),
         }
+        document["twin"] = self.link.twin_status() if self.link is not None else None
         document["totals"] = pipeline.metrics_snapshot()["totals"]
         return json.loads(json.dumps(document, default=str))
 

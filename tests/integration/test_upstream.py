@@ -5,12 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,80 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
+from tests.support.edgehub import IoTHubSimulator, Mosquitto
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pki() -> LocalPKI:
-    # Not under pytest's 0700 temp folder: mosquitto, dropped to its own user, must read it.
-    return LocalPKI.create(Path(tempfile.mkdtemp(prefix="edgehub-", dir="/tmp")))
-
-
-@pytest.fixture(scope="module")
-def broker(pki: LocalPKI) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(pki.ca_cert.parent, pki)
-    mosquitto.start()
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
-def hub_factory(broker: Mosquitto, pki: LocalPKI) -> Iterator[Any]:
-    hubs: list[IoTHubSimulator] = []
-
-    def make(desired: dict[str, Any]) -> IoTHubSimulator:
-        hub = IoTHubSimulator(pki.ca_cert, desired=desired)
-        hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield make
-    for hub in hubs:
-        hub.stop()
-    if not broker.running:
-        broker.start()
-
-
-class ModuleProcess:
-    """`edgevision run` as IoT Edge would start it, with the local-development connection."""
-
-    def __init__(self, hub: IoTHubSimulator, model_dir: Path, *args: str, state_dir: Path) -> None:
-        env = {
-            **os.environ,
-            **hub.module_environment(),
-            "EDGEVISION_MODEL_DIR": str(model_dir),
-            "EDGEVISION_STATE_DIR": str(state_dir),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edgevision", "-v", "run", *args], env=env, stderr=subprocess.PIPE, text=True
-        )
-        self.stderr = ""
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            _, self.stderr = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, self.stderr = self.proc.communicate()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def run_module(model_path: Path, tmp_path: Path) -> Iterator[Any]:
-    started: list[ModuleProcess] = []
-
-    def start(hub: IoTHubSimulator, *args: str, state_dir: Path | None = None) -> ModuleProcess:
-        module = ModuleProcess(hub, model_path.parent, *args, state_dir=state_dir or tmp_path / "state")
-        started.append(module)
-        return module
-
-    yield start
-    for module in started:
-        module.stop()
 
 
 def _results(hub: IoTHubSimulator, camera: str | None = None) -> list[dict[str, Any]]:
@@ -363,8 +289,7 @@ def test_kill_9_loses_nothing_the_outbox_held(hub_factory, run_module, broker: M
     hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results before the outage")
     broker.stop()
     time.sleep(5)
-    first.proc.kill()  # SIGKILL: no flush, no clean shutdown
-    first.proc.wait(10)
+    first.kill()
     with sqlite3.connect(state / "outbox.sqlite") as db:
         pending = [mid for (mid,) in db.execute("SELECT message_id FROM outbox WHERE output = 'results' ORDER BY id")]
     assert len(pending) >= 50, "the outage should have left results in the outbox"

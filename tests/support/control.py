@@ -57,6 +57,7 @@ class StandInControl:
             "stages_ms_per_frame_total": {"inference": 12.5, "publish": None},
             "queues": {"publish": 0},
             "provider_switches": 0,
+            "twin": "unreachable",
             "latency_histograms": {c: ([("10", 3), ("25", 9), ("+Inf", 9)], 120.0) for c in self.cameras},
         }
 

@@ -105,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     status_line = StatusLine(sys.stderr) if show_status else None
     module = Module(document, accelerator=discover(), on_tick=status_line)
     module.start()
+    # Always said, whatever the log level: which mode, which configuration, cameras, provider.
+    print(module.startup_summary(), file=sys.stderr, flush=True)
     if stop_requested.is_set():
         module.request_stop()
     deadline = time.monotonic() + args.duration if args.duration else None

@@ -63,6 +63,10 @@ class PipelineCollector(Collector):
         )
         switches.add_metric([provider], snapshot["provider_switches"])
         yield from (stages, queues, switches)
+        if snapshot.get("twin"):
+            twin = GaugeMetricFamily("edgevision_twin_synced", "1 while the module twin is in sync", labels=["state"])
+            twin.add_metric([snapshot["twin"]], 1.0 if snapshot["twin"] == "synced" else 0.0)
+            yield twin
         yield from _gpu(snapshot.get("gpu") or [])
 
 

@@ -41,12 +41,18 @@ class EventLog:
         except Exception as exc:  # noqa: BLE001
             log.error("cannot publish metrics: %s", exc)
 
+    def flush(self) -> None:
+        try:
+            self._sink.flush()
+        except Exception:  # a failing sink must not stop the shutdown
+            log.exception("flushing the sink failed")
+
     def camera_changes(self) -> None:
-        """A `camera_state` event for each camera whose state changed since the last call."""
+        """A `camera_state` event for each camera's first state and every change since: a camera
+        that fails from its first second shows on the events output too."""
         for camera_id, stats in list(self._metrics.cameras.items()):
             state = stats.state
             previous = self._camera_states.get(camera_id)
             if state != previous:
                 self._camera_states[camera_id] = state
-                if previous is not None:
-                    self.event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)
+                self.event("camera_state", camera=camera_id, state=state, previous=previous, error=stats.last_error)

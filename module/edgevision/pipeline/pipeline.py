@@ -54,6 +54,7 @@ class Pipeline:
         accelerator: AcceleratorInfo | None = None,
         keep_alive: bool = False,
         seams: Seams | None = None,
+        extra_metrics: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         seams = seams or Seams()
         self.config = config
@@ -65,6 +66,8 @@ class Pipeline:
         self.metrics = PipelineMetrics()
         self.preview = PreviewFrames()
         self._on_tick = on_tick
+        # Figures from around the pipeline for its metrics (the module's twin state).
+        self._extra_metrics = extra_metrics or dict
         self._events = EventLog(sink, self.metrics, on_event)
         self._ready = threading.Condition()
         self._stop = threading.Event()
@@ -179,10 +182,7 @@ class Pipeline:
         self._events.camera_changes()
         self._events.metrics(self.metrics_snapshot(advance=True))
         self.event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
-        try:
-            self.sink.flush()
-        except Exception:
-            log.exception("flushing the sink failed")
+        self._events.flush()
         if self._gpu is not None:
             self._gpu.close()
         self._done.set()
@@ -207,13 +207,6 @@ class Pipeline:
         last = [(c.camera, c.last_frame_mono) for c in list(self.metrics.cameras.values())]
         return health.readiness(self.model is not None, last, time.monotonic())
 
-    def queue_depths(self) -> dict[str, int]:
-        depths = self.cameras.depths()
-        if self._stages is not None:
-            depths.update(self._stages.queue_depths())
-        depths["publish"] = self._reorder.depth()
-        return depths
-
     def metrics_snapshot(self, advance: bool = False) -> dict[str, Any]:
         """The metrics message's figures; only the periodic message advances the interval."""
         stages = self._stages
@@ -226,7 +219,13 @@ class Pipeline:
             }
         if self._gpu is not None:
             extra["gpu"] = self._gpu.sample()
-        return self.metrics.snapshot(queues=self.queue_depths(), extra=extra, advance=advance)
+        extra.update(self._extra_metrics())
+        queues = {
+            **self.cameras.depths(),
+            **(stages.queue_depths() if stages else {}),
+            "publish": self._reorder.depth(),
+        }
+        return self.metrics.snapshot(queues=queues, extra=extra, advance=advance)
 
     def status(self) -> dict[str, Any]:
         stages = self._stages

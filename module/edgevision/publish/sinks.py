@@ -77,7 +77,10 @@ class JsonLinesSink:
             self._stream.flush()
 
     def close(self) -> None:
+        """Flush and close; closing again does nothing (owners may share a sink)."""
         with self._lock:
+            if self._stream.closed:
+                return
             self._stream.flush()
             if self._stream is not sys.stdout:
                 self._stream.close()

@@ -1,4 +1,5 @@
-"""The module client: created from the IoT Edge environment, connected in the background."""
+"""The module client: made from the IoT Edge environment, connected in the background, replaced
+when it goes stale, and (re)subscribed on request."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 from azure.iot.device import IoTHubModuleClient
 
-from edgevision.upstream.sdk import call_with_timeout
+from edgevision.errors import UpstreamError
+from edgevision.upstream.sdk import call_with_timeout, classify
 
 log = logging.getLogger(__name__)
 
 # One subscribe or unsubscribe; the SDK itself may wait forever for the acknowledgement.
 _STEP_TIMEOUT_S = 5.0
+# Creating a client in IoT Edge asks the workload API for the trust bundle and a token
+# signature, over HTTP without a timeout of its own.
+_CREATE_TIMEOUT_S = 30.0
 
 EDGE_VARIABLES = (
     "IOTEDGE_IOTHUBHOSTNAME",
@@ -45,6 +51,48 @@ def edge_mode(environ: Mapping[str, str]) -> EdgeMode | None:
     return None
 
 
+def describe_mode(mode: EdgeMode | None, environ: Mapping[str, str]) -> str:
+    if mode == "iotedge":
+        return (
+            f"IoT Edge (edgeAgent's environment; tokens signed by the workload API at {environ['IOTEDGE_WORKLOADURI']})"
+        )
+    if mode == "local-dev":
+        return "IoT Edge (local development pair: EdgeHubConnectionString and EdgeModuleCACertificateFile)"
+    return "stand-alone (no IoT Edge runtime: results go to the local sink)"
+
+
+def client_factory(environ: Mapping[str, str], retry_interval_s: float) -> Callable[[], IoTHubModuleClient]:
+    """Makes clients the way edgeAgent's environment says; failures say what is missing."""
+    workload = environ.get("IOTEDGE_WORKLOADURI", "")
+
+    def create() -> IoTHubModuleClient:
+        if workload.startswith("unix://"):
+            from pathlib import Path
+
+            socket_path = Path(urlsplit(workload).path)
+            if not socket_path.exists():
+                raise UpstreamError(
+                    f"the IoT Edge workload API socket {socket_path} ({workload}) does not exist: edgeAgent "
+                    "mounts it into every module it starts; is the module started outside IoT Edge with "
+                    "IOTEDGE_* variables, or is aziot-edged not running?",
+                    transient=False,
+                )
+        try:
+            # Both modes go through the SDK's own environment reading, so a module under IoT Edge
+            # and one started by the local-development tools connect the same way.
+            return call_with_timeout(
+                lambda: IoTHubModuleClient.create_from_edge_environment(
+                    connection_retry=True, connection_retry_interval=int(retry_interval_s)
+                ),
+                _CREATE_TIMEOUT_S,
+            )
+        except Exception as exc:  # classified, with the workload API named
+            where = f" (workload API {workload})" if workload else ""
+            raise classify(exc, f"creating the IoT Hub module client{where}") from exc
+
+    return create
+
+
 class Connection:
     """Owns the IoTHubModuleClient; logs and counts every connection state change.
 
@@ -53,32 +101,28 @@ class Connection:
     client neither reconnects nor reports a disconnection, and every call waits forever.
     """
 
-    def __init__(self, retry_interval_s: float, stale_after_s: float | None = None) -> None:
-        self._retry_interval_s = retry_interval_s
+    def __init__(
+        self, create: Callable[[], IoTHubModuleClient], retry_interval_s: float, stale_after_s: float | None = None
+    ) -> None:
+        self._create = create
+        self._retry_s = retry_interval_s
         # Disconnected longer than this, or calls timing out: build a new client.
         self.stale_after_s = stale_after(retry_interval_s, stale_after_s)
-        self.client = self._create_client()
+        self.client = self._new_client()
         self.rebuilds = 0
-        self._suspect = threading.Event()
-        self._disconnected_since: float | None = None
         self.connects = 0
         self.disconnects = 0
         self.connected = threading.Event()
-        # Connected and subscribed: set after the first connection, and after each reconnect
-        # once the subscriptions are renewed.
-        self.ready = threading.Event()
-        self.on_reconnect: Callable[[], None] | None = None
-        self._handlers: dict[str, Callable[..., None]] = {}
-        self._retry_s = retry_interval_s
+        # Called on every connection (the first, reconnects, a rebuilt client's) and loss.
+        self.on_connected: Callable[[], None] = lambda: None
+        self.on_disconnected: Callable[[], None] = lambda: None
+        self._suspect = threading.Event()
+        self._disconnected_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._connect_loop, name="upstream-connect", daemon=True)
 
-    def _create_client(self) -> IoTHubModuleClient:
-        # Both modes go through the SDK's own environment reading, so a module under IoT Edge
-        # and one started by the local-development tools connect the same way.
-        client = IoTHubModuleClient.create_from_edge_environment(
-            connection_retry=True, connection_retry_interval=int(self._retry_interval_s)
-        )
+    def _new_client(self) -> IoTHubModuleClient:
+        client = self._create()
         client.on_connection_state_change = lambda c=client: self._state_changed(c)
         return client
 
@@ -95,26 +139,24 @@ class Connection:
     def _watchdog(self) -> None:
         while not self._stop.wait(1.0):
             since = self._disconnected_since
-            stale = since is not None and time.monotonic() - since > self.stale_after_s
-            if self._suspect.is_set() or stale:
-                self._rebuild(
-                    "calls time out" if self._suspect.is_set() else f"disconnected for {time.monotonic() - since:.0f} s"
-                )  # type: ignore[operator]
+            if self._suspect.is_set():
+                self._rebuild("calls time out")
+            elif since is not None and time.monotonic() - since > self.stale_after_s:
+                self._rebuild(f"disconnected for {time.monotonic() - since:.0f} s")
 
     def _rebuild(self, why: str) -> None:
         self.rebuilds += 1
         log.warning("replacing the IoT Hub client (%s); rebuild %d", why, self.rebuilds)
         old = self.client
-        self.ready.clear()
         self._suspect.clear()
         self._disconnected_since = time.monotonic()
         threading.Thread(target=_quietly_shutdown, args=(old,), name="old-client-shutdown", daemon=True).start()
         try:
-            self.client = self._create_client()
+            self.client = self._new_client()
         except Exception as exc:  # noqa: BLE001 - tried again by the next watchdog round
             log.error("cannot create a new IoT Hub client: %s", exc)
             return
-        # Its first connection counts as a reconnect: _state_changed renews the subscriptions.
+        # Its first connection calls on_connected, which subscribes and reads the twin again.
         self._connect_loop()
 
     def _connect_loop(self) -> None:
@@ -137,72 +179,40 @@ class Connection:
             self.connects += 1
             self.connected.set()
             log.info("connected to edgeHub (%d connection(s) so far)", self.connects)
-            if self.connects == 1:
-                self.ready.set()
-            elif self.on_reconnect is not None:
-                self.on_reconnect()
+            self.on_connected()
         else:
             self.disconnects += 1
             self._disconnected_since = time.monotonic()
             self.connected.clear()
-            self.ready.clear()
+            self.on_disconnected()
             if self._stop.is_set():
                 log.info("disconnected from edgeHub (shutting down)")
             else:
                 log.warning("disconnected from edgeHub (%d so far); the SDK retries", self.disconnects)
 
-    def attach(self, on_method: Callable[..., None], on_desired_patch: Callable[..., None]) -> None:
-        """Receive direct methods and desired-property patches (subscribing needs the link)."""
-        self._handlers = {
-            "on_method_request_received": on_method,
-            "on_twin_desired_properties_patch_received": on_desired_patch,
-        }
-        if not self._subscribe(renew=False):
-            self.suspect("subscribing failed")
+    def subscribe(self, handlers: Mapping[str, Callable[..., None]]) -> None:
+        """Subscribe to methods, desired patches and twin responses, afresh.
 
-    def renew_subscriptions(self) -> bool:
-        """Subscribe again to methods, desired patches and twin responses.
-
-        The SDK connects with a persistent session and never re-subscribes, but edgeHub can lose
-        a module's subscriptions when it restarts (Azure/iotedge#4050): methods and twin patches
-        would then stop arriving until the module restarts. Unsubscribing and subscribing again
-        after every reconnect is harmless when the subscriptions survived. Each step has a
-        timeout (the SDK can wait forever for an acknowledgement); if one fails, the link is
-        suspect and the watchdog builds a new client, which renews again.
+        The SDK never subscribes again by itself, and edgeHub can lose a module's subscriptions
+        when it restarts (Azure/iotedge#4050); a subscription asked for while edgeHub was away
+        never happened. So every (re)connection unsubscribes and subscribes again: harmless when
+        the subscriptions survived. Each step has a timeout (the SDK can wait forever for an
+        acknowledgement); a step that fails raises, and the link is suspect.
         """
         client = self.client
-        ok = self._subscribe(renew=True)
+        steps: list[tuple[str, Callable[[], object]]] = []
+        for attribute, handler in handlers.items():
+            steps.append((f"unsubscribing {attribute}", lambda a=attribute: setattr(client, a, None)))
+            steps.append((f"subscribing {attribute}", lambda a=attribute, h=handler: setattr(client, a, h)))
         # SDK 2.x (pinned below 3): twin responses have no public handler to toggle.
-        if ok and getattr(getattr(client, "_mqtt_pipeline", None), "feature_enabled", {}).get("twin"):
+        if getattr(getattr(client, "_mqtt_pipeline", None), "feature_enabled", {}).get("twin"):
+            steps.append(("unsubscribing twin responses", lambda: client._disable_feature("twin")))
+        for what, step in steps:
             try:
-                call_with_timeout(lambda: client._disable_feature("twin"), _STEP_TIMEOUT_S)
-                call_with_timeout(lambda: client._enable_feature("twin"), _STEP_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001
-                log.warning("renewing the twin subscription failed: %s", exc)
-                ok = False
-        if not ok:
-            # A fresh client subscribes reliably where the reconnected one may not.
-            self.suspect("subscriptions could not be renewed")
-            return False
-        if client is self.client and client.connected:
-            self.ready.set()
-        log.info("subscriptions renewed after reconnecting")
-        return True
-
-    def _subscribe(self, renew: bool) -> bool:
-        """Set the handlers (each subscribes); False at the first step that fails or hangs."""
-        client = self.client
-        for attribute, handler in self._handlers.items():
-            name = attribute.removeprefix("on_").removesuffix("_received")
-            try:
-                if renew:
-                    # Unsubscribes if subscribed.
-                    call_with_timeout(lambda a=attribute: setattr(client, a, None), _STEP_TIMEOUT_S)
-                call_with_timeout(lambda a=attribute, h=handler: setattr(client, a, h), _STEP_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - a new client will subscribe afresh
-                log.warning("subscribing for %s failed: %s", name, exc)
-                return False
-        return True
+                call_with_timeout(step, _STEP_TIMEOUT_S)
+            except Exception as exc:  # classified and raised
+                self.suspect(f"{what}: {exc}")
+                raise classify(exc, what) from exc
 
     def stats(self) -> dict[str, int | bool]:
         return {

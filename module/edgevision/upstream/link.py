@@ -1,28 +1,33 @@
 """The module's link to IoT Hub through edgeHub: the client, the on-disk outbox and its sender,
-reported properties, twin reads and subscriptions. The module decides what to do with what
-arrives; this class only moves it."""
+reported properties, and the twin sync that runs after every (re)connection. The module decides
+what to do with what arrives; this class only moves it."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from edgevision.config.model import AppConfig, UpstreamConfig
+from edgevision.errors import UpstreamError
 from edgevision.publish.iothub import IoTHubSink
+from edgevision.publish.messages import iso_time
 from edgevision.publish.results_modes import ResultsReducer
 from edgevision.publish.sinks import Sink
-from edgevision.upstream.connection import Connection, stale_after
+from edgevision.state import state_dir
+from edgevision.upstream.connection import Connection, client_factory, stale_after
 from edgevision.upstream.outbox import Outbox, OutboxLimits
+from edgevision.upstream.reported import Reporter
 from edgevision.upstream.sdk import call_with_timeout, classify
 from edgevision.upstream.sender import MessageSender
-from edgevision.upstream.twin import Reporter
 
 log = logging.getLogger(__name__)
+
+# While the twin cannot be read: retry after 0.5 s, doubling, never waiting more than this.
+SYNC_RETRY_MAX_S = 10.0
+_TWIN_READ_TIMEOUT_S = 15.0
 
 
 def reducer_for(config: AppConfig) -> ResultsReducer:
@@ -40,45 +45,108 @@ def outbox_limits(config: AppConfig) -> OutboxLimits:
 
 
 def outbox_path(upstream: UpstreamConfig, environ: Mapping[str, str]) -> str:
-    if upstream.outbox_path:
-        return upstream.outbox_path
-    state = environ.get("EDGEVISION_STATE_DIR") or platformdirs.user_state_dir("edgevision")
-    return str(Path(state) / "outbox.sqlite")
+    return upstream.outbox_path or str(state_dir(environ) / "outbox.sqlite")
 
 
 class EdgeLink:
-    """Owns the upstream parts; `sink()` is what the pipeline publishes to."""
+    """Owns the upstream parts; `sink()` is what the pipeline publishes to.
+
+    Twin sync: after every connection (the first, a reconnect, a new client) the link subscribes
+    afresh, reads the whole twin, hands the desired document to `on_desired`, and has the
+    reported properties rewritten from the module's real state (stale keys removed). Until that
+    succeeds it retries with capped backoff; `twin_state` says "unreachable" or "synced".
+    """
 
     def __init__(self, config: AppConfig, environ: Mapping[str, str], run_id: str) -> None:
         upstream = config.upstream
-        try:
-            self.connection = Connection(upstream.connection_retry_interval_s, upstream.stale_after_s)
-        except Exception as exc:  # classified and raised as one line
-            raise classify(exc, "creating the IoT Hub module client") from exc
+        create = client_factory(environ, upstream.connection_retry_interval_s)
+        self.connection = Connection(create, upstream.connection_retry_interval_s, upstream.stale_after_s)
         self._environ = environ
         self.run_id = run_id
         self.outbox: Outbox | None = None
         self.sender: MessageSender | None = None
         self.iot_sink: IoTHubSink | None = None
         self.reporter: Reporter | None = None
+        # Set once subscriptions are in place after a connection: reported patches wait for it
+        # (a request sent before the response topic is subscribed waits for an answer forever).
+        self.ready = threading.Event()
+        self.twin_state = "unreachable"
+        self.twin_error: str | None = "not connected yet"
+        self.last_sync: float | None = None
+        self.syncs = 0
+        # Set after the first whole desired document was handed over.
+        self.first_sync = threading.Event()
+        self._sync_wanted = threading.Event()
+        self._stop = threading.Event()
+        self._handlers: dict[str, Callable[..., None]] = {}
+        self._on_desired: Callable[[dict[str, Any]], None] = lambda _desired: None
 
-    def connect(self) -> None:
-        """Start connecting in the background (edgeHub may come up after the module)."""
+    def start(
+        self,
+        on_method: Callable[[Any], None],
+        on_desired_patch: Callable[[Any], None],
+        on_desired: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Connect in the background (edgeHub may come up long after the module) and keep the
+        twin in sync; methods and patches arrive from the moment the link is up."""
+        self._handlers = {
+            "on_method_request_received": on_method,
+            "on_twin_desired_properties_patch_received": on_desired_patch,
+        }
+        self._on_desired = on_desired
+        self.connection.on_connected = self._sync_wanted.set
+        self.connection.on_disconnected = self._lost
+        self._sync_wanted.set()
+        threading.Thread(target=self._sync_loop, name="twin-sync", daemon=True).start()
         self.connection.start()
 
-    def read_desired(self, timeout: float) -> dict[str, Any] | None:
-        """The twin's desired properties, or None if it cannot be read in time."""
-        connection = self.connection
+    def _lost(self) -> None:
+        self.ready.clear()
+        if not self._stop.is_set():
+            self._set_twin("unreachable", "edgeHub disconnected")
+
+    def _set_twin(self, state: str, error: str | None = None) -> None:
+        if state != self.twin_state:
+            (log.info if state == "synced" else log.warning)("module twin %s%s", state, f": {error}" if error else "")
+        self.twin_state, self.twin_error = state, error
+
+    def _sync_loop(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            if not self._sync_wanted.wait(1.0):
+                continue
+            if not self.connection.connected.wait(1.0):
+                continue  # the connect loop and the SDK bring the link up; sync then
+            self._sync_wanted.clear()
+            try:
+                self._sync_once()
+            except Exception as exc:  # noqa: BLE001 - retried with backoff; the twin is never given up
+                error = exc if isinstance(exc, UpstreamError) else classify(exc, "syncing the module twin")
+                self._set_twin("unreachable", str(error))
+                self._sync_wanted.set()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, SYNC_RETRY_MAX_S)
+                continue
+            backoff = 0.5
+
+    def _sync_once(self) -> None:
+        self.connection.subscribe(self._handlers)
+        self.ready.set()
+        client = self.connection.client
         try:
-            twin = call_with_timeout(connection.client.get_twin, timeout)
+            twin = call_with_timeout(client.get_twin, _TWIN_READ_TIMEOUT_S)
         except TimeoutError as exc:
-            if connection.connected.is_set():
-                connection.suspect(f"reading the twin: {exc}")
-            return None
-        except Exception as exc:  # noqa: BLE001 - any SDK failure means "not now"
-            log.warning("%s", classify(exc, "reading the module twin"))
-            return None
-        return twin.get("desired", {}) if isinstance(twin, dict) else None
+            self.connection.suspect(f"reading the twin: {exc}")
+            raise
+        if not isinstance(twin, dict) or not isinstance(twin.get("desired", {}), dict):
+            raise UpstreamError(f"the twin read gave {type(twin).__name__}, not a twin document", transient=True)
+        if self.reporter is not None:
+            self.reporter.assume(twin.get("reported") or {})
+        self._on_desired(twin.get("desired") or {})
+        self.syncs += 1
+        self.last_sync = time.time()
+        self._set_twin("synced")
+        self.first_sync.set()
 
     def sink(self, config: AppConfig, local: Sink | None) -> IoTHubSink:
         """Open the outbox and start its sender; the sink that feeds them (and `local`, if any)."""
@@ -89,48 +157,20 @@ class EdgeLink:
         self.iot_sink = IoTHubSink(self.sender, reducer_for(config), local)
         return self.iot_sink
 
-    def start_reporting(self, config: AppConfig, state: Mapping[str, Any]) -> None:
+    def start_reporting(self, config: AppConfig, state: Callable[[], Mapping[str, Any]]) -> None:
         connection = self.connection
         self.reporter = Reporter(
             lambda: connection.client,
             config.upstream.report_min_interval_s,
-            ready=connection.ready,
+            ready=self.ready,
             on_timeout=connection.suspect,
         )
-        self.reporter.update(state)
+        self.reporter.update(state())
         self.reporter.start()
 
     def report(self, state: Mapping[str, Any]) -> None:
         if self.reporter is not None:
             self.reporter.update(state)
-
-    def attach(
-        self,
-        on_method: Callable[[Any], None],
-        on_desired_patch: Callable[[Any], None],
-        on_desired: Callable[[dict[str, Any]], None],
-    ) -> None:
-        """Receive methods and patches; after every reconnect, subscribe again and re-read the twin
-        (`on_desired` gets the whole desired document)."""
-        self._on_desired = on_desired
-        # Set before subscribing: the link may drop while the handlers are attached.
-        self.connection.on_reconnect = lambda: self.resync(renew_subscriptions=True)
-        self.connection.attach(on_method=on_method, on_desired_patch=on_desired_patch)
-        # Patches that came while the handler was not yet set, or while disconnected, are
-        # caught up from the full twin.
-        self.resync()
-
-    def resync(self, renew_subscriptions: bool = False) -> None:
-        """In the background: optionally subscribe again, then hand over the full desired document."""
-
-        def run() -> None:
-            if renew_subscriptions:
-                self.connection.renew_subscriptions()
-            desired = self.read_desired(60.0)
-            if desired is not None:
-                self._on_desired(desired)
-
-        threading.Thread(target=run, name="twin-resync", daemon=True).start()
 
     def answer(self, request: Any, status: int, payload: Any) -> None:
         from azure.iot.device import MethodResponse
@@ -153,6 +193,14 @@ class EdgeLink:
         if self.reporter is not None:
             self.reporter.min_interval_s = config.upstream.report_min_interval_s
 
+    def twin_status(self) -> dict[str, Any]:
+        return {
+            "state": self.twin_state,
+            "last_error": self.twin_error if self.twin_state != "synced" else None,
+            "last_sync": iso_time(self.last_sync) if self.last_sync else None,
+            "syncs": self.syncs,
+        }
+
     def stats(self) -> dict[str, Any]:
         return {**self.connection.stats(), **(self.sender.stats() if self.sender else {})}
 
@@ -162,6 +210,7 @@ class EdgeLink:
         return {"outbox_queued": len(self.outbox), "outbox_dropped": sum(self.outbox.dropped.values())}
 
     def close(self, final_state: Mapping[str, Any] | None) -> None:
+        self._stop.set()
         if self.iot_sink is not None:
             # Unfinished summaries go out, the local copy is closed, the queue gets 5 s to drain.
             self.iot_sink.close()

@@ -1,12 +1,125 @@
-"""What the module twin's reported properties say (objects only: twins hold no arrays)."""
+"""Reported properties: what they say (objects only: twins hold no arrays), and the reporter that
+patches them on change at a bounded rate."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.upstream.sdk import call_with_timeout
+
+log = logging.getLogger(__name__)
+
+
+class ReportedClient(Protocol):
+    def patch_twin_reported_properties(self, reported_properties_patch: dict[str, Any]) -> None: ...
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that turns `old` into `new` (removed keys become null)."""
+    patch: dict[str, Any] = {}
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+class Reporter:
+    """Patches reported properties when the state changes, at most once per `min_interval_s`.
+
+    Users of the SDK report memory growth when reported properties are patched on a timer, so
+    only differences are sent, and never more often than the interval.
+    """
+
+    def __init__(
+        self,
+        client: Callable[[], ReportedClient],
+        min_interval_s: float,
+        ready: threading.Event | None = None,
+        timeout_s: float = 15.0,
+        on_timeout: Callable[[str], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._on_timeout = on_timeout
+        self.min_interval_s = min_interval_s
+        # Set while the link is up and subscribed: a request sent before the response topic is
+        # subscribed again after a reconnect would wait for an answer that never comes.
+        self._ready = ready
+        self.timeout_s = timeout_s
+        self._lock = threading.Condition()
+        self._wanted: dict[str, Any] = {}
+        self._reported: dict[str, Any] = {}
+        self._last_sent = 0.0
+        self._stop = threading.Event()
+        self.patches_sent = 0
+        self.failures = 0
+        self._thread = threading.Thread(target=self._run, name="twin-report", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+
+    def assume(self, reported: Mapping[str, Any]) -> None:
+        """What the twin says is reported now (read with the twin): the next patch turns it into
+        the wanted state, removing what an earlier run left there."""
+        with self._lock:
+            self._reported = {k: v for k, v in reported.items() if not k.startswith("$")}
+            self._lock.notify_all()
+
+    def update(self, state: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._wanted = dict(state)
+            if merge_patch(self._reported, self._wanted):
+                self._lock.notify_all()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while not merge_patch(self._reported, self._wanted) and not self._stop.is_set():
+                    self._lock.wait(1.0)
+                if self._stop.is_set():
+                    return
+            wait = self._last_sent + self.min_interval_s - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                return
+            with self._lock:
+                target = dict(self._wanted)
+                patch = merge_patch(self._reported, target)
+            if not patch:
+                continue
+            if self._ready is not None and not self._ready.is_set():
+                self._ready.wait(1.0)
+                continue
+            try:
+                # Bound now: a call that times out still runs later, with this patch.
+                call_with_timeout(lambda p=patch: self._client().patch_twin_reported_properties(p), self.timeout_s)
+            except Exception as exc:  # noqa: BLE001 - retried with the next change or interval
+                self.failures += 1
+                if isinstance(exc, TimeoutError) and self._on_timeout is not None:
+                    self._on_timeout(f"reporting properties: {exc}")
+                log.warning("reporting properties failed: %s", exc)
+                self._stop.wait(self.min_interval_s)
+                continue
+            self._last_sent = time.monotonic()
+            self.patches_sent += 1
+            with self._lock:
+                self._reported = target
 
 
 def reported_properties(
@@ -17,6 +130,7 @@ def reported_properties(
     config_status: Mapping[str, Any],
     results_mode: str,
     outbox: Mapping[str, int],
+    twin: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     provider = status.get("provider") or {}
     accel = accelerator
@@ -40,4 +154,5 @@ def reported_properties(
         "cameras": {cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()},
         "config": dict(config_status),
         "upstream": {"results_mode": results_mode, **outbox},
+        "twin": {"state": twin.get("state"), "last_sync": twin.get("last_sync")} if twin else None,
     }

@@ -8,5 +8,6 @@ it as a tool for trying the module by hand.
 from tests.support.edgehub.broker import Mosquitto
 from tests.support.edgehub.certs import LocalPKI
 from tests.support.edgehub.hub import IoTHubSimulator, OutputMessage
+from tests.support.edgehub.workload import WorkloadAPI
 
-__all__ = ["IoTHubSimulator", "LocalPKI", "Mosquitto", "OutputMessage"]
+__all__ = ["IoTHubSimulator", "LocalPKI", "Mosquitto", "OutputMessage", "WorkloadAPI"]

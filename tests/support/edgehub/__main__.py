@@ -1,7 +1,9 @@
-"""Run the local edgeHub by hand: python -m tests.support.edgehub [--desired FILE.json]
+"""Run the local edgeHub by hand: python -m tests.support.edgehub [--desired FILE.json] [--iotedge]
 
 Starts mosquitto with TLS on 127.0.0.1:8883 and the IoT Hub simulator, prints the variables to
-start the module with, then prints every message the module sends until Ctrl-C.
+start the module with, then prints every message the module sends until Ctrl-C. With --iotedge,
+also a workload API on a unix socket, and edgeAgent's IOTEDGE_* variables instead of the
+local-development pair.
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ import argparse
 import json
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
+from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto, WorkloadAPI
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--desired", type=Path, help="JSON file: the module twin's desired properties")
+    parser.add_argument("--iotedge", action="store_true", help="as edgeAgent starts modules: a workload API")
     args = parser.parse_args()
     desired = json.loads(args.desired.read_text()) if args.desired else {}
     directory = Path(tempfile.mkdtemp(prefix="edgehub-", dir="/tmp"))
@@ -26,8 +30,16 @@ def main() -> None:
     broker.start()
     hub = IoTHubSimulator(pki.ca_cert, desired=desired)
     hub.start()
+    workload = None
+    environment = hub.module_environment()
+    if args.iotedge:
+        workload = WorkloadAPI(
+            directory / "workload.sock", pki.ca_cert, hub.module_id, uuid.uuid4().hex[:16], b"k" * 32
+        )
+        workload.start()
+        environment = hub.edge_environment(workload.uri, workload.generation_id)
     print("start the module with:")
-    for key, value in hub.module_environment().items():
+    for key, value in environment.items():
         print(f"  export {key}='{value}'")
     print("  edgevision run")
     shown = 0
@@ -43,6 +55,8 @@ def main() -> None:
     finally:
         hub.stop()
         broker.stop()
+        if workload is not None:
+            workload.stop()
 
 
 if __name__ == "__main__":

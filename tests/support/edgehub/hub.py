@@ -103,6 +103,19 @@ class IoTHubSimulator:
         client.subscribe([(topic, 1) for topic in _TOPICS])
         self._connected.set()
 
+    def edge_environment(self, workload_uri: str, generation_id: str) -> dict[str, str]:
+        """What edgeAgent gives a module: the IOTEDGE_* variables (tokens signed by the workload API)."""
+        return {
+            "IOTEDGE_IOTHUBHOSTNAME": "test-hub.azure-devices.net",
+            "IOTEDGE_DEVICEID": self.device_id,
+            "IOTEDGE_MODULEID": self.module_id,
+            "IOTEDGE_GATEWAYHOSTNAME": "127.0.0.1",
+            "IOTEDGE_MODULEGENERATIONID": generation_id,
+            "IOTEDGE_WORKLOADURI": workload_uri,
+            "IOTEDGE_APIVERSION": "2019-01-30",
+            "IOTEDGE_AUTHSCHEME": "sasToken",
+        }
+
     def module_environment(self) -> dict[str, str]:
         """What the module needs to connect: the SDK's local-development variables."""
         key = base64.b64encode(b"edgevision-test-key-0123456789ab").decode()
@@ -163,6 +176,14 @@ class IoTHubSimulator:
             qos=1,
         )
         return version
+
+    def set_desired(self, patch: dict[str, Any]) -> int:
+        """Change the desired properties without telling the module (an operator's change made
+        while the device was away): only a twin read shows it."""
+        with self._lock:
+            _merge(self.desired, patch)
+            self.desired["$version"] += 1
+            return self.desired["$version"]
 
     def invoke(self, method: str, payload: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
         rid = str(next(self._rids))

@@ -75,3 +75,22 @@ def test_unknown_model_name_fails_in_one_line() -> None:
     assert proc.returncode == 1
     _assert_one_line_error(proc.stderr)
     assert "unknown model" in proc.stderr
+
+
+def test_a_missing_workload_socket_is_named_in_one_line(tmp_path: Path) -> None:
+    socket = tmp_path / "run" / "workload.sock"
+    edge = {
+        "IOTEDGE_IOTHUBHOSTNAME": "hub.azure-devices.net",
+        "IOTEDGE_DEVICEID": "device",
+        "IOTEDGE_MODULEID": "edgevision",
+        "IOTEDGE_GATEWAYHOSTNAME": "edgehub",
+        "IOTEDGE_MODULEGENERATIONID": "1234",
+        "IOTEDGE_WORKLOADURI": f"unix://{socket}",
+        "IOTEDGE_APIVERSION": "2019-01-30",
+        "EDGEVISION_STATE_DIR": str(tmp_path / "state"),
+        "EDGEVISION_HTTP__ENABLED": "false",
+    }
+    proc = run_cli("run", env=edge)
+    assert proc.returncode == 1
+    _assert_one_line_error(proc.stderr)
+    assert f"workload API socket {socket}" in proc.stderr and "edgeAgent" in proc.stderr

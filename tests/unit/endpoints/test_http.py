@@ -71,6 +71,8 @@ def test_metrics_in_prometheus_text(server: HttpServer) -> None:
     assert frames[("front", "inferred")] == 9
     buckets = {s.labels["le"]: s.value for s in families["edgevision_latency_ms"].samples if s.name.endswith("_bucket")}
     assert buckets == {"10": 3, "25": 9, "+Inf": 9}
+    (twin,) = families["edgevision_twin_synced"].samples
+    assert twin.labels == {"state": "unreachable"} and twin.value == 0
 
 
 def test_score_decodes_the_image_and_asks_the_control(server: HttpServer, control: StandInControl) -> None:

@@ -55,6 +55,9 @@ def test_results_stay_in_order_while_workers_finish_out_of_order() -> None:
     assert marked == {i for i in range(120) if i % 3 == 0}
     final = sink.of_type("metrics")[-1]["cameras"]
     assert final["a"]["inferred"] == 120 and final["b"]["inferred"] == 80
+    # Each camera's first state is an event too (a camera failing from its first second shows).
+    first_states = {e["camera"] for e in sink.events("camera_state") if e["previous"] is None}
+    assert first_states == {"a", "b"}
 
 
 def test_batches_mix_cameras_on_a_gpu_layout() -> None:
