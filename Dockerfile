@@ -17,10 +17,15 @@ ARG SKIP_MODEL_DOWNLOAD=0
 LABEL org.opencontainers.image.title="edgevision" \
       org.opencontainers.image.description="GPU vision inference module for Azure IoT Edge for Linux on Windows" \
       org.opencontainers.image.licenses="MIT"
+# TensorRT engines and timing caches, and derived model copies (dynamic batch, fp16, letterbox
+# in the graph), live on the state volume: a container re-created by a deployment update neither
+# builds them again nor needs a writable /models. TensorRT itself is not in the image (about 2 GB
+# more): `provider: tensorrt` runs on CUDA and says why.
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     EDGEVISION_MODEL_DIR=/models \
-    EDGEVISION_INFERENCE__TENSORRT_CACHE_DIR=/var/cache/edgevision/trt \
+    EDGEVISION_INFERENCE__TENSORRT_CACHE_DIR=/data/state/tensorrt \
+    XDG_CACHE_HOME=/data/state/cache \
     EDGEVISION_STATE_DIR=/data/state \
     LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64 \
     PATH=/opt/edgevision/bin:$PATH
@@ -37,8 +42,8 @@ COPY constraints.txt /tmp/constraints.txt
 RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
  && rm -rf /wheels /tmp/constraints.txt \
  && useradd --system --uid 10001 --no-create-home edgevision \
- && mkdir -p /models /var/cache/edgevision/trt /data/state \
- && chown 10001 /models /var/cache/edgevision/trt /data /data/state
+ && mkdir -p /models /data/state/tensorrt /data/state/cache \
+ && chown -R 10001 /models /data
 USER 10001
 # `benchmark` writes benchmarks/results/ here: mount a folder on /data/benchmarks/results to keep it.
 # /data/state holds the upstream outbox; the deployment mounts a named volume there so messages

@@ -15,6 +15,11 @@ ifndef EDGEVISION_ASSETS
   endif
 endif
 export EDGEVISION_ASSETS
+# CUDA 13 runtime libraries for the tests of the real CUDA provider (a stand-in driver decides
+# what the GPU answers): see tests/cuda13-libraries.txt.
+CUDA_LIBS := .cache/cuda13
+export EDGEVISION_CUDA_LIBS := $(abspath $(CUDA_LIBS))
+
 # Where the assets carry the model, use it instead of downloading.
 ifneq ($(wildcard $(EDGEVISION_ASSETS)/models),)
   EDGEVISION_MODEL_DIR ?= $(abspath $(EDGEVISION_ASSETS)/models)
@@ -25,7 +30,7 @@ endif
 SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
 RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
 
-.PHONY: help venv model run test test-fast lint test-deps gpu constraints clean
+.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean
 
 help:
 	@echo "make run        set up, fetch the model, and run the main job"
@@ -69,11 +74,17 @@ lint: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test: lint test-deps
+$(CUDA_LIBS)/.installed: tests/cuda13-libraries.txt | venv
+	$(BIN)/python -m pip install --quiet --target $(CUDA_LIBS) -r tests/cuda13-libraries.txt
+	touch $@
+
+cuda-libs: $(CUDA_LIBS)/.installed
+
+test: lint test-deps cuda-libs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 constraints: venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgevision' > constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(CUDA_LIBS)

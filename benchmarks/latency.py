@@ -24,12 +24,13 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from edgevision.accel import discover
+from edgevision.accel.discover import discover
 from edgevision.detector import Detector, StageTimes
-from edgevision.engine import EngineConfig, ProviderUnavailableError
+from edgevision.families.yolox import YoloxDecoder
 from edgevision.imageio import read_image
-from edgevision.models import resolve_model
-from edgevision.postprocess import YoloxDecoder
+from edgevision.inference.options import EngineConfig
+from edgevision.inference.status import ProviderUnavailableError
+from edgevision.models.store import resolve_model
 from edgevision.preprocess import Letterbox
 
 
@@ -105,7 +106,7 @@ def bench_provider(provider: str, model, frames: dict[str, np.ndarray], repeats:
     stages = {
         "preprocess_ms": _median_ms(lambda: letterbox(frame, runner.input[0]), repeats),
         "inference_ms": _median_ms(runner.run, repeats),
-        "postprocess_ms": _median_ms(lambda: decoder(output, [meta]), repeats * 4),
+        "postprocess_ms": _median_ms(lambda: decoder([output], [meta]), repeats * 4),
         "reference_postprocess_ms": _median_ms(lambda: reference_decode(output, meta.scale), repeats),
     }
     return {

@@ -22,11 +22,11 @@ from pathlib import Path
 import cv2
 import onnxruntime as ort
 
-from edgevision import config as configuration
-from edgevision.accel import discover
-from edgevision.benchmark import measure_limit, measure_naive, measure_pipeline, measure_stages
-from edgevision.models import resolve_model
-from edgevision.pipeline import choose_layout
+from edgevision.accel.discover import discover
+from edgevision.benchmark.measure import measure_limit, measure_naive, measure_pipeline, measure_stages
+from edgevision.config.load import validate
+from edgevision.models.store import resolve_model
+from edgevision.pipeline.layout import choose_layout
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
     video = args.video or Path(os.environ["EDGEVISION_ASSETS"]) / "video" / "pedestrians-720p.avi"
     model = resolve_model("yolox-nano")
     cores = os.cpu_count() or 1
-    layout = choose_layout(configuration.validate({}), on_gpu=False)
+    layout = choose_layout(validate({}), on_gpu=False)
 
     stages = measure_stages(model, "cpu", video, "host", args.repeats)
     per_frame = sum(stages.values())

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgevision.inference.engine import Engine, EngineError, ProviderUnavailableError
+from edgevision.inference.engine import Engine
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
+from edgevision.inference.status import EngineError, ProviderUnavailableError
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import numpy as np
 
 from edgevision.config.model import CameraConfig, ModelConfig, SourceOptions
 from edgevision.families.yolox import anchor_count
-from edgevision.inference.engine import EngineStatus
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
+from edgevision.inference.status import EngineStatus
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.manifest import find_manifest
 from edgevision.models.store import ResolvedModel
@@ -46,19 +46,16 @@ class GpuFault(RuntimeError):
 
 @dataclass
 class EngineScript:
-    """How stand-in engines behave: GPU or not, when a GPU one fails or hangs, how slow runs are."""
+    """How stand-in engines behave: GPU or not, after how many of its runs a GPU engine fails or
+    hangs (each engine counts its own: a restored GPU works again for a while), how slow runs are."""
 
     on_gpu: bool = False
     fail_after: int | None = None
     hang_s: float | None = None
     delay_s: Callable[[], float] = lambda: 0.0
-    runs: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count(self) -> int:
-        with self.lock:
-            self.runs += 1
-            return self.runs
+    # Every run in order: (batch size, whether its input was all zeros: a warm-up run).
+    log: list[tuple[int, bool]] = field(default_factory=list)
 
 
 class StubRunner:
@@ -84,11 +81,14 @@ class StubEngine:
         self.script = script
         gpu = script.on_gpu and config.provider != "cpu"
         provider = CUDA if gpu else CPU
-        self.status = EngineStatus(requested=[provider], in_use=[provider], provider=provider)
+        self.status = EngineStatus(
+            requested=[provider], in_use=[provider], provider=provider, cuda_graph=gpu and config.cuda_graph
+        )
         self.input_shape: list[Any] = ["batch", 3, MANIFEST.input.height, MANIFEST.input.width]
         self.input_type = "tensor(float)"
         self.output_names = ["output"]
         self.output_shapes: list[list[Any]] = [["batch", ANCHORS, COLUMNS]]
+        self.runs = 0
 
     @property
     def provider(self) -> str:
@@ -109,8 +109,12 @@ class StubEngine:
 
     def compute(self, batch: np.ndarray, out: np.ndarray) -> list[np.ndarray]:
         script = self.script
+        with script.lock:
+            script.log.append((len(batch), not batch.any()))
         if self.on_gpu:
-            runs = script.count()
+            with script.lock:
+                self.runs += 1
+                runs = self.runs
             if script.fail_after is not None and runs > script.fail_after:
                 if script.hang_s is None:
                     raise GpuFault("CUDA failure 700: an illegal memory access was encountered")

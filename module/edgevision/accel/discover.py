@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgevision.accel.compat import cuda_problems
+
 log = logging.getLogger(__name__)
 
 Mode = Literal["dda", "gpu-pv", "none"]
@@ -63,6 +65,9 @@ class AcceleratorInfo:
     nvml_unsupported: list[str] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    # Whether this GPU and driver can run the module's CUDA (None: no GPU, or not known) and why not.
+    cuda_compatible: bool | None = None
+    cuda_problems: list[str] = field(default_factory=list)
 
     @property
     def has_gpu(self) -> bool:
@@ -152,6 +157,12 @@ def discover(targets: ProbeTargets | None = None) -> AcceleratorInfo:
             info.reasons.append(_nvml_detail(nvml))
     if info.mode == "none":
         info.gpus = []
+    else:
+        info.cuda_compatible, info.cuda_problems = cuda_problems(
+            info.cuda_driver_version, [(g.name, g.compute_capability) for g in info.gpus]
+        )
+        if info.cuda_compatible is False:
+            log.error("this GPU or driver cannot run the module's CUDA: %s", "; ".join(info.cuda_problems))
     log.info("accelerator: %s", info.summary())
     return info
 

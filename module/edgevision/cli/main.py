@@ -29,6 +29,10 @@ def _handler(command: str):  # a command function
         from edgevision.cli.deployment import cmd_manifest
 
         return cmd_manifest
+    if command == "doctor":
+        from edgevision.cli.doctor import cmd_doctor
+
+        return cmd_doctor
     if command == "benchmark":
         from edgevision.cli.bench import cmd_benchmark
 

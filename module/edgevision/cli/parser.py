@@ -126,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
         "file descriptors and fps with their slopes",
     )
 
+    doctor = sub.add_parser("doctor", help="check every inference path on this machine's GPU (CPU ones without)")
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+    doctor.add_argument("--model", default="yolox-nano", help="model name or .onnx path")
+    doctor.add_argument("--manifest", help="manifest for a model path")
+    doctor.add_argument("--images", nargs="+", type=Path, metavar="IMAGE", help="compare detections on these too")
+    doctor.add_argument("--max-batch", type=_positive_int, default=8, help="largest batch to check (default 8)")
+    doctor.add_argument("--skip-tensorrt", action="store_true", help="skip the TensorRT build (it takes minutes)")
+    doctor.add_argument("--time-limit", type=_positive_float, default=120.0, help="seconds per check (default 120)")
+    doctor.add_argument(
+        "--tensorrt-time-limit", type=_positive_float, default=900.0, help="seconds for the TensorRT check (900)"
+    )
+
     models = sub.add_parser("models", help="list, locate or download models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     models_sub.add_parser("list", help="the built-in model manifests")

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgevision.detections import Detections
 from edgevision.families.base import Shape
 from edgevision.families.nms import batched_nms
-from edgevision.inference.engine import Engine, EngineError
+from edgevision.inference.engine import Engine
+from edgevision.inference.status import EngineError
 from edgevision.models.manifest import ModelManifest
 from edgevision.preprocess import LetterboxMeta
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgevision.errors import BuildError, first_line
+from edgevision.errors import first_line
 from edgevision.inference.options import EngineConfig, provider_options, session_options
 from edgevision.inference.providers import (
     CPU,
@@ -24,39 +23,17 @@ from edgevision.inference.providers import (
     GPU_PROVIDERS,
     TENSORRT,
     load_errors,
+    ort_reason,
     plan_providers,
     requested_providers,
 )
+from edgevision.inference.status import EngineError, EngineStatus, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
-
-class EngineError(BuildError):
-    """The model cannot be loaded or run."""
-
-
-class ProviderUnavailableError(EngineError):
-    """A provider was required (strict mode) but ONNX Runtime could not use it."""
-
-
-@dataclass
-class EngineStatus:
-    requested: list[str]
-    in_use: list[str]
-    provider: str
-    dropped: dict[str, str] = field(default_factory=dict)
-    io_binding: bool = False
-    precision: str = "fp32"
-    cuda_graph: bool = False
-    # Options asked for but not in effect, with the reason (fp16 on the CPU, a graph not captured).
-    declined: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def fell_back(self) -> bool:
-        return bool(self.dropped)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# A warm-up frame's height and width for a model that takes frames of any size.
+_WARM_UP_SIDE = 64
+_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
 
 class Engine:
@@ -77,28 +54,22 @@ class Engine:
             fp16=self.config.fp16,
             cuda_graph=self.config.cuda_graph,
             fp16_available=fp16_model is not None,
+            frames_in=self.config.frames_in,
         )
         dropped, declined = dict(plan.dropped), dict(plan.declined)
         source: Path | bytes = fp16_model() if plan.fp16 and fp16_model is not None else model
-        cuda_graph = plan.cuda_graph
-        try:
-            self.session = self._create_session(source, plan.candidates, dropped, cuda_graph)
-        except EngineError:
-            if not cuda_graph:
-                raise
-            declined["cuda_graph"] = "session creation failed with CUDA graphs; created without them"
-            cuda_graph = False
-            self.session = self._create_session(source, plan.candidates, dropped, cuda_graph)
+        self._cuda_graph = plan.cuda_graph
+        self.session = self._create_session(source, plan.candidates, dropped, declined)
         if source is not model and self.session.get_providers()[0] not in GPU_PROVIDERS:
             declined["fp16"] = "the GPU provider was dropped; the CPU runs the float32 model"
-            self.session = self._create_session(model, [CPU], dropped, False)
+            self.session = self._create_session(model, [CPU], dropped, declined)
         in_use = self.session.get_providers()
         for provider in plan.candidates:
             if provider not in in_use and provider not in dropped:
                 # ORT logs the cause on its own stderr logger only; say at least that it happened.
                 dropped[provider] = "ONNX Runtime did not enable it when creating the session (see its log)"
         provider = in_use[0]
-        cuda_graph = cuda_graph and provider == CUDA
+        cuda_graph = self._cuda_graph and provider == CUDA
         io_binding = self.config.io_binding if self.config.io_binding is not None else provider in GPU_PROVIDERS
         self.status = EngineStatus(
             requested=requested,
@@ -146,25 +117,55 @@ class Engine:
         return not isinstance(self.input_shape[0], int)
 
     def _create_session(
-        self, model: Path | bytes, providers: list[str], dropped: dict[str, str], cuda_graph: bool
+        self, model: Path | bytes, providers: list[str], dropped: dict[str, str], declined: dict[str, str]
     ) -> ort.InferenceSession:
+        """A session on the first provider that can create it and run once; each one that cannot
+        is dropped with its reason (or, for CUDA with graphs, first retried without them).
+
+        ONNX Runtime's own fallback is off: it would retry on its own provider list with default
+        options (EXHAUSTIVE cuDNN search, no memory limit) and report nothing useful.
+        """
         source = str(model) if isinstance(model, Path) else model
         while True:
+            stage = "session creation failed"
             try:
-                return ort.InferenceSession(
+                session = ort.InferenceSession(
                     source,
                     sess_options=session_options(self.config),
-                    providers=[(p, provider_options(self.config, p, cuda_graph)) for p in providers],
+                    providers=[(p, provider_options(self.config, p, self._cuda_graph)) for p in providers],
+                    enable_fallback=0,
                 )
-            except Exception as exc:  # ORT raises bare RuntimeError subclasses
+                stage = "warm-up run failed"
+                if session.get_providers()[0] in GPU_PROVIDERS:
+                    # cuDNN is loaded at the first convolution, TensorRT may build its engine at
+                    # the first run: a provider is only in use once it has run.
+                    self._warm_up(session)
+                return session
+            except Exception as exc:
                 gpu = [p for p in providers if p in GPU_PROVIDERS]
                 if not gpu:
                     name = model if isinstance(model, Path) else "from memory"
                     raise EngineError(f"cannot load model {name}: {first_line(exc)}") from exc
-                # A GPU provider that loads but fails at session creation (no device, out of
-                # memory): drop it and retry, so the fallback is reported rather than fatal.
-                dropped[gpu[0]] = f"session creation failed: {first_line(exc)}"
+                reason = f"{stage}: {ort_reason(exc)}"
+                if gpu[0] == CUDA and self._cuda_graph:
+                    # The likelier culprit: a graph that cannot be captured. CUDA may still serve.
+                    declined["cuda_graph"] = f"CUDA with CUDA graphs {reason}; running without them"
+                    self._cuda_graph = False
+                    continue
+                # A GPU provider that loads but cannot create or run (no device, out of memory,
+                # a library missing at run time): dropped, so the fallback is ours and reported.
+                dropped[gpu[0]] = reason
                 providers = [p for p in providers if p != gpu[0]]
+
+    def _warm_up(self, session: ort.InferenceSession) -> None:
+        """One run on zeros, at the smallest batch the model takes."""
+        meta = session.get_inputs()[0]
+        dims = [d if isinstance(d, int) else (1 if i == 0 else _WARM_UP_SIDE) for i, d in enumerate(meta.shape)]
+        batch = np.zeros(dims, dtype=_NUMPY_TYPES.get(meta.type, np.float32))
+        options = ort.RunOptions()
+        if self._cuda_graph:
+            options.add_run_config_entry("gpu_graph_id", "-1")  # not captured: its buffers are temporary
+        session.run(None, {meta.name: batch}, options)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run one batch; allocates its outputs (use a runner on the hot path)."""

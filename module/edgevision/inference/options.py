@@ -43,11 +43,40 @@ class EngineConfig:
     # CUDA graphs: capture each batch shape once, replay it after; off by default because a
     # graph that cannot be captured (nodes on the CPU, shapes that move) fails at run time.
     cuda_graph: bool = False
+    # The model takes uint8 frames of any size (preprocessing in the graph): not for TensorRT.
+    frames_in: bool = False
+    # TensorRT optimisation profile (min, opt, max shapes as ONNX Runtime takes them), so one
+    # engine serves every batch size the pipeline forms and none is built during a run.
+    tensorrt_profile: tuple[str, str, str] | None = None
 
     @property
     def cache_dir(self) -> Path:
         """Where TensorRT keeps engines and timing caches."""
         return self.tensorrt_cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "tensorrt"
+
+
+def padded_batch_sizes(max_batch: int) -> list[int]:
+    """The few batch shapes an engine sees: powers of two up to max_batch, and max_batch.
+
+    A GPU arena grows for every new input shape and never shrinks, and TensorRT tunes for a
+    shape range, so partial batches are padded up to the next of these sizes.
+    """
+    sizes, size = [], 1
+    while size < max_batch:
+        sizes.append(size)
+        size *= 2
+    sizes.append(max_batch)
+    return sizes
+
+
+def tensorrt_profile(input_name: str, dims: list[int], batch_sizes: list[int]) -> tuple[str, str, str]:
+    """min/opt/max shapes covering `batch_sizes` (`dims`: the input's dimensions after the batch).
+
+    Tuned for the largest batch: under load the pipeline forms full batches.
+    """
+    tail = "x".join(str(d) for d in dims)
+    smallest, largest = min(batch_sizes), max(batch_sizes)
+    return f"{input_name}:{smallest}x{tail}", f"{input_name}:{largest}x{tail}", f"{input_name}:{largest}x{tail}"
 
 
 def session_options(config: EngineConfig) -> ort.SessionOptions:
@@ -79,7 +108,7 @@ def provider_options(config: EngineConfig, provider: str, cuda_graph: bool = Fal
     if provider == TENSORRT:
         # Engines and timing caches persist, so only the first start pays for the build.
         cache = str(config.cache_dir)
-        return {
+        options = {
             "device_id": config.device_id,
             "trt_fp16_enable": config.tensorrt_fp16,
             "trt_engine_cache_enable": True,
@@ -87,4 +116,8 @@ def provider_options(config: EngineConfig, provider: str, cuda_graph: bool = Fal
             "trt_timing_cache_enable": True,
             "trt_timing_cache_path": cache,
         }
+        if config.tensorrt_profile is not None:
+            low, opt, high = config.tensorrt_profile
+            options |= {"trt_profile_min_shapes": low, "trt_profile_opt_shapes": opt, "trt_profile_max_shapes": high}
+        return options
     return {}

@@ -19,6 +19,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from edgevision.config.model import PROVIDER_CHOICES, ProviderChoice
+from edgevision.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ GPU_PROVIDERS = (TENSORRT, CUDA)
 # `edgevision benchmark --providers` names.
 PROVIDER_NAMES = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
 
+CUDNN_LIBRARY = "libcudnn.so.9"
 # The shared library ORT dlopens for each GPU provider; loading it ourselves first is how the
 # reason for a silent fallback (which CUDA/cuDNN/TensorRT library is missing) is learned.
 _PROVIDER_LIBRARIES = {
@@ -73,9 +75,19 @@ def plan_providers(
     fp16: bool = False,
     cuda_graph: bool = False,
     fp16_available: bool = True,
+    frames_in: bool = False,
 ) -> ProviderPlan:
-    """Drop providers whose libraries do not load; keep GPU-only options only where a GPU may run."""
+    """Drop providers whose libraries do not load; keep GPU-only options only where a GPU may run.
+
+    `frames_in`: the model takes frames of any height and width (preprocessing in the graph);
+    TensorRT would build a new engine for each new size, mid-run, so it is not offered.
+    """
     dropped = {p: error for p in requested if (error := load_errors.get(p))}
+    if frames_in and TENSORRT in requested and TENSORRT not in dropped:
+        dropped[TENSORRT] = (
+            "not offered for preprocessing in the graph: the model then takes frames of any height and width, "
+            "and TensorRT would build an engine for each new size during the run (use preprocess: host)"
+        )
     candidates = [p for p in requested if p not in dropped]
     gpu = any(p in GPU_PROVIDERS for p in candidates)
     declined: dict[str, str] = {}
@@ -86,6 +98,17 @@ def plan_providers(
     if cuda_graph and not use_graph:
         declined["cuda_graph"] = "the CUDA provider is not in use"
     return ProviderPlan(requested, candidates, dropped, use_fp16, use_graph, declined)
+
+
+def ort_reason(exc: BaseException) -> str:
+    """The part of an ONNX Runtime error that says what happened (its messages open with
+    source positions and C++ signatures)."""
+    text = " ".join(str(exc).split())
+    for marker in ("CUDA failure", "CUDNN failure", "CUBLAS failure", "TensorRT EP", "[TensorRT EP]"):
+        start = text.find(marker)
+        if start >= 0:
+            return text[start:].split(" ; ")[0].strip()
+    return first_line(exc)[:500]
 
 
 def load_errors(providers: list[str]) -> dict[str, str | None]:
@@ -106,7 +129,20 @@ def provider_load_error(provider: str) -> str | None:
         ctypes.CDLL(str(capi / "libonnxruntime_providers_shared.so"), mode=ctypes.RTLD_GLOBAL)
         ctypes.CDLL(str(capi / _PROVIDER_LIBRARIES[provider]))
     except OSError as exc:
+        if provider == TENSORRT and "libnv" in str(exc):
+            return (
+                f"TensorRT 10 is not installed ({exc}): onnxruntime-gpu {ort.__version__} needs libnvinfer.so.10 "
+                "and libnvonnxparser.so.10, which the edgevision image does not include (about 2 GB more); "
+                "the CUDA provider runs instead"
+            )
         return f"its libraries do not load: {exc}"
+    if provider == CUDA:
+        # The CUDA provider no longer links cuDNN: it loads it at the first convolution, so a
+        # missing cuDNN would pass the load above and fail in the middle of the first run.
+        try:
+            ctypes.CDLL(CUDNN_LIBRARY)
+        except OSError as exc:
+            return f"cuDNN 9 does not load ({exc}); the CUDA provider needs it for the first convolution"
     return None
 
 

@@ -1,7 +1,9 @@
 """Prepend the letterbox to the model graph: uint8 BGR frames in, the model's input out.
 
 The host then only copies frames into the batch; the resize, padding, layout change and
-dtype conversion run on whichever execution provider runs the model.
+dtype conversion run on whichever execution provider runs the model. The frames are cast to
+float first: the CUDA provider has no uint8 Pad (nor TensorRT's parser a uint8 Resize), and a
+node left on the CPU costs copies both ways every batch and rules out CUDA graph capture.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], l
     i64 = lambda *v: np.asarray(v, dtype=np.int64)  # noqa: E731 - local shorthand
     n = helper.make_node
     nodes = [
-        n("Transpose", [FRAMES_INPUT], ["pre.nchw"], perm=[0, 3, 1, 2]),
+        n("Cast", [FRAMES_INPUT], ["pre.frames_float"], to=TensorProto.FLOAT),
+        n("Transpose", ["pre.frames_float"], ["pre.nchw"], perm=[0, 3, 1, 2]),
         n("Shape", [FRAMES_INPUT], ["pre.shape"]),
         n("Slice", ["pre.shape", const("s0", i64(0)), const("s1", i64(1))], ["pre.n"]),
         n("Slice", ["pre.shape", const("s1b", i64(1)), const("s2", i64(2))], ["pre.h"]),
@@ -98,7 +101,7 @@ def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], l
         ),
         n(
             "Pad",
-            ["pre.resized", "pre.pads", const("pad_value", np.asarray(spec.pad_value, dtype=np.uint8))],
+            ["pre.resized", "pre.pads", const("pad_value", np.asarray(spec.pad_value, dtype=np.float32))],
             ["pre.padded"],
             mode="constant",
         ),
@@ -109,14 +112,13 @@ def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], l
         last = "pre.rgb"
     norm = spec.normalization
     if norm.is_identity:
-        nodes.append(n("Cast", [last], [out], to=TensorProto.FLOAT))
+        nodes.append(n("Identity", [last], [out]))
     else:
         std = np.asarray(norm.std, dtype=np.float32)
         scale = (np.float32(norm.scale) / std).reshape(1, 3, 1, 1)
         offset = (-np.asarray(norm.mean, dtype=np.float32) / std).reshape(1, 3, 1, 1)
         nodes += [
-            n("Cast", [last], ["pre.float"], to=TensorProto.FLOAT),
-            n("Mul", ["pre.float", const("scale", scale)], ["pre.scaled"]),
+            n("Mul", [last, const("scale", scale)], ["pre.scaled"]),
             n("Add", ["pre.scaled", const("offset", offset)], [out]),
         ]
     return nodes, inits

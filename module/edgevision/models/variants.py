@@ -19,6 +19,11 @@ from edgevision.models.manifest import InputSpec
 log = logging.getLogger(__name__)
 
 
+# Part of every derived file's name: a change to how copies are built must not reuse old ones.
+# 2: the in-graph letterbox casts to float before it resizes and pads.
+BUILDER_VERSION = 2
+
+
 class VariantError(BuildError):
     """A derived copy of the model cannot be built or stored."""
 
@@ -93,7 +98,7 @@ def variant_path(
     """The derived copy's file: beside the original, or in the user cache if that is read-only."""
     if not variant.tag:
         return source
-    name = f"{source.stem}.{variant.tag}-{sha256[:12]}.onnx"
+    name = f"{source.stem}.{variant.tag}-v{BUILDER_VERSION}-{sha256[:12]}.onnx"
     candidates = [
         source.parent / name,
         (cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "models") / name,

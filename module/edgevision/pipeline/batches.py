@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgevision.detections import Detections
 from edgevision.inference.engine import BoundRunner, Engine
+from edgevision.inference.options import padded_batch_sizes
 from edgevision.preprocess import LetterboxMeta
 from edgevision.sources.frames import Frame
 
@@ -36,25 +38,11 @@ class Batch:
     bad_frames: dict[int, str] = field(default_factory=dict)
 
 
-def batch_sizes(max_batch: int) -> list[int]:
-    """The few batch shapes the engine sees: powers of two up to max_batch, and max_batch.
-
-    A GPU arena grows for every new input shape and never shrinks, so partial batches are
-    padded up to the next of these sizes instead of each getting its own shape.
-    """
-    sizes, size = [], 1
-    while size < max_batch:
-        sizes.append(size)
-        size *= 2
-    sizes.append(max_batch)
-    return sizes
-
-
 class SlotPool:
     """Runners (input and output buffers, IO binding) per batch size, allocated once, lent out."""
 
     def __init__(self, engine: Engine, max_batch: int, per_size: int) -> None:
-        self.sizes = batch_sizes(max_batch)
+        self.sizes = padded_batch_sizes(max_batch)
         self._engine = engine
         self._per_size = per_size
         self._free: dict[int, list[BoundRunner]] = {s: [] for s in self.sizes}
@@ -78,6 +66,24 @@ class SlotPool:
                     return None
                 self._cond.wait(0.05)
         return self._engine.runner(size)
+
+    def warm_up(self, frame_size: tuple[int, int]) -> dict[int, float]:
+        """Run every batch size once, in a slot that stays in the pool: TensorRT builds (or
+        loads) its engine, cuDNN picks its algorithms and the arena grows now, not during the
+        first frames. `frame_size` (height, width) is what a frame model is fed. Returns the
+        milliseconds each size took."""
+        took: dict[int, float] = {}
+        for size in self.sizes:
+            with self._cond:
+                self._created[size] += 1
+            slot = self._engine.runner(size)
+            if slot.takes_frames:
+                slot.frames(*frame_size)
+            started = time.perf_counter()
+            slot.run()
+            took[size] = round((time.perf_counter() - started) * 1e3, 1)
+            self.release(slot)
+        return took
 
     def release(self, slot: BoundRunner) -> None:
         with self._cond:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,9 +88,19 @@ class StageBuilder:
         self._load_model = seams.model_loader
         self._gpu_check = seams.gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
         self._batch_ids = itertools.count()
+        # When the build in progress began (None: none): a TensorRT engine build takes minutes,
+        # during which the supervisor is busy but not stuck.
+        self.building_since: float | None = None
 
     def build(self, config: AppConfig) -> InferenceStages:
         """Raises (BuildError and kin) before anything runs if the model or engine cannot be had."""
+        self.building_since = time.monotonic()
+        try:
+            return self._build(config)
+        finally:
+            self.building_since = None
+
+    def _build(self, config: AppConfig) -> InferenceStages:
         model = self._load_model(config.model)
         inference = config.inference
         gpu_possible = self._gpu_check(config)
@@ -99,6 +111,14 @@ class StageBuilder:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
             engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
+        if engine.status.cuda_graph and layout.workers > 1:
+            # ONNX Runtime: a session replaying CUDA graphs may not be run from several threads.
+            engine.status.declined["workers"] = (
+                f"{layout.workers} asked; CUDA graphs take one inference worker (a captured graph may not be "
+                "replayed from several threads)"
+            )
+            log.warning("CUDA graphs on: one inference worker, not %d", layout.workers)
+            layout = dataclasses.replace(layout, workers=1)
         cpu_config = engine_config(with_inference(config, provider="cpu"), choose_layout(config, on_gpu=False))
         log.info(
             "inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
@@ -117,7 +137,7 @@ class StageBuilder:
             on_throttled=lambda frame: hooks.drop(frame, "throttled"),
         )
         family = family_for(model.manifest)
-        return InferenceStages(
+        stages = InferenceStages(
             model=model,
             engine=engine,
             layout=layout,
@@ -133,3 +153,10 @@ class StageBuilder:
             preprocess_workers=inference.preprocess_workers,
             rescue=lambda: self._load_engine(model, cpu_config, layout.max_batch, in_graph),
         )
+        if engine.on_gpu:
+            # Before any frame, and before the hung-run watchdog sees these stages: TensorRT
+            # builds or loads its engine, cuDNN picks algorithms, the arena grows, per batch size.
+            spec = model.manifest.input
+            took = stages.pool.warm_up((spec.height, spec.width))
+            log.info("warmed up batch sizes %s on %s (ms: %s)", list(took), engine.provider, took)
+        return stages

@@ -10,11 +10,15 @@ from edgevision.control import Probe
 LIVENESS_S = 10.0
 # A camera counts as producing frames if one arrived this recently.
 FRAME_RECENT_S = 10.0
+# Building inference stages (a TensorRT engine takes minutes) counts as alive this long.
+BUILD_LIVENESS_S = 1800.0
 
 
-def liveness(done: bool, last_tick: float, now: float) -> Probe:
+def liveness(done: bool, last_tick: float, now: float, building_since: float | None = None) -> Probe:
     if done:
         return Probe(False, {"status": "stopped"})
+    if building_since is not None and now - building_since < BUILD_LIVENESS_S:
+        return Probe(True, {"status": "building", "seconds": round(now - building_since, 1)})
     age = now - last_tick
     if age > LIVENESS_S:
         return Probe(False, {"status": "stuck", "seconds_since_supervisor_tick": round(age, 1)})

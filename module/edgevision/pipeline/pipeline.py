@@ -201,7 +201,7 @@ class Pipeline:
         return self.cameras.ids()
 
     def health(self) -> Probe:
-        return health.liveness(self.done, self.last_tick, time.monotonic())
+        return health.liveness(self.done, self.last_tick, time.monotonic(), self._builder.building_since)
 
     def readiness(self) -> Probe:
         last = [(c.camera, c.last_frame_mono) for c in list(self.metrics.cameras.values())]

@@ -1,7 +1,9 @@
 /* A stand-in libnvidia-ml.so.1 for discovery tests: real dlopen, real pynvml, scripted answers.
  * Build with one of -DMODE_OK, -DMODE_PARTIAL (GPU-PV-like: no UUID or memory),
  * -DMODE_MISMATCH (driver/library version mismatch), -DMODE_NOPERM (device nodes not
- * accessible to this user), -DMODE_HANG, -DMODE_CRASH. */
+ * accessible to this user), -DMODE_HANG, -DMODE_CRASH, -DMODE_CUDA13 (an R580 driver and an
+ * Ampere GPU: what the module's CUDA 13 runs on), -DMODE_PASCAL (an R580 driver and a Pascal
+ * GPU, which CUDA 13 no longer supports). Without CUDA13/PASCAL: an R550 driver (CUDA 12.4). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,11 +38,18 @@ const char *nvmlErrorString(int result) {
     default: return "Unknown Error";
     }
 }
+#if defined(MODE_CUDA13) || defined(MODE_PASCAL)
+#define DRIVER "580.95.05"
+#define CUDA_VERSION 13000
+#else
+#define DRIVER "550.54.15"
+#define CUDA_VERSION 12040
+#endif
 int nvmlSystemGetDriverVersion(char *version, unsigned int length) {
-    snprintf(version, length, "%s", "550.54.15");
+    snprintf(version, length, "%s", DRIVER);
     return OK;
 }
-int nvmlSystemGetCudaDriverVersion(int *version) { *version = 12040; return OK; }
+int nvmlSystemGetCudaDriverVersion(int *version) { *version = CUDA_VERSION; return OK; }
 int nvmlDeviceGetCount_v2(unsigned int *count) { *count = 1; return OK; }
 int nvmlDeviceGetHandleByIndex_v2(unsigned int index, void **device) {
     *device = (void *)(unsigned long)(index + 1);
@@ -48,8 +57,12 @@ int nvmlDeviceGetHandleByIndex_v2(unsigned int index, void **device) {
 }
 int nvmlDeviceGetName(void *device, char *name, unsigned int length) {
     (void)device;
-#ifdef MODE_PARTIAL
+#if defined(MODE_PARTIAL)
     snprintf(name, length, "%s", "NVIDIA GeForce RTX 4070");
+#elif defined(MODE_CUDA13)
+    snprintf(name, length, "%s", "NVIDIA A2");
+#elif defined(MODE_PASCAL)
+    snprintf(name, length, "%s", "Tesla P4");
 #else
     snprintf(name, length, "%s", "Tesla T4");
 #endif
@@ -79,8 +92,12 @@ int nvmlDeviceGetMemoryInfo(void *device, memory_t *memory) {
 }
 int nvmlDeviceGetCudaComputeCapability(void *device, int *major, int *minor) {
     (void)device;
-#ifdef MODE_PARTIAL
+#if defined(MODE_PARTIAL)
     *major = 8; *minor = 9;
+#elif defined(MODE_CUDA13)
+    *major = 8; *minor = 6;
+#elif defined(MODE_PASCAL)
+    *major = 6; *minor = 1;
 #else
     *major = 7; *minor = 5;
 #endif

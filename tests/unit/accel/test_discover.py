@@ -193,3 +193,32 @@ def test_no_gpu_telemetry_without_a_gpu(tmp_path: Path) -> None:
     from edgevision.accel.telemetry import GpuTelemetry
 
     assert GpuTelemetry.open(discover(_targets(_root(tmp_path)))) is None
+
+
+@pytest.mark.parametrize(
+    "mode, compatible, says",
+    [
+        ("CUDA13", True, None),
+        ("OK", False, "supports CUDA 12.4 only"),
+        ("PASCAL", False, "compute capability 6.1"),
+    ],
+)
+def test_gpu_says_whether_driver_and_gpu_can_run_cuda_13(
+    tmp_path: Path, build_fake, mode: str, compatible: bool, says: str | None
+) -> None:
+    nvml = build_fake("fake_nvml.c", "libnvidia-ml.so.1", mode)
+    info = discover(_targets(_root(tmp_path, "nvidia0"), libs=(nvml,)))
+    assert info.mode == "dda" and info.cuda_compatible is compatible
+    if says is None:
+        assert info.cuda_problems == []
+    else:
+        assert any(says in p for p in info.cuda_problems)
+        assert "R580" in " ".join(info.cuda_problems) or "Turing" in " ".join(info.cuda_problems)
+
+
+def test_gpu_pv_with_an_old_host_driver_is_told_to_update_it(tmp_path: Path, build_fake) -> None:
+    nvml = build_fake("fake_nvml.c", "libnvidia-ml.so.1", "PARTIAL")
+    cuda = build_fake("fake_cuda.c", "libcuda.so.1")
+    info = discover(_targets(_root(tmp_path, "dxg"), wsl=(cuda,), libs=(nvml,)))
+    assert info.mode == "gpu-pv" and info.cuda_compatible is False
+    assert "R580" in info.cuda_problems[0] and "580.88" in info.cuda_problems[0]

@@ -78,3 +78,17 @@ def test_merge_follows_json_merge_patch() -> None:
     merged = configuration.merge(base, {"model": {"score_threshold": 0.5}, "metrics_interval_s": None})
     assert merged == {"model": {"name": "yolox-nano", "score_threshold": 0.5}}
     assert base["model"]["score_threshold"] == 0.3
+
+
+def test_the_environment_variables_of_the_tools_are_not_configuration() -> None:
+    environ = {
+        "EDGEVISION_ASSETS": "/a",
+        "EDGEVISION_CUDA_LIBS": "/b",
+        "EDGEVISION_MODEL_DIR": "/c",
+        "EDGEVISION_STATE_DIR": "/d",
+        "EDGEVISION_CONFIG": "",
+        "EDGEVISION_HTTP__PORT": "9700",
+    }
+    assert configuration.from_environment(environ) == {"http": {"port": 9700}}
+    with pytest.raises(ConfigError, match="surprise"):
+        configuration.load(environ={"EDGEVISION_SURPRISE": "1"})

@@ -176,3 +176,38 @@ def test_a_new_engine_that_cannot_be_built_changes_nothing() -> None:
     finally:
         pipeline.request_stop()
         assert pipeline.wait(10)
+
+
+def test_on_a_gpu_every_batch_size_is_warmed_up_before_any_frame_reaches_inference() -> None:
+    script = EngineScript(on_gpu=True)
+    frames = {"cam": [frame_image(i, marked=True) for i in range(30)]}
+    sink = CollectingSink()
+    config = _config({"cam": 30}, inference={"max_batch": 8, "max_batch_wait_ms": 1})
+    pipeline = Pipeline(
+        config, sink, seams=pipeline_seams(EngineFactory(script=script), scripted_sources(frames), gpu=True)
+    )
+    _run(pipeline)
+    warm = [size for size, zeros in script.log[:4] if zeros]
+    assert warm == [1, 2, 4, 8], script.log[:6]
+    # After the warm-up only frames ran (letterboxed frames are never all zeros).
+    assert all(not zeros for _size, zeros in script.log[4:]) and len(sink.of_type("result")) == 30
+
+
+def test_cuda_graphs_take_one_inference_worker_and_say_so() -> None:
+    engines = EngineFactory(script=EngineScript(on_gpu=True))
+    config = _config({"cam": 5}, inference={"workers": 3, "cuda_graph": True, "max_batch": 2})
+    frames = {"cam": [frame_image(i) for i in range(5)]}
+    pipeline = Pipeline(config, CollectingSink(), seams=pipeline_seams(engines, scripted_sources(frames), gpu=True))
+    _run(pipeline)
+    status = pipeline.status()
+    assert status["layout"]["workers"] == 1 and status["provider"]["cuda_graph"]
+    assert "CUDA graphs take one inference worker" in status["provider"]["declined"]["workers"]
+    # Without graphs the asked-for workers stay.
+    plain = _config({"cam": 5}, inference={"workers": 3, "max_batch": 2})
+    other = Pipeline(
+        plain,
+        CollectingSink(),
+        seams=pipeline_seams(EngineFactory(script=EngineScript(on_gpu=True)), scripted_sources(frames), gpu=True),
+    )
+    _run(other)
+    assert other.status()["layout"]["workers"] == 3

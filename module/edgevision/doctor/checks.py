@@ -1,0 +1,286 @@
+"""The doctor's checks: each proves one inference path on this machine, or says why it cannot.
+
+A check returns its detail (and figures), raises Failed with the reason, or Skipped with why it
+does not apply here (no GPU, TensorRT not installed, --skip-tensorrt).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgevision.accel.discover import AcceleratorInfo
+from edgevision.doctor.compare import Outputs, max_difference, run, unmatched
+from edgevision.inference.engine import Engine
+from edgevision.inference.loader import load_engine
+from edgevision.inference.options import EngineConfig, padded_batch_sizes
+from edgevision.inference.providers import CPU, CUDA, TENSORRT
+from edgevision.models.store import ResolvedModel
+
+CUDA_NAME = "cuda"
+# Tolerances, stated in every result (measured on the CPU: graph letterbox 0.22, fp16 0.82).
+GRAPH_RAW_ATOL, GRAPH_SCORE_TOL = 0.5, 0.05
+FP16_RAW_ATOL, FP16_SCORE_TOL = 1.0, 0.1
+MATCH_IOU = 0.9
+
+
+class Failed(Exception):
+    pass
+
+
+class Skipped(Exception):
+    pass
+
+
+@dataclass
+class Context:
+    model: ResolvedModel
+    frames: list[np.ndarray]
+    max_batch: int
+    accelerator: AcceleratorInfo
+    # Why CUDA / TensorRT cannot be used here (None: they can).
+    cuda_unusable: str | None
+    tensorrt_unusable: str | None
+    skip_tensorrt: bool = False
+    reference: Outputs | None = None
+    engines: dict[tuple[Any, ...], Engine] = field(default_factory=dict)
+
+    def engine(self, provider: str, max_batch: int = 1, in_graph: bool = False, **options: Any) -> Engine:
+        key = (provider, max_batch, in_graph, tuple(sorted(options.items())))
+        if key not in self.engines:
+            config = EngineConfig(provider=provider, strict=provider != "cpu", allow_spinning=False, **options)
+            self.engines[key] = load_engine(self.model, config, max_batch, in_graph)
+        return self.engines[key]
+
+    def need_gpu(self) -> None:
+        if self.cuda_unusable:
+            raise Skipped(self.cuda_unusable)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    provider: str | None
+    tolerance: str | None
+    run: Callable[[Context], tuple[str, dict[str, Any]]]
+    gpu: bool = False
+
+
+def discovery(ctx: Context) -> tuple[str, dict[str, Any]]:
+    info = ctx.accelerator
+    if info.mode == "none":
+        raise Skipped("no GPU: " + "; ".join(info.reasons))
+    if info.cuda_compatible is False:
+        raise Failed("; ".join(info.cuda_problems))
+    gpu = info.gpus[0] if info.gpus else None
+    cc = gpu.compute_capability if gpu else None
+    figures = {"driver": info.driver_version, "cuda_driver": info.cuda_driver_version, "compute_capability": cc}
+    return f"{info.summary()}, CUDA {info.cuda_driver_version}, compute capability {cc}", figures
+
+
+def reference(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.reference = run(ctx.engine("cpu"), ctx.model, ctx.frames)
+    found = sum(len(d) for d in ctx.reference.detections)
+    return f"{len(ctx.frames)} frame(s), {found} detection(s): the reference for the comparisons below", {}
+
+
+def _reference(ctx: Context) -> Outputs:
+    if ctx.reference is None:
+        raise Skipped("the CPU reference did not run")
+    return ctx.reference
+
+
+def io_binding(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
+    def check(ctx: Context) -> tuple[str, dict[str, Any]]:
+        if provider != "cpu":
+            ctx.need_gpu()
+        plain = run(ctx.engine(provider, io_binding=False), ctx.model, ctx.frames)
+        bound = run(ctx.engine(provider, io_binding=True), ctx.model, ctx.frames)
+        diff = max_difference(plain, bound)
+        if diff != 0.0:
+            raise Failed(f"IO-bound outputs differ from a plain run by up to {diff:g}")
+        return "IO-bound outputs equal a plain run's, bit for bit", {"max_abs_diff": diff}
+
+    return check
+
+
+def batching(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
+    def check(ctx: Context) -> tuple[str, dict[str, Any]]:
+        if provider != "cpu":
+            ctx.need_gpu()
+        engine = ctx.engine(provider, max_batch=ctx.max_batch)
+        diffs = {}
+        for size in padded_batch_sizes(ctx.max_batch):
+            frames = [ctx.frames[i % len(ctx.frames)] for i in range(size)]
+            batched = run(engine, ctx.model, frames, batch=size)
+            single = run(engine, ctx.model, frames, batch=1)
+            diffs[size] = max_difference(batched, single)
+        wrong = {s: d for s, d in diffs.items() if d != 0.0}
+        if wrong:
+            raise Failed(f"batched outputs differ from single runs: max |diff| by batch size {wrong}")
+        return f"batches of {', '.join(map(str, diffs))} equal single runs, bit for bit", {"max_abs_diff": diffs}
+
+    return check
+
+
+def _agree(name: str, reference: Outputs, other: Outputs, raw_atol: float, score_tol: float) -> tuple[str, dict]:
+    diff = max_difference(reference, other)
+    missing = unmatched(reference, other, MATCH_IOU, score_tol)
+    if diff > raw_atol or missing:
+        raise Failed(f"{name}: max |diff| {diff:.3g} (tolerance {raw_atol}); unmatched detections: {missing[:5]}")
+    return f"{name}: max |diff| {diff:.3g}, every detection matched", {"max_abs_diff": diff}
+
+
+def graph_preprocessing(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
+    def check(ctx: Context) -> tuple[str, dict[str, Any]]:
+        if provider != "cpu":
+            ctx.need_gpu()
+        host = run(ctx.engine(provider), ctx.model, ctx.frames)
+        graph = run(ctx.engine(provider, in_graph=True), ctx.model, ctx.frames)
+        return _agree("letterbox in the graph vs on the host", host, graph, GRAPH_RAW_ATOL, GRAPH_SCORE_TOL)
+
+    return check
+
+
+def cuda_session(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.need_gpu()
+    engine = ctx.engine(CUDA_NAME)
+    asked = engine.session.get_provider_options().get(CUDA, {})
+    wanted = {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
+    off = {k: asked.get(k) for k, v in wanted.items() if str(asked.get(k)) != v}
+    if engine.provider != CUDA or engine.status.dropped:
+        raise Failed(f"running on {engine.provider}: {engine.status.dropped}")
+    gpu = run(engine, ctx.model, ctx.frames)
+    missing = unmatched(_reference(ctx), gpu, MATCH_IOU, GRAPH_SCORE_TOL)
+    detail = f"CUDA session created with the asked options, no fallback; CPU detections matched: {not missing}"
+    if off:
+        detail += f"; options not as asked: {off}"
+    if missing:
+        raise Failed(f"CUDA and CPU detections differ: {missing[:5]}")
+    return detail, {"provider_options": asked}
+
+
+def fp16(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.need_gpu()
+    full = run(ctx.engine(CUDA_NAME), ctx.model, ctx.frames)
+    half_engine = ctx.engine(CUDA_NAME, fp16=True)
+    if half_engine.status.precision != "fp16":
+        raise Failed(f"the fp16 copy is not in use: {half_engine.status.declined}")
+    return _agree("fp16 vs fp32", full, run(half_engine, ctx.model, ctx.frames), FP16_RAW_ATOL, FP16_SCORE_TOL)
+
+
+def _per_run_ms(engine: Engine, ctx: Context, runs: int = 20, batch: int = 1) -> float:
+    runner = engine.runner(batch)
+    if runner.takes_frames:
+        runner.frames(ctx.model.manifest.input.height, ctx.model.manifest.input.width)
+    runner.run()
+    started = time.perf_counter()
+    for _ in range(runs):
+        runner.run()
+    return (time.perf_counter() - started) * 1e3 / runs
+
+
+def cuda_graph(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.need_gpu()
+    normal = ctx.engine(CUDA_NAME, io_binding=True)
+    graphed = ctx.engine(CUDA_NAME, cuda_graph=True)
+    if not graphed.status.cuda_graph:
+        raise Failed(f"CUDA graphs not in effect: {graphed.status.declined.get('cuda_graph')}")
+    diff = max_difference(run(normal, ctx.model, ctx.frames), run(graphed, ctx.model, ctx.frames))
+    if diff != 0.0:
+        raise Failed(f"graph replay differs from a normal run by up to {diff:g}")
+    times = {"normal_ms": round(_per_run_ms(normal, ctx), 3), "graph_ms": round(_per_run_ms(graphed, ctx), 3)}
+    return f"graph replay equals a normal run; per run {times['normal_ms']} ms -> {times['graph_ms']} ms", times
+
+
+def tensorrt(ctx: Context) -> tuple[str, dict[str, Any]]:
+    if ctx.skip_tensorrt:
+        raise Skipped("--skip-tensorrt")
+    ctx.need_gpu()
+    if ctx.tensorrt_unusable:
+        raise Skipped(ctx.tensorrt_unusable)
+    with tempfile.TemporaryDirectory(prefix="edgevision-trt-") as cache:
+        times = []
+        for _ in range(2):
+            started = time.perf_counter()
+            config = EngineConfig(provider="tensorrt", strict=True, tensorrt_cache_dir=Path(cache))
+            engine = load_engine(ctx.model, config, ctx.max_batch)
+            engine.runner(1).run()
+            times.append(round(time.perf_counter() - started, 2))
+        cached = sorted(p.name for p in Path(cache).iterdir())
+    if not any(name.endswith(".engine") for name in cached):
+        raise Failed(f"no engine was cached (cache held {cached})")
+    if times[1] >= times[0] / 2:
+        raise Failed(f"the second start took {times[1]} s after a {times[0]} s build: the engine was not reused")
+    return f"engine built in {times[0]} s, reused at the second start in {times[1]} s", {
+        "build_s": times[0],
+        "reuse_s": times[1],
+    }
+
+
+def _gpu_memory_used_mib() -> float | None:
+    try:
+        cudart = ctypes.CDLL("libcudart.so.13")
+    except OSError:
+        return None
+    free, total = ctypes.c_size_t(), ctypes.c_size_t()
+    if cudart.cudaMemGetInfo(ctypes.byref(free), ctypes.byref(total)) != 0:
+        return None
+    return round((total.value - free.value) / 2**20, 1)
+
+
+def gpu_memory(ctx: Context) -> tuple[str, dict[str, Any]]:
+    ctx.need_gpu()
+    engine = ctx.engine(CUDA_NAME, max_batch=ctx.max_batch)
+    used = {}
+    for size in padded_batch_sizes(ctx.max_batch):
+        engine.runner(size).run()
+        used[size] = _gpu_memory_used_mib()
+    return "device memory in use after each batch size (MiB): " + ", ".join(f"{s}: {m}" for s, m in used.items()), {
+        "used_mib": used
+    }
+
+
+def throughput(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
+    def check(ctx: Context) -> tuple[str, dict[str, Any]]:
+        if provider != "cpu":
+            ctx.need_gpu()
+        engine = ctx.engine(provider, max_batch=ctx.max_batch, io_binding=True)
+        fps = {}
+        for size in padded_batch_sizes(ctx.max_batch):
+            fps[size] = round(size * 1000.0 / _per_run_ms(engine, ctx, runs=10, batch=size), 1)
+        return "frames per second by batch size: " + ", ".join(f"{s}: {f}" for s, f in fps.items()), {"fps": fps}
+
+    return check
+
+
+CHECKS = (
+    Check("discovery", None, "CUDA 13 driver (R580+), compute capability >= 7.5", discovery),
+    Check("reference", CPU, None, reference),
+    Check("io-binding", CPU, "exact", io_binding("cpu")),
+    Check("batching", CPU, "exact", batching("cpu")),
+    Check("graph-preprocessing", CPU, f"|diff| <= {GRAPH_RAW_ATOL}; IoU >= {MATCH_IOU}", graph_preprocessing("cpu")),
+    Check("throughput", CPU, None, throughput("cpu")),
+    Check("cuda-session", CUDA, f"CPU detections matched, IoU >= {MATCH_IOU}", cuda_session, gpu=True),
+    Check("io-binding", CUDA, "exact", io_binding(CUDA_NAME), gpu=True),
+    Check("batching", CUDA, "exact", batching(CUDA_NAME), gpu=True),
+    Check("fp16", CUDA, f"|diff| <= {FP16_RAW_ATOL}; IoU >= {MATCH_IOU}", fp16, gpu=True),
+    Check(
+        "graph-preprocessing",
+        CUDA,
+        f"|diff| <= {GRAPH_RAW_ATOL}; IoU >= {MATCH_IOU}",
+        graph_preprocessing(CUDA_NAME),
+        gpu=True,
+    ),
+    Check("cuda-graph", CUDA, "exact", cuda_graph, gpu=True),
+    Check("tensorrt", TENSORRT, "second start reuses the engine", tensorrt, gpu=True),
+    Check("gpu-memory", CUDA, None, gpu_memory, gpu=True),
+    Check("throughput", CUDA, None, throughput(CUDA_NAME), gpu=True),
+)

@@ -1,0 +1,36 @@
+"""What an engine runs on and why: its errors, and the status /status and doctor report."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from edgevision.errors import BuildError
+
+
+class EngineError(BuildError):
+    """The model cannot be loaded or run."""
+
+
+class ProviderUnavailableError(EngineError):
+    """A provider was required (strict mode) but ONNX Runtime could not use it."""
+
+
+@dataclass
+class EngineStatus:
+    requested: list[str]
+    in_use: list[str]
+    provider: str
+    dropped: dict[str, str] = field(default_factory=dict)
+    io_binding: bool = False
+    precision: str = "fp32"
+    cuda_graph: bool = False
+    # Options asked for but not in effect, with the reason (fp16 on the CPU, a graph not captured).
+    declined: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fell_back(self) -> bool:
+        return bool(self.dropped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
