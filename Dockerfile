@@ -3,14 +3,19 @@
 # image serves DDA (docker --gpus / DeviceRequests) and GPU-PV (/dev/dxg plus /usr/lib/wsl
 # mounted read-only; its libcuda.so.1 is found through LD_LIBRARY_PATH).
 
-FROM python:3.12-slim AS build
+# The base images are arguments so that the same file builds on locally made bases where no
+# registry can be reached (the CI's container tests); these defaults are the production ones.
+ARG BUILD_BASE=python:3.12-slim
+ARG RUNTIME_BASE=nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+
+FROM ${BUILD_BASE} AS build
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md deployment.template.json ./
 COPY module ./module
 COPY models ./models
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-FROM nvidia/cuda:13.0.2-cudnn-runtime-ubuntu24.04
+FROM ${RUNTIME_BASE}
 # Which model to bake in; SKIP_MODEL_DOWNLOAD=1 for air-gapped builds (mount it at /models).
 ARG MODEL=yolox-nano
 ARG SKIP_MODEL_DOWNLOAD=0
@@ -20,13 +25,15 @@ LABEL org.opencontainers.image.title="edgevision" \
 # TensorRT engines and timing caches, and derived model copies (dynamic batch, fp16, letterbox
 # in the graph), live on the state volume: a container re-created by a deployment update neither
 # builds them again nor needs a writable /models. TensorRT itself is not in the image (about 2 GB
-# more): `provider: tensorrt` runs on CUDA and says why.
+# more): `provider: tensorrt` runs on CUDA and says why. ONNX Runtime's own telemetry uploader
+# (device id, event store, connections out) stays off; the README says how to turn it on.
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     EDGEVISION_MODEL_DIR=/models \
     EDGEVISION_INFERENCE__TENSORRT_CACHE_DIR=/data/state/tensorrt \
     XDG_CACHE_HOME=/data/state/cache \
     EDGEVISION_STATE_DIR=/data/state \
+    ORT_DISABLE_TELEMETRY=1 \
     LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64 \
     PATH=/opt/edgevision/bin:$PATH
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

@@ -30,12 +30,32 @@ endif
 SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
 RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
 
-.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean
+# The image. `make image` builds the production one (its CUDA base comes from a registry) with
+# docker, or podman where there is no docker; `make image-test` builds the same Dockerfile on a
+# base made here (debootstrap: no registry needed) and runs the container tests against it.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' module/edgevision/__init__.py)
+IMAGE ?= edgevision:$(VERSION)
+# docker only where its engine answers (a docker client alone is common on CI runners).
+CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo podman)
+# What podman needs on machines like CI's: crun refuses the kernel's hybrid cgroup layout, and
+# the default container limits exceed the hard ones (set it empty where podman works as it is).
+# Not module settings: the container tests add them to every run too.
+PODMAN_FLAGS ?= --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=4096:4096
+TEST_BASE ?= localhost/edgevision-base:bookworm
+TEST_IMAGE ?= localhost/edgevision:test
+# Builds reach the package registries through the host's network; where its CA bundle holds a
+# proxy's certificate, the build needs it to verify TLS.
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+TEST_BUILD_FLAGS := --network host $(if $(wildcard $(CA_BUNDLE)),-v $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro)
+
+.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean image image-deps image-test
 
 help:
 	@echo "make run        set up, fetch the model, and run the main job"
 	@echo "make test       set up and run the whole test suite (lint, unit and integration tiers)"
 	@echo "make test-fast  the unit tier only (stand-ins at the seams; under a minute)"
+	@echo "make image      build the container image (docker, else podman)"
+	@echo "make image-test build it on a locally made base and run the container tests (root, podman)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +102,37 @@ cuda-libs: $(CUDA_LIBS)/.installed
 
 test: lint test-deps cuda-libs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+image:
+ifeq ($(notdir $(CONTAINER)),podman)
+	podman build --format docker $(PODMAN_FLAGS) $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
+else
+	$(CONTAINER) build $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
+endif
+
+# The container runtime and what makes the local base (Debian packages; root installs them).
+image-deps:
+	@missing=""; for tool in podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else echo "make image-test needs:$$missing (and root, for debootstrap)" >&2; exit 2; fi; \
+	fi
+
+# The production Dockerfile with only its base images swapped for the local one, and no model
+# baked in (no download here: the tests mount the assets' model read-only at /models).
+image-test: venv test-deps image-deps
+	tests/container/make-local-base.sh $(TEST_BASE) podman
+	@mkdir -p .cache; start=$$(date +%s); \
+	podman build --format docker $(PODMAN_FLAGS) $(TEST_BUILD_FLAGS) \
+		--build-arg BUILD_BASE=$(TEST_BASE) --build-arg RUNTIME_BASE=$(TEST_BASE) \
+		--build-arg SKIP_MODEL_DOWNLOAD=1 -t $(TEST_IMAGE) . >.cache/image-build.log 2>&1 \
+		|| { tail -n 40 .cache/image-build.log >&2; exit 1; }; \
+	echo "$(TEST_IMAGE): built in $$(( $$(date +%s) - start )) s, $$(podman image inspect --format '{{.Size}}' $(TEST_IMAGE) | numfmt --to=si) bytes (log: .cache/image-build.log)"
+	EDGEVISION_TEST_IMAGE=$(TEST_IMAGE) EDGEVISION_CONTAINER_FLAGS="$(PODMAN_FLAGS)" \
+		$(BIN)/python -m pytest tests/container $(PYTEST_ARGS)
 
 constraints: venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgevision' > constraints.txt

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+# The local IoT Edge runtime's fixtures, for the integration and container tiers.
+pytest_plugins = ["tests.support.edgehub.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "support" / "fakes"
 _INTEGRATION = Path(__file__).resolve().parent / "integration"
+_CONTAINER = Path(__file__).resolve().parent / "container"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,13 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = Path(config.rootpath) / ".pytest_cache" / "xdg-cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["XDG_CACHE_HOME"] = str(cache)
+    # As the CLI does: no ONNX Runtime telemetry store or uploads from the suite's own imports.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration is in the integration tier (`make test-fast` skips it)."""
+    """Each test is marked with its tier: integration (`make test-fast` skips it) or container
+    (only `make image-test` runs it)."""
     for item in items:
-        if _INTEGRATION in Path(str(item.fspath)).parents:
+        parents = Path(str(item.fspath)).parents
+        if _INTEGRATION in parents:
             item.add_marker(pytest.mark.integration)
+        elif _CONTAINER in parents:
+            item.add_marker(pytest.mark.container)
 
 
 def _assets_required() -> bool:

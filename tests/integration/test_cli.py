@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,27 @@ def test_run_from_a_config_file(tmp_path: Path, model_env: dict[str, str]) -> No
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in out.read_text().splitlines() if '"type":"result"' in line]
     assert len(results) == 12 and {r["camera"] for r in results} == {"syn"}
+
+
+def test_onnx_runtime_telemetry_is_off_unless_asked_for(
+    images: dict[str, Path], model_env: dict[str, str], tmp_path: Path
+) -> None:
+    """ONNX Runtime 1.29+ keeps a device id and an upload store in the user cache (and sends
+    them) unless told not to; the module never leaves that on by surprise."""
+    environment = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+
+    def detect(cache: Path, **extra: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "edgevision", "detect", str(images["coffee"])],
+            env={**environment, **model_env, "XDG_CACHE_HOME": str(cache), **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [p.name for p in cache.rglob("*")] if cache.exists() else []
+
+    assert "deviceid" not in detect(tmp_path / "default")
+    # The switch is the user's: asked for, the library's own behaviour comes back.
+    assert "deviceid" in detect(tmp_path / "opted-in", ORT_DISABLE_TELEMETRY="0")

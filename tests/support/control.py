@@ -3,6 +3,7 @@ against it, with no pipeline behind them."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +23,16 @@ class StandInControl:
     restarted: list[str] = field(default_factory=list)
     patches: list[tuple[Any, str]] = field(default_factory=list)
     snapshot_calls: int = 0
+    # When set, /healthz answers only once it is released: a slow probe.
+    hold: threading.Event | None = None
 
     def _started(self) -> None:
         if not self.started:
             raise NotReady("starting")
 
     def health(self) -> Probe:
+        if self.hold is not None:
+            self.hold.wait(10)
         return Probe(self.started, {"status": "ok" if self.started else "starting"})
 
     def readiness(self) -> Probe:

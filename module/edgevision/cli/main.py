@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -10,6 +11,12 @@ from edgevision.cli.parser import build_parser
 from edgevision.errors import EXIT_FAILED, EdgevisionError
 
 log = logging.getLogger("edgevision")
+
+# ONNX Runtime 1.29+ starts a telemetry uploader on Linux when it is imported: a device id and an
+# event store under XDG_CACHE_HOME (the state volume in the image) and connections out of the
+# device. A module on a camera network sends nothing its user did not configure; a user who wants
+# it sets ORT_DISABLE_TELEMETRY=0. Read by the library at import, so set before any import of it.
+_TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -43,6 +50,7 @@ def _handler(command: str):  # a command function
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault(_TELEMETRY_SWITCH, "1")
     args = None
     try:
         args = build_parser().parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 import urllib.parse
@@ -42,7 +43,7 @@ class HttpServer:
         self._closing = threading.Event()
         self._registry = registry_for(control)
         handler = _handler_for(self)
-        self._server = ThreadingHTTPServer((bind, port), handler)
+        self._server = _Server((bind, port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
@@ -120,6 +121,17 @@ class HttpServer:
             return 200, self._control.score(image)
         except NotReady as exc:
             return 503, {"error": str(exc)}
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a traceback to stderr for any handler error; a client that hung
+        # up early (a health probe past its timeout) is routine, and anything else is logged.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | TimeoutError):
+            log.debug("http: client %s went away: %s", client_address[0] if client_address else "?", exc)
+        else:
+            log.error("http: request failed", exc_info=exc)
 
 
 def _probe(probe: Probe) -> tuple[int, dict[str, Any]]:

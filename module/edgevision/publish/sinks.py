@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from edgevision.config.model import SinkConfig
+from edgevision.errors import ConfigError
 from edgevision.publish.messages import encode
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,14 @@ def open_sink(config: SinkConfig, stdout: bool = True) -> Sink:
     if config.kind == "stdout":
         return JsonLinesSink(None) if stdout else DiscardSink()
     assert config.path is not None  # the configuration model requires it for files
-    return JsonLinesSink(config.path, rotate_bytes=int(config.rotate_mb * 1024 * 1024), backups=config.backups)
+    try:
+        return JsonLinesSink(config.path, rotate_bytes=int(config.rotate_mb * 1024 * 1024), backups=config.backups)
+    except OSError as exc:
+        # Most often a mounted folder the container's user may not write (uid 10001).
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            [f"sink.path: cannot write {config.path} ({reason}; the module runs as uid {os.getuid()})"]
+        ) from None
 
 
 class SinkSwitch:

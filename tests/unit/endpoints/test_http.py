@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import struct
+import threading
+import time
 from collections.abc import Iterator
 
 import cv2
@@ -51,6 +55,24 @@ def test_health_and_readiness_follow_the_control(server: HttpServer, control: St
     control.started = False
     assert _json(server, "GET", "/healthz")[0] == 503
     assert _json(server, "GET", "/status") == (503, {"error": "starting"})
+
+
+def test_a_client_that_hangs_up_early_leaves_no_traceback(
+    server: HttpServer, control: StandInControl, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A health probe past its timeout closes the socket before the answer; socketserver's
+    default is a traceback on stderr for each (seen in the container's log)."""
+    control.hold = threading.Event()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        # Reset, not a polite close: the server's write then fails as it does in the field.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    time.sleep(0.2)
+    control.hold.set()
+    control.hold = None
+    assert _json(server, "GET", "/healthz") == (200, {"status": "ok"})
+    time.sleep(0.2)
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_status_and_unknown_paths(server: HttpServer) -> None:
