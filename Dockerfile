@@ -33,6 +33,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     EDGEVISION_INFERENCE__TENSORRT_CACHE_DIR=/data/state/tensorrt \
     XDG_CACHE_HOME=/data/state/cache \
     EDGEVISION_STATE_DIR=/data/state \
+    EDGEVISION_HTTP__BIND=0.0.0.0 \
     ORT_DISABLE_TELEMETRY=1 \
     LD_LIBRARY_PATH=/usr/lib/wsl/lib:/usr/local/cuda/lib64 \
     PATH=/opt/edgevision/bin:$PATH

@@ -135,7 +135,8 @@ image-test: venv test-deps image-deps
 		$(BIN)/python -m pytest tests/container $(PYTEST_ARGS)
 
 constraints: venv
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgevision' > constraints.txt
+	{ echo "# Exact versions \`make\` installs (tested together); regenerate with \`make constraints\`."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^edgevision'; } > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache $(CUDA_LIBS)

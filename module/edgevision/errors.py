@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgevision.redaction import redact_text
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -23,8 +25,9 @@ class ConfigError(EdgevisionError, ValueError):
     exit_code = EXIT_USAGE
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration: " + "; ".join(problems))
+        # Problems quote what was given, camera URIs included: never their passwords.
+        self.problems = [redact_text(p) for p in problems]
+        super().__init__("invalid configuration: " + "; ".join(self.problems))
 
 
 class BuildError(EdgevisionError):

@@ -22,10 +22,12 @@ from edgevision.control import Control, PreviewImage, Probe
 from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
 from edgevision.errors import ConfigError, NotReady
+from edgevision.http_service import HttpService
 from edgevision.pipeline import reconfigure
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
 from edgevision.publish.sinks import Sink, SinkSwitch, open_sink
+from edgevision.redaction import redact_document
 from edgevision.state import state_dir
 from edgevision.upstream.connection import describe_mode, edge_mode
 from edgevision.upstream.desired import LastKnownGood
@@ -67,7 +69,7 @@ class Module:
         self.link: EdgeLink | None = None
         self._local: SinkSwitch | None = None
         self.pipeline: Pipeline | None = None
-        self.http: HttpServer | None = None
+        self.endpoints = HttpService(self, state_dir(self._environ))
         self.methods = Methods(self)
 
     @property
@@ -85,7 +87,7 @@ class Module:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._start_http()
+        self.endpoints.start(self.config.http)
         if self.mode is None:
             self._start_pipeline(self._open_local, keep_alive=False)
             return
@@ -123,20 +125,15 @@ class Module:
                 extra_metrics=self._extra_metrics,
             )
             self.pipeline.start()
+            # The endpoints started on the local configuration, before the twin was read.
+            self.endpoints.apply(config.http)
             return self._switch
 
         self.configuration.attach(start)
 
-    def _start_http(self) -> None:
-        settings = self.config.http
-        if not settings.enabled:
-            return
-        try:
-            self.http = HttpServer(self, settings.bind, settings.port, settings.preview_fps, settings.preview_viewers)
-        except OSError as exc:
-            log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
-            return
-        self.http.start()
+    @property
+    def http(self) -> HttpServer | None:
+        return self.endpoints.server
 
     def startup_summary(self) -> str:
         """One line saying how the module runs: mode, configuration, cameras, provider."""
@@ -166,9 +163,7 @@ class Module:
             if self._local is not None:
                 self._local.close()
                 self._local = None
-            if self.http is not None:
-                self.http.stop()
-                self.http = None
+            self.endpoints.stop()
         return done
 
     # -- configuration -------------------------------------------------------------------------
@@ -191,6 +186,8 @@ class Module:
                 self._local.replace(open_sink(action.sink, stdout=self.mode is None))
             elif isinstance(action, reconfigure.RetuneUpstream) and self.link is not None:
                 self.link.retune(config)
+            elif isinstance(action, reconfigure.ReconfigureHttp):
+                self.endpoints.apply(action.http)
         return changes
 
     # -- status ----------------------------------------------------------------------------------
@@ -251,7 +248,7 @@ class Module:
         }
         document["twin"] = self.link.twin_status() if self.link is not None else None
         document["totals"] = pipeline.metrics_snapshot()["totals"]
-        return json.loads(json.dumps(document, default=str))
+        return redact_document(json.loads(json.dumps(document, default=str)))
 
     def metrics_snapshot(self) -> dict[str, Any]:
         pipeline = self._pipeline()

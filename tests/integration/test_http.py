@@ -15,10 +15,23 @@ import pytest
 
 from edgevision.module import Module
 
+TOKEN = "integration-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+HTTP = {"bind": "127.0.0.1", "port": 0, "token": TOKEN}
 
-def _get(port: int, path: str, method: str = "GET") -> tuple[int, Any]:
+
+def _open(port: int, path: str, timeout: float = 10) -> Any:
+    return urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=AUTH), timeout=timeout
+    )
+
+
+def _get(port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, Any]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", method=method, data=b"" if method == "POST" else None
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=b"" if method == "POST" else None,
+        headers=AUTH if headers is None else headers,
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -32,7 +45,7 @@ def test_health_readiness_and_status(model_path: Path, monkeypatch: pytest.Monke
     document = {
         "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
         "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-        "http": {"bind": "127.0.0.1", "port": 0},
+        "http": HTTP,
     }
     module = Module(document, environ={})
     module.start()
@@ -65,7 +78,7 @@ def test_readiness_fails_without_frames(model_path: Path, monkeypatch: pytest.Mo
         "cameras": {"gone": {"uri": "http://127.0.0.1:9/stream.mjpg"}},
         "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
         "sources": {"open_timeout_s": 1, "reconnect_max_s": 1},
-        "http": {"bind": "127.0.0.1", "port": 0},
+        "http": HTTP,
     }
     module = Module(document, environ={})
     module.start()
@@ -81,7 +94,10 @@ def test_readiness_fails_without_frames(model_path: Path, monkeypatch: pytest.Mo
 
 def _post(port: int, path: str, body: bytes) -> tuple[int, Any]:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}", data=body, method="POST", headers={"Content-Type": "application/octet-stream"}
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/octet-stream", **AUTH},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -97,7 +113,7 @@ def running(model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         {
             "cameras": {"syn": {"uri": "synthetic:320x240@10"}},
             "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-            "http": {"bind": "127.0.0.1", "port": 0},
+            "http": HTTP,
         },
         environ={},
     )
@@ -115,7 +131,7 @@ def test_metrics_parse_as_prometheus_text(running: Module) -> None:
     while running.pipeline.metrics.camera("syn").inferred < 10:  # type: ignore[union-attr]
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with _open(port, "/metrics") as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         families = {f.name: f for f in text_string_to_metric_families(response.read().decode())}
     frames = {
@@ -147,7 +163,7 @@ def test_score_endpoint(running: Module, images: dict[str, Path]) -> None:
     png = cv2.imencode(".png", cv2.imread(str(images["chelsea"])))[1].tobytes()
     assert any(d["label"] == "cat" for d in _post(port, "/score", png)[1]["detections"])
     assert _post(port, "/score", b"")[0] == 400
-    assert _post(port, "/score", b"GIF89a not really")[0] == 400
+    assert _post(port, "/score", b"GIF89a not really")[0] == 415
     assert _post(port, "/score", b"\0" * (17 * 1024 * 1024))[0] == 413
     assert _post(port, "/healthz", b"x")[0] == 405
     assert _get(port, "/score")[0] == 405
@@ -178,7 +194,7 @@ def test_preview_streams_annotated_frames(
         {
             "cameras": {"street": {"uri": str(video)}},
             "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
-            "http": {"bind": "127.0.0.1", "port": 0, "preview_fps": 4, "preview_viewers": 1},
+            "http": {**HTTP, "preview_fps": 4, "preview_viewers": 1},
         },
         environ={},
     )
@@ -187,7 +203,7 @@ def test_preview_streams_annotated_frames(
     try:
         code, body = _get(port, "/preview/nope.mjpg")
         assert code == 404 and body["cameras"] == ["street"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/preview/street.mjpg", timeout=10) as response:
+        with _open(port, "/preview/street.mjpg") as response:
             assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=edgevision-frame"
             # One viewer allowed: a second one is refused while this one watches.
             code, body = _get(port, "/preview/street.mjpg")
@@ -214,7 +230,7 @@ def test_preview_streams_annotated_frames(
         deadline = time.monotonic() + 5
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/preview/street.mjpg", timeout=10) as response:
+                with _open(port, "/preview/street.mjpg") as response:
                     assert len(_mjpeg_parts(response, 1)) == 1
                     break
             except urllib.error.HTTPError as error:
@@ -223,3 +239,62 @@ def test_preview_streams_annotated_frames(
     finally:
         module.request_stop()
         assert module.wait(15)
+
+
+def _port_free() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_without_a_configured_token_one_is_made_and_kept_private(
+    model_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(model_path.parent))
+    state = tmp_path / "state"
+    document = {
+        "cameras": {"syn": {"uri": "synthetic:160x120@5"}},
+        "sink": {"kind": "jsonl", "path": str(tmp_path / "out.jsonl")},
+        "http": {"port": 0},
+    }
+    module = Module(document, environ={"EDGEVISION_STATE_DIR": str(state)})
+    module.start()
+    try:
+        assert module.http is not None and module.http.settings.bind == "127.0.0.1"  # loopback unless asked
+        token_file = state / "http-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        port = module.http.port
+        assert _get(port, "/status", headers={})[0] == 401
+        status, body = _get(port, "/status", headers={"Authorization": f"Bearer {token}"})
+        assert status == 200 and token not in json.dumps(body)
+        assert token not in json.dumps(module.reported_state())
+    finally:
+        module.request_stop()
+        assert module.wait(15)
+    # The next start keeps the same token (users and scrapers keep working).
+    again = Module(document, environ={"EDGEVISION_STATE_DIR": str(state)})
+    again.start()
+    try:
+        assert _get(again.http.port, "/status", headers={"Authorization": f"Bearer {token}"})[0] == 200  # type: ignore[union-attr]
+    finally:
+        again.request_stop()
+        assert again.wait(15)
+
+
+def test_address_and_token_changes_take_effect(running: Module) -> None:
+    old_port = running.http.port  # type: ignore[union-attr]
+    new_port = _port_free()
+    changes = running.apply_patch({"http": {"port": new_port}}, "method")
+    assert "http" in changes["restarted"]
+    assert running.http is not None and running.http.port == new_port
+    assert _get(new_port, "/healthz")[0] == 200
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{old_port}/healthz", timeout=2)
+    changes = running.apply_patch({"http": {"token": "a-new-token-0123456789"}}, "method")
+    assert "http" in changes["live"] and running.http.port == new_port
+    assert _get(new_port, "/status")[0] == 401
+    assert _get(new_port, "/status", headers={"Authorization": "Bearer a-new-token-0123456789"})[0] == 200
+    assert "a-new-token" not in json.dumps(running.status())

@@ -68,6 +68,16 @@ def test_every_frame_of_a_video_yields_one_result_in_order(videos: dict[str, Pat
     assert sink.of_type("event")[-1]["event"] == "stopped"
 
 
+def test_a_file_uri_asking_to_loop_loops(videos: dict[str, Path]) -> None:
+    """`file:PATH?loop=1` loops like `loop: true` (the URI's own flag was parsed, then ignored)."""
+    video = videos["traffic"]
+    frames = decodable_frames(video)
+    wanted = frames + 40
+    document = {"cameras": [{"id": "gate", "uri": f"file:{video}?loop=1", "every_frame": True, "max_frames": wanted}]}
+    _pipeline, sink = run_to_end(document)
+    assert [r["seq"] for r in sink.of_type("result")] == list(range(wanted))
+
+
 @pytest.mark.slow
 def test_two_cameras_share_batches_and_stay_apart(videos: dict[str, Path]) -> None:
     cameras = [

@@ -23,8 +23,9 @@ class StandInControl:
     restarted: list[str] = field(default_factory=list)
     patches: list[tuple[Any, str]] = field(default_factory=list)
     snapshot_calls: int = 0
-    # When set, /healthz answers only once it is released: a slow probe.
+    # When set, /healthz (hold) or scoring (score_hold) answers only once it is released.
     hold: threading.Event | None = None
+    score_hold: threading.Event | None = None
 
     def _started(self) -> None:
         if not self.started:
@@ -92,5 +93,7 @@ class StandInControl:
 
     def score(self, image: np.ndarray) -> dict[str, Any]:
         self._started()
+        if self.score_hold is not None:
+            self.score_hold.wait(10)
         self.scored.append(image)
         return {"width": image.shape[1], "height": image.shape[0], "detections": []}

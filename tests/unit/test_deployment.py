@@ -164,6 +164,35 @@ def test_manifest_command(tmp_path: Path) -> None:
     assert _module(document)["settings"]["image"] == "myacr.azurecr.io/edgevision:2.0.0"
 
 
+def test_a_manifest_holding_secrets_is_written_for_its_owner_only(tmp_path: Path) -> None:
+    out = tmp_path / "deployment.json"
+    out.write_text("{}")
+    out.chmod(0o644)  # an older, world-readable render: narrowed before the secrets land
+    proc = run_cli(
+        "manifest",
+        "--gpu",
+        "cpu",
+        "--registry",
+        "myacr.azurecr.io",
+        "--registry-username",
+        "pull",
+        "--registry-password",
+        "registry-s3cret",
+        "--camera",
+        "dock=rtsp://admin:cam-s3cret@10.1.1.9/live",
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_mode & 0o777 == 0o600 and "cam-s3cret" in out.read_text()
+    assert "0600" in proc.stderr and "credentials: env:NAME" in proc.stderr
+    assert "s3cret" not in proc.stderr
+    # Without secrets the file is an ordinary one.
+    plain = tmp_path / "plain.json"
+    assert run_cli("manifest", "--gpu", "cpu", "--registry", "r", "--out", str(plain)).returncode == 0
+    assert plain.stat().st_mode & 0o777 == 0o644
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

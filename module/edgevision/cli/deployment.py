@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from edgevision.errors import EXIT_OK, UsageError
@@ -38,12 +40,56 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     variables = {k: v for k, v in variables.items() if v}
     document = render_file(args.template, gpu=args.gpu, variables=variables, desired=desired)
     text = json.dumps(document, indent=2) + "\n"
+    secrets = _secrets_in(desired) + (["the registry password"] if args.registry_password else [])
+    for camera in _cameras_with_passwords(desired):
+        log.warning(
+            "camera %s: its password goes into the module twin; keep it out with credentials: env:NAME "
+            "or file:/path (README, Secrets)",
+            camera,
+        )
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
-        print(f"edgevision: wrote {args.out} ({args.gpu})", file=sys.stderr)
+        _write(args.out, text, private=bool(secrets))
+        held = f"; it holds {', '.join(secrets)}: readable by you only (0600)" if secrets else ""
+        print(f"edgevision: wrote {args.out} ({args.gpu}){held}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     agent = document["modulesContent"]["$edgeAgent"]["properties.desired"]
     if any(k.startswith("createOptions0") for _, m in all_modules(agent) for k in m["settings"]):
         log.warning("createOptions were split into createOptions01...; IoT Central does not accept the split form")
     return EXIT_OK
+
+
+def _cameras_with_passwords(desired: dict[str, Any]) -> list[str]:
+    from edgevision.redaction import redact_uri
+
+    cameras = desired.get("cameras") or {}
+    items = cameras.items() if isinstance(cameras, dict) else ((c.get("id"), c) for c in cameras if isinstance(c, dict))
+    return [
+        str(name)
+        for name, camera in items
+        if isinstance(camera, dict)
+        and isinstance(camera.get("uri"), str)
+        and redact_uri(camera["uri"]) != camera["uri"]
+    ]
+
+
+def _secrets_in(desired: dict[str, Any]) -> list[str]:
+    found = [f"camera {name}'s password" for name in _cameras_with_passwords(desired)]
+    if isinstance(desired.get("http"), dict) and desired["http"].get("token"):
+        found.append("the HTTP token")
+    return found
+
+
+def _write(path: Path, text: str, private: bool) -> None:
+    """Written whole; with secrets in it, created (or narrowed to) owner-only before a byte lands."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(path, flags, 0o600 if private else 0o644)
+    try:
+        if private:
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            fd = -1
+            f.write(text)
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from edgevision.cli.parser import build_parser
 from edgevision.errors import EXIT_FAILED, EdgevisionError
+from edgevision.redaction import RedactingFilter, redact_text
 
 log = logging.getLogger("edgevision")
 
@@ -21,7 +22,11 @@ _TELEMETRY_SWITCH = "ORT_DISABLE_TELEMETRY"
 
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="edgevision: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edgevision: %(levelname)s: %(message)s"))
+    # Whoever logs (the module, the SDK, a library quoting a URL), no camera password is written.
+    handler.addFilter(RedactingFilter())
+    logging.basicConfig(level=level, handlers=[handler])
     # The SDK logs every publish at INFO; its warnings are what operators need.
     for noisy in ("azure.iot.device", "paho"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 2 else logging.WARNING)
@@ -57,12 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _configure_logging(args.verbose)
         return _handler(args.command)(args)
     except EdgevisionError as exc:
-        print(f"edgevision: error: {exc}", file=sys.stderr)
+        print(f"edgevision: error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a one-line report beats a traceback for operators
         if args is not None and args.verbose > 1:
             raise
-        print(f"edgevision: error: unexpected {type(exc).__name__}: {exc} (run with -vv for details)", file=sys.stderr)
+        detail = redact_text(str(exc))
+        print(
+            f"edgevision: error: unexpected {type(exc).__name__}: {detail} (run with -vv for details)", file=sys.stderr
+        )
         return EXIT_FAILED

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgevision.sources.uri import SourceSpec, parse_source_uri
 
@@ -28,6 +29,19 @@ class CameraConfig(_Section):
     every_frame: bool = False
     loop: bool = False
     max_frames: int | None = Field(default=None, gt=0)
+    # Where `user:password` is (env:NAME or file:/path), so it stays out of the URI, the twin and
+    # every status; read each time the camera opens.
+    credentials: str | None = Field(default=None, pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$")
+
+    @model_validator(mode="after")
+    def _credentials_for_streams(self) -> CameraConfig:
+        if self.credentials is not None:
+            spec = self.spec
+            if spec.kind != "stream":
+                raise ValueError("credentials: only for rtsp:// and http(s):// cameras")
+            if "@" in spec.target.split("://", 1)[1].split("/", 1)[0]:
+                raise ValueError("credentials: the uri already holds a user; give them in one place")
+        return self
 
     @field_validator("uri")
     @classmethod
@@ -143,11 +157,40 @@ class HttpConfig(_Section):
     """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
 
     enabled: bool = True
-    bind: str = "0.0.0.0"
+    # Loopback unless asked: the image sets 0.0.0.0 (EDGEVISION_HTTP__BIND), where a token guards it.
+    bind: str = "127.0.0.1"
     port: int = Field(default=9600, ge=0, le=65535)
+    # Required on every path but /healthz and /readyz (and /metrics unless metrics_auth); when
+    # unset, the module makes one in its state folder (http-token, 0600). Never echoed back.
+    token: SecretStr | None = Field(default=None, min_length=16, max_length=512)
+    # /metrics carries camera ids and figures, no addresses or secrets; the Azure Monitor
+    # metrics-collector module sends no token, so it is open unless this asks for one.
+    metrics_auth: bool = False
+    max_connections: int = Field(default=64, ge=1, le=4096)
+    backlog: int = Field(default=128, ge=1, le=4096)
+    # A client must send its whole request (headers and body) within this.
+    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    # POST /score: images over this many pixels are refused from their header (413).
+    score_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
+    # Requests waiting for the scorer beyond this get 429; scoring keeps within this share of time
+    # (/score is for spot checks, not a second camera: the cameras keep the engine).
+    score_queue: int = Field(default=4, ge=0, le=256)
+    score_share: float = Field(default=0.05, gt=0, le=1)
     # /preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.
     preview_fps: float = Field(default=5.0, gt=0, le=30)
     preview_viewers: int = Field(default=4, ge=0, le=64)
+
+    @field_validator("bind")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from None
+        return value
+
+    def secret(self) -> str | None:
+        return self.token.get_secret_value() if self.token is not None else None
 
 
 class AppConfig(_Section):

@@ -1,233 +1,192 @@
 """The module's HTTP endpoints: /healthz, /readyz, /status, /metrics (Prometheus),
-/preview/<camera>.mjpg and POST /score."""
+/preview/<camera>.mjpg and POST /score, served by aiohttp on its own thread and event loop.
+
+aiohttp rather than http.server: the standard library's server is documented as unfit for
+production (basic security checks only) and costs a thread per connection; aiohttp parses HTTP
+in C with header limits, handles HEAD, Content-Length and chunked bodies, and keeps thousands of
+slow clients as cheap coroutines. What it lacks (a connection cap, a deadline for receiving a
+request, a token) is in guard.py; scoring's limits are in score.py.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import sys
+import socket
 import threading
-import time
-import urllib.parse
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import cv2
-import numpy as np
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from edgevision.control import Control, Probe
+from edgevision.config.model import HttpConfig
+from edgevision.control import Control
+from edgevision.endpoints.guard import Admission, TokenCheck, guard_middleware
+from edgevision.endpoints.preview import PreviewStreams
 from edgevision.endpoints.prometheus import registry_for
+from edgevision.endpoints.score import Busy, Refusal, ScoreGate, decode, inspect_image
 from edgevision.errors import NotReady
 
 log = logging.getLogger(__name__)
+# aiohttp logs every malformed request at ERROR with its bytes: whoever sends garbage could fill
+# the module's log. They are answered 400 by aiohttp; the log keeps only what is critical.
+_PARSER_LOG = log.getChild("parser")
+_PARSER_LOG.setLevel(logging.CRITICAL)
 
 # POST /score takes one image; anything larger is refused before it is read.
 MAX_SCORE_BYTES = 16 * 1024 * 1024
-PREVIEW_BOUNDARY = "edgevision-frame"
-# Preview frames are for eyes, not analysis: a cap keeps a 4K camera's JPEG from hogging a link.
-PREVIEW_MAX_BYTES = 400_000
+# How long a 429 waits before it is sent.
+BUSY_ANSWER_DELAY_S = 1.0
+PATHS = ["/healthz", "/metrics", "/preview/<camera>.mjpg", "/readyz", "/score", "/status"]
+# Header limits, and how long an unread body is drained after an early answer (aiohttp's 10 s
+# would let an endless chunked body hold the connection).
+_LIMITS = {"max_line_size": 8190, "max_headers": 64, "max_field_size": 8190, "lingering_time": 1.0}
 
 
 class HttpServer:
-    """Serves on its own threads; a failure here never stops the pipeline."""
+    """Serves on its own thread; a failure here never stops the pipeline. The listening socket
+    is opened by the constructor, so a taken port fails there (OSError)."""
 
-    def __init__(
-        self, control: Control, bind: str, port: int, preview_fps: float = 5.0, preview_viewers: int = 4
-    ) -> None:
+    def __init__(self, control: Control, settings: HttpConfig, token: str) -> None:
         self._control = control
-        self.preview_interval_s = 1.0 / preview_fps
-        # Each viewer encodes its own JPEGs on its own thread; this bounds what watching can cost.
-        self._viewers = threading.BoundedSemaphore(preview_viewers) if preview_viewers else None
-        self._closing = threading.Event()
+        self.settings = settings
+        self._tokens = TokenCheck(token, metrics_open=not settings.metrics_auth)
+        self._sock = socket.create_server((settings.bind, settings.port), backlog=settings.backlog)
+        self.port: int = self._sock.getsockname()[1]
         self._registry = registry_for(control)
-        handler = _handler_for(self)
-        self._server = _Server((bind, port), handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        # Control calls that take locks or encode run here, off the event loop.
+        self._calls = ThreadPoolExecutor(max_workers=2 + settings.preview_viewers, thread_name_prefix="http-call")
+        self._scoring = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-score")
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self.admission: Admission | None = None
+        self.gate: ScoreGate | None = None
+        self.previews = PreviewStreams(control, settings.preview_fps, settings.preview_viewers, self._calls)
+
+    def set_token(self, token: str, metrics_auth: bool) -> None:
+        """A new token takes effect for the next request."""
+        self._tokens = TokenCheck(token, metrics_open=not metrics_auth)
 
     def start(self) -> None:
         self._thread.start()
-        log.info(
-            "HTTP endpoints on port %d: /healthz /readyz /status /metrics /preview/<camera>.mjpg /score", self.port
-        )
+        if not self._ready.wait(10):
+            raise RuntimeError("the HTTP server did not start")
+        log.info("HTTP endpoints on %s:%d: %s", self.settings.bind, self.port, " ".join(PATHS))
 
     def stop(self) -> None:
-        self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._sock.close()
+        self._calls.shutdown(wait=False, cancel_futures=True)
+        self._scoring.shutdown(wait=False, cancel_futures=True)
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        return _probe(self._control.health())
-
-    def readiness(self) -> tuple[int, dict[str, Any]]:
-        return _probe(self._control.readiness())
-
-    def status(self) -> tuple[int, dict[str, Any]]:
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._open())
+        self._ready.set()
         try:
-            return 200, self._control.status()
-        except NotReady as exc:
-            return 503, {"error": str(exc)}
-
-    def metrics(self) -> bytes:
-        return generate_latest(self._registry)
-
-    def preview(self, camera: str, write: Callable[[bytes | None], None]) -> tuple[int, dict[str, Any]] | None:
-        """Stream annotated frames of one camera as MJPEG parts until the viewer leaves.
-
-        Returns an error reply instead when the stream cannot start; None after streaming.
-        Nothing is encoded while nobody watches: the pipeline only keeps its newest frame.
-        """
-        try:
-            cameras = self._control.camera_ids()
-        except NotReady as exc:
-            return 503, {"error": str(exc)}
-        if camera not in cameras:
-            return 404, {"error": f"no camera {camera!r}", "cameras": sorted(cameras)}
-        if self._viewers is None or not self._viewers.acquire(blocking=False):
-            return 503, {"error": "preview viewer limit reached (http.preview_viewers)"}
-        try:
-            write(None)  # headers
-            last_seq = None
-            while not self._closing.is_set():
-                started = time.monotonic()
-                snap = self._control.snapshot(camera, PREVIEW_MAX_BYTES)
-                if snap is not None and snap.seq != last_seq:
-                    last_seq = snap.seq
-                    head = (
-                        f"--{PREVIEW_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(snap.jpeg)}\r\n"
-                        f"X-Camera: {camera}\r\nX-Frame-Seq: {snap.seq}\r\n\r\n"
-                    ).encode()
-                    write(head + snap.jpeg + b"\r\n")
-                self._closing.wait(max(0.0, self.preview_interval_s - (time.monotonic() - started)))
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            log.debug("preview viewer of %s left", camera)
-        except (KeyError, NotReady):
-            log.debug("preview of %s ended: the camera is gone", camera)
+            self._loop.run_forever()
         finally:
-            self._viewers.release()
-        return None
+            self._loop.close()
 
-    def score(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        """Detections for one JPEG/PNG, through the running engine (the HTTP extension pattern)."""
-        if not body:
-            return 400, {"error": "empty body: POST a JPEG or PNG image"}
-        image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            return 400, {"error": "the body is not a decodable image (JPEG or PNG expected)"}
+    async def _open(self) -> None:
+        app = web.Application(
+            client_max_size=MAX_SCORE_BYTES,
+            middlewares=[guard_middleware(lambda: self.admission, lambda: self._tokens, PATHS)],
+        )
+        app.router.add_get("/healthz", self._health)
+        app.router.add_get("/readyz", self._readiness)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/preview/{camera}.mjpg", self._preview)
+        app.router.add_post("/score", self._score)
+        # No transparent decompression: a gzip body would be a bomb behind the size check.
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, auto_decompress=False, logger=_PARSER_LOG, **_LIMITS
+        )
+        await self._runner.setup()
+        self.admission = Admission(self._runner.server, self.settings.max_connections, self.settings.request_timeout_s)
+        self.gate = ScoreGate(self.settings.score_queue, self.settings.score_share)
+        self._listener = await self._loop.create_server(self.admission, sock=self._sock)
+
+    async def _close(self) -> None:
+        self.previews.close()
+        if self._listener is not None:
+            self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        # Connections still draining or streaming end here, not with the loop.
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        return await self._loop.run_in_executor(self._calls, function, *args)
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        probe = self._control.health()
+        return web.json_response(probe.body, status=200 if probe.ok else 503)
+
+    async def _readiness(self, _request: web.Request) -> web.Response:
+        probe = self._control.readiness()
+        return web.json_response(probe.body, status=200 if probe.ok else 503)
+
+    async def _status(self, _request: web.Request) -> web.Response:
         try:
-            return 200, self._control.score(image)
+            return web.json_response(await self._call(self._control.status))
         except NotReady as exc:
-            return 503, {"error": str(exc)}
+            return web.json_response({"error": str(exc)}, status=503)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        data = await self._call(generate_latest, self._registry)
+        return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _preview(self, request: web.Request) -> web.StreamResponse:
+        return await self.previews.stream(request, request.match_info["camera"])
+
+    async def _score(self, request: web.Request) -> web.Response:
+        """Detections for one JPEG or PNG, through the running engine (the `detect` document)."""
+        if request.headers.get("Transfer-Encoding") or request.content_length is None:
+            return _error(411, "send the image with a Content-Length (no chunked bodies)")
+        if request.content_length > MAX_SCORE_BYTES:
+            return _error(413, f"image over {MAX_SCORE_BYTES} bytes")
+        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+            return _error(415, "send the image as it is, without a Content-Encoding")
+        assert self.gate is not None
+        try:
+            async with self.gate.place() as ticket:
+                body = await asyncio.wait_for(request.read(), self.settings.request_timeout_s)
+                _kind, width, height = inspect_image(body, self.settings.score_max_pixels)
+                async with self.gate.turn(ticket, self.settings.request_timeout_s):
+                    result = await self._loop.run_in_executor(
+                        self._scoring, self._decode_and_score, body, width, height
+                    )
+        except Busy:
+            # Answered late on purpose: a client that ignores Retry-After and asks again at once
+            # would otherwise cost the cameras a parse and an answer per request, thousands a
+            # second. Waiting here costs nothing but the connection it already holds.
+            await asyncio.sleep(BUSY_ANSWER_DELAY_S)
+            return _error(429, "scoring is busy; retry later", headers={"Retry-After": "1"})
+        except Refusal as refusal:
+            return _error(refusal.status, refusal.message)
+        except TimeoutError:
+            return _error(408, f"the image did not arrive within {self.settings.request_timeout_s:g} s")
+        except NotReady as exc:
+            return _error(503, str(exc))
+        return web.json_response(result)
+
+    def _decode_and_score(self, body: bytes, width: int, height: int) -> dict[str, Any]:
+        return self._control.score(decode(body, width, height))
 
 
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints a traceback to stderr for any handler error; a client that hung
-        # up early (a health probe past its timeout) is routine, and anything else is logged.
-        exc = sys.exc_info()[1]
-        if isinstance(exc, ConnectionError | TimeoutError):
-            log.debug("http: client %s went away: %s", client_address[0] if client_address else "?", exc)
-        else:
-            log.error("http: request failed", exc_info=exc)
-
-
-def _probe(probe: Probe) -> tuple[int, dict[str, Any]]:
-    return (200 if probe.ok else 503), probe.body
-
-
-def _handler_for(server: HttpServer) -> type[BaseHTTPRequestHandler]:
-    routes = {"/healthz": server.health, "/readyz": server.readiness, "/status": server.status}
-    paths = sorted([*routes, "/metrics", "/preview/<camera>.mjpg", "/score"])
-
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "edgevision"
-
-        def do_GET(self) -> None:  # http.server's naming
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                data = server.metrics()
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                return
-            if path.startswith("/preview/") and path.endswith(".mjpg"):
-                self._preview(urllib.parse.unquote(path[len("/preview/") : -len(".mjpg")]))
-                return
-            route = routes.get(path)
-            if route is None:
-                self._reply(404 if path != "/score" else 405, {"error": f"no GET {path!r}", "paths": paths})
-                return
-            try:
-                status, body = route()
-            except Exception as exc:  # an endpoint error must not reach the pipeline
-                log.exception("HTTP %s failed", self.path)
-                status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            self._reply(status, body)
-
-        def do_POST(self) -> None:  # http.server's naming
-            if self.path.split("?", 1)[0] != "/score":
-                self._reply(
-                    405 if self.path in routes or self.path == "/metrics" else 404,
-                    {"error": f"no POST {self.path!r}", "paths": paths},
-                )
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                self._reply(400, {"error": "bad Content-Length"})
-                return
-            if length > MAX_SCORE_BYTES:
-                # Read and discard (up to a cap) so the client gets the answer, not a reset.
-                remaining = length if length <= 4 * MAX_SCORE_BYTES else 0
-                while remaining > 0:
-                    chunk = self.rfile.read(min(remaining, 1 << 20))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-                self.close_connection = True
-                self._reply(413, {"error": f"image over {MAX_SCORE_BYTES} bytes"})
-                return
-            try:
-                status, body = server.score(self.rfile.read(length))
-            except Exception as exc:  # an endpoint error must not reach the pipeline
-                log.exception("POST /score failed")
-                status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
-            self._reply(status, body)
-
-        def _preview(self, camera: str) -> None:
-            def write(data: bytes | None) -> None:
-                if data is None:
-                    self.send_response(200)
-                    self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={PREVIEW_BOUNDARY}")
-                    self.send_header("Cache-Control", "no-cache, private")
-                    self.end_headers()
-                else:
-                    self.wfile.write(data)
-                    self.wfile.flush()
-
-            self.close_connection = True
-            try:
-                error = server.preview(camera, write)
-            except Exception:  # a viewer's failure must not reach the pipeline
-                log.exception("preview of %s failed", camera)
-                return
-            if error is not None:
-                self._reply(*error)
-
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            log.debug("http: " + format, *args)
-
-    return Handler
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 from edgevision.config.model import AppConfig, CameraConfig, SourceOptions
 from edgevision.metrics import CameraStats, PipelineMetrics
 from edgevision.pipeline import reconfigure
+from edgevision.redaction import redact_uri
 from edgevision.sources.frames import Frame, FrameQueue
-from edgevision.sources.readers import redact
 from edgevision.sources.source import Source
 
 
@@ -157,7 +157,7 @@ class Cameras:
     def status(self) -> dict[str, dict[str, Any]]:
         return {
             cid: {
-                "uri": redact(source.camera.uri),
+                "uri": redact_uri(source.camera.uri),
                 "state": source.stats.state,
                 "last_error": source.stats.last_error,
                 "captured": source.stats.captured,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgevision.config.model import AppConfig, CameraConfig, SinkConfig
+from edgevision.config.model import AppConfig, CameraConfig, HttpConfig, SinkConfig
 
 # Fields whose change needs the inference stages rebuilt (a new engine).
 _ENGINE_FIELDS = (
@@ -140,6 +140,22 @@ class RetuneUpstream(Action):
         return "upstream"
 
 
+@dataclass(frozen=True)
+class ReconfigureHttp(Action):
+    """For the owner of the HTTP endpoints: a new token is taken live; a new address, port or
+    limit replaces the server (its connections close)."""
+
+    http: HttpConfig
+    live: bool
+
+    @property
+    def restarts(self) -> bool:
+        return not self.live
+
+    def describe(self) -> str:
+        return "http"
+
+
 def needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
     if (new.model.name, new.model.manifest) != (old.model.name, old.model.manifest):
         return True
@@ -170,6 +186,9 @@ def plan(old: AppConfig, new: AppConfig) -> list[Action]:
         actions.append(ReopenSink(new.sink))
     if new.upstream != old.upstream:
         actions.append(RetuneUpstream())
+    if new.http != old.http:
+        live = old.http.model_copy(update={"token": new.http.token, "metrics_auth": new.http.metrics_auth}) == new.http
+        actions.append(ReconfigureHttp(new.http, live))
     return actions
 
 

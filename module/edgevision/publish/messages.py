@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edgevision.detections import Detections
+from edgevision.redaction import redact_document
 
 RESULT_SCHEMA = "edgevision.result/1"
 METRICS_SCHEMA = "edgevision.metrics/1"
@@ -62,11 +63,12 @@ def result_message(
 
 def metrics_message(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     """A metrics snapshot (edgevision.metrics) as the `metrics` message."""
-    return {"type": "metrics", "schema": METRICS_SCHEMA, "at": iso_time(time.time()), **snapshot}
+    return {"type": "metrics", "schema": METRICS_SCHEMA, "at": iso_time(time.time()), **redact_document(dict(snapshot))}
 
 
 def event_message(name: str, details: Mapping[str, Any]) -> dict[str, Any]:
     """A lifecycle event: started, stopped, camera state, provider, configuration applied/rejected."""
+    details = redact_document(dict(details))  # errors quote camera URIs
     return {"type": "event", "schema": EVENT_SCHEMA, "event": name, "at": iso_time(time.time()), **details}
 
 

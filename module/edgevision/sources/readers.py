@@ -9,6 +9,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from edgevision.redaction import redact_uri
 from edgevision.sources.frames import BufferPool
 from edgevision.sources.uri import SourceSpec
 
@@ -52,7 +53,7 @@ class CaptureReader:
             self._cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceFailure(f"cannot open {redact(spec.target)}")
+            raise SourceFailure(f"cannot open {redact_uri(spec.target)}")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self._nominal_interval = 1.0 / fps if 0 < fps < 1000 else None
         self._last_ms: float | None = None
@@ -167,14 +168,6 @@ def open_reader(spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) 
     if spec.kind == "folder":
         return FolderReader(spec)
     return CaptureReader(spec, open_timeout_s, read_timeout_s)
-
-
-def redact(target: str) -> str:
-    """Never log a camera's password."""
-    if "@" in target and "://" in target:
-        scheme, rest = target.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return target
 
 
 def configure_ffmpeg() -> None:

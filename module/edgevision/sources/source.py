@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgevision.redaction import redact_uri
+from edgevision.sources.credentials import CredentialsError, with_credentials
 from edgevision.sources.frames import BufferPool, Frame, FrameQueue
-from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, open_reader, redact
+from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, open_reader
 from edgevision.sources.uri import SourceSpec
 
 if TYPE_CHECKING:
@@ -104,7 +106,13 @@ class Source:
         backoff = self.options.reconnect_initial_s
         while self._current(generation):
             try:
-                reader = open_reader(self.spec, self.options.open_timeout_s, self.options.stall_timeout_s)
+                spec = with_credentials(self.spec, self.camera.credentials)
+                reader = open_reader(spec, self.options.open_timeout_s, self.options.stall_timeout_s)
+            except CredentialsError as exc:
+                # Not a network fault: retrying soon will not help; the operator must fix it.
+                log.error("camera %s: %s", self.camera.id, exc)
+                self.stats.set_state("failed", str(exc))
+                return
             except SourceFailure as exc:
                 if not self.spec.live:
                     log.error("camera %s: %s", self.camera.id, exc)
@@ -119,7 +127,7 @@ class Source:
             if outage is not None:
                 log.warning("camera %s: back after %.1f s", self.camera.id, outage)
             else:
-                log.info("camera %s: streaming from %s", self.camera.id, redact(self.spec.target))
+                log.info("camera %s: streaming from %s", self.camera.id, redact_uri(self.spec.target))
             backoff = self.options.reconnect_initial_s
             try:
                 outcome = self._read_loop(reader, generation)
@@ -144,7 +152,8 @@ class Source:
                 image = reader.read(self.pool)
                 decode_s = time.perf_counter() - started
             except EndOfStream:
-                if self.camera.loop and hasattr(reader, "rewind"):
+                # Looping is asked for in the camera's settings or in its URI (file:...?loop=1).
+                if (self.camera.loop or self.spec.loop) and hasattr(reader, "rewind"):
                     reader.rewind()
                     continue
                 return "finished"

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.redaction import redact_document
 from edgevision.upstream.sdk import call_with_timeout
 
 log = logging.getLogger(__name__)
@@ -135,24 +136,28 @@ def reported_properties(
     provider = status.get("provider") or {}
     accel = accelerator
     gpu = accel.gpus[0] if accel and accel.gpus else None
-    return {
-        "module": {"version": __version__, "started_at": status.get("started_at"), "mode": mode},
-        "accelerator": {
-            "mode": accel.mode if accel else None,
-            "gpu": gpu.name if gpu else None,
-            "memory_total_mib": gpu.memory_total_mib if gpu else None,
-            "driver_version": accel.driver_version if accel else None,
-            "cuda_driver_version": accel.cuda_driver_version if accel else None,
-            "reasons": "; ".join(accel.reasons) if accel and accel.reasons else None,
-        },
-        "inference": {
-            "model": status.get("model"),
-            "provider": provider.get("provider"),
-            "requested": ",".join(provider.get("requested", [])),
-            "dropped": dict(provider.get("dropped", {})) or None,
-        },
-        "cameras": {cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()},
-        "config": dict(config_status),
-        "upstream": {"results_mode": results_mode, **outbox},
-        "twin": {"state": twin.get("state"), "last_sync": twin.get("last_sync")} if twin else None,
-    }
+    return redact_document(
+        {
+            "module": {"version": __version__, "started_at": status.get("started_at"), "mode": mode},
+            "accelerator": {
+                "mode": accel.mode if accel else None,
+                "gpu": gpu.name if gpu else None,
+                "memory_total_mib": gpu.memory_total_mib if gpu else None,
+                "driver_version": accel.driver_version if accel else None,
+                "cuda_driver_version": accel.cuda_driver_version if accel else None,
+                "reasons": "; ".join(accel.reasons) if accel and accel.reasons else None,
+            },
+            "inference": {
+                "model": status.get("model"),
+                "provider": provider.get("provider"),
+                "requested": ",".join(provider.get("requested", [])),
+                "dropped": dict(provider.get("dropped", {})) or None,
+            },
+            "cameras": {
+                cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()
+            },
+            "config": dict(config_status),
+            "upstream": {"results_mode": results_mode, **outbox},
+            "twin": {"state": twin.get("state"), "last_sync": twin.get("last_sync")} if twin else None,
+        }
+    )

@@ -1,0 +1,171 @@
+"""What stands in front of the endpoints: which connections are let in, how long a client may
+take to send its request, and who may call what (a bearer token).
+
+aiohttp parses HTTP (header and line limits, Content-Length, chunked bodies); it has no cap on
+connections and no deadline for receiving a request, so a few thousand slow clients would hold
+the server. Both are here, at the connection level, before any request is parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import ipaddress
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+# Connections from the container itself (the HEALTHCHECK) are let in past the cap, up to this many
+# more: a flood from the network must not get the module restarted for failing its health check.
+LOOPBACK_RESERVE = 8
+# Paths anyone may call: liveness and readiness probes (orchestrators send no token).
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 40\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+    b'{"error": "too many connections, retry"}'
+)
+
+
+class Admission:
+    """The protocol factory the listening socket uses: a connection over the cap is answered 503
+    and closed; one let in must complete its request's headers within `deadline_s`."""
+
+    def __init__(self, server: web.Server, max_connections: int, deadline_s: float) -> None:
+        self._server = server
+        self.max_connections = max_connections
+        self.deadline_s = deadline_s
+        self.refused = 0
+        self.expired = 0
+        # Handlers still waiting for their request's headers (aiohttp's take no weak references;
+        # each is held at most `deadline_s`).
+        self._waiting: dict[int, Any] = {}
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Gate(self)
+
+    def admit(self, transport: asyncio.Transport) -> asyncio.Protocol | None:
+        limit = self.max_connections + (LOOPBACK_RESERVE if _loopback(transport) else 0)
+        if len(self._server.connections) >= limit:
+            self.refused += 1
+            return None
+        handler = self._server()
+        self._waiting[id(handler)] = handler
+        asyncio.get_running_loop().call_later(self.deadline_s, self._expire, id(handler))
+        return handler
+
+    def received(self, handler: Any) -> None:
+        """The request's headers arrived: the connection no longer expires."""
+        self._waiting.pop(id(handler), None)
+
+    def _expire(self, key: int) -> None:
+        handler = self._waiting.pop(key, None)
+        if handler is None:
+            return
+        transport = getattr(handler, "transport", None)
+        if transport is not None and not transport.is_closing():
+            self.expired += 1
+            transport.abort()
+
+
+class _Gate(asyncio.Protocol):
+    """Decides at connect time, then hands the transport to aiohttp's own protocol."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        handler = self._admission.admit(transport)
+        if handler is None:
+            transport.write(_BUSY)
+            transport.close()
+            return
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+
+
+def _loopback(transport: asyncio.BaseTransport) -> bool:
+    peer = transport.get_extra_info("peername")
+    try:
+        return bool(peer) and ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class TokenCheck:
+    """Bearer (or Basic, with the token as the password: browsers and VLC can send that) on every
+    path but the probes; `/metrics` too unless it is left open for collectors that send none."""
+
+    def __init__(self, token: str, metrics_open: bool) -> None:
+        self._token = token.encode()
+        self._open = OPEN_PATHS | ({"/metrics"} if metrics_open else frozenset())
+
+    def required(self, path: str) -> bool:
+        return path not in self._open
+
+    def accepts(self, header: str | None) -> bool:
+        if not header:
+            return False
+        scheme, _, value = header.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer":
+            offered = value.encode()
+        elif scheme.lower() == "basic":
+            try:
+                offered = base64.b64decode(value, validate=True).partition(b":")[2]
+            except (binascii.Error, ValueError):
+                return False
+        else:
+            return False
+        return hmac.compare_digest(offered, self._token)
+
+
+UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="edgevision", Basic realm="edgevision"'}
+
+
+def guard_middleware(
+    admission: Callable[[], Admission | None], tokens: Callable[[], TokenCheck], paths: list[str]
+) -> Any:
+    """Marks the request as received (its connection no longer expires), checks the token,
+    closes the connection after each answer (no idle keep-alive to hold), answers errors as JSON
+    and never lets an internal error's text reach the client."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+        admitted = admission()
+        if admitted is not None:
+            admitted.received(request.protocol)
+        check = tokens()
+        if check.required(request.path) and not check.accepts(request.headers.get("Authorization")):
+            response: web.StreamResponse = web.json_response(
+                {"error": "a bearer token is required (http.token)"}, status=401, headers=UNAUTHORIZED_HEADERS
+            )
+        else:
+            started = time.monotonic()
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                body: dict[str, Any] = {"error": exc.reason}
+                if exc.status in (404, 405):
+                    body["paths"] = paths
+                response = web.json_response(body, status=exc.status)
+            except (ConnectionError, asyncio.CancelledError):
+                raise
+            except Exception:
+                log.exception(
+                    "HTTP %s %s failed after %.1f s", request.method, request.path, time.monotonic() - started
+                )
+                response = web.json_response({"error": "internal error (see the module's log)"}, status=500)
+        response.force_close()
+        return response
+
+    return guard

@@ -1,0 +1,85 @@
+"""The module's HTTP endpoints as a service: started from the `http` section, replaced or given a
+new token when it changes, and their bearer token: the configured one (http.token), else one the
+module makes and keeps in its state folder, so the endpoints are never open by default."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from pathlib import Path
+
+from edgevision.config.model import HttpConfig
+from edgevision.control import Control
+from edgevision.endpoints.http import HttpServer
+from edgevision.state import move_aside, write_private
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE = "http-token"
+_ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def resolve_token(settings: HttpConfig, state: Path) -> tuple[str, str]:
+    """The token and where it comes from (for the log; never the token itself)."""
+    configured = settings.secret()
+    if configured is not None:
+        return configured, "http.token"
+    path = state / TOKEN_FILE
+    try:
+        kept = path.read_text(encoding="ascii").strip() if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        kept = ""
+    if kept is not None:
+        if 16 <= len(kept) <= 512 and set(kept) <= _ALPHABET:
+            return kept, f"the file {path}"
+        move_aside(path, "not a token")
+    token = secrets.token_urlsafe(32)
+    try:
+        write_private(path, token.encode("ascii"))
+    except OSError as exc:
+        # Still guarded: a token nobody knows keeps the endpoints closed until http.token is set.
+        log.error("cannot keep an HTTP token in %s (%s): set http.token to use the endpoints", state, exc.strerror)
+        return token, "nowhere (set http.token)"
+    return token, f"the file {path} (made now)"
+
+
+class HttpService:
+    def __init__(self, control: Control, state: Path) -> None:
+        self._control = control
+        self._state = state
+        self.server: HttpServer | None = None
+
+    def start(self, settings: HttpConfig) -> None:
+        if not settings.enabled:
+            return
+        token, origin = resolve_token(settings, self._state)
+        if settings.token is None:
+            log.warning("HTTP endpoints but /healthz and /readyz need a bearer token: it is in %s", origin)
+        try:
+            self.server = HttpServer(self._control, settings, token)
+        except OSError as exc:
+            log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
+            return
+        self.server.start()
+
+    def apply(self, settings: HttpConfig) -> None:
+        """A new token is taken live; a new address, port or limit replaces the server."""
+        running = self.server
+        if running is not None and running.settings == settings:
+            return
+        if running is not None and _same_but_token(running.settings, settings):
+            running.set_token(resolve_token(settings, self._state)[0], settings.metrics_auth)
+            running.settings = settings
+            return
+        self.stop()
+        self.start(settings)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def _same_but_token(old: HttpConfig, new: HttpConfig) -> bool:
+    return old.model_copy(update={"token": new.token, "metrics_auth": new.metrics_auth}) == new
