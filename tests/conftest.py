@@ -28,6 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CACHE_HOME"] = str(cache)
     # As the CLI does: no ONNX Runtime telemetry store or uploads from the suite's own imports.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    # The team's test model is a re-export whose SHA-256 differs from the official manifest's:
+    # run it, reported as not verified (tests of `require` pass it explicitly).
+    os.environ.setdefault("EDGEVISION_MODEL__VERIFY", "warn")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -40,8 +40,15 @@ class Convergence:
     """Thread-safe. `attach` gives it the way to switch a running pipeline; before that, a new
     configuration only replaces the one the pipeline will start with."""
 
-    def __init__(self, base_document: Mapping[str, Any], last_good: LastKnownGood | None = None) -> None:
+    def __init__(
+        self,
+        base_document: Mapping[str, Any],
+        last_good: LastKnownGood | None = None,
+        confine: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        """`confine`: what a remote document (twin, method) may name on disk; see config/remote.py."""
         self.base_document = dict(base_document)
+        self._confine = confine or dict
         self.document = dict(base_document)
         self.config: AppConfig = validate(self.document)
         self.desired = DesiredDocument()
@@ -65,8 +72,8 @@ class Convergence:
         remembered = self._last_good.load() if self._last_good is not None else None
         if remembered is None:
             return False
-        candidate = merge(self.base_document, remembered.document)
         try:
+            candidate = merge(self.base_document, self._confine(remembered.document))
             config = validate(candidate)
         except ConfigError as exc:
             log.error("the last known good configuration does not fit the local base any more: %s", exc)
@@ -110,7 +117,7 @@ class Convergence:
                 error = ConfigError([f"patch: a JSON object expected, not {type(patch).__name__}"])
                 self._rejected(error, None, source)
                 raise error
-            return self._apply(merge(self.document, patch), None, source)
+            return self._apply(merge(self.document, self._remote(patch, None, source)), None, source)
 
     # -- applying --------------------------------------------------------------------------------
 
@@ -118,12 +125,19 @@ class Convergence:
         with self._lock:
             document, version = self.desired.snapshot()
             try:
-                self._apply(merge(self.base_document, document), version, "twin")
+                self._apply(merge(self.base_document, self._remote(document, version, "twin")), version, "twin")
             except ConfigError:
                 return  # reported; the running configuration stays
             if self._last_good is not None and self._saved != (document, version):
                 self._last_good.save(document, version)
                 self._saved = (document, version)
+
+    def _remote(self, document: Mapping[str, Any], version: int | None, source: str) -> dict[str, Any]:
+        try:
+            return self._confine(document)
+        except ConfigError as exc:
+            self._rejected(exc, version, source)
+            raise
 
     def _apply(self, candidate: dict[str, Any], version: int | None, source: str) -> Changes:
         try:

@@ -18,11 +18,13 @@ import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
 from edgevision.config.model import AppConfig
+from edgevision.config.remote import Folders, confine, secrets_dir
 from edgevision.control import Control, PreviewImage, Probe
 from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
 from edgevision.errors import ConfigError, NotReady
 from edgevision.http_service import HttpService
+from edgevision.models.store import default_model_dir
 from edgevision.pipeline import reconfigure
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
@@ -57,7 +59,8 @@ class Module:
         self._environ = os.environ if environ is None else environ
         self.mode = edge_mode(self._environ)
         last_good = LastKnownGood(state_dir(self._environ)) if self.mode else None
-        self.configuration = Convergence(base_document, last_good)
+        folders = Folders(state_dir(self._environ), default_model_dir(), secrets_dir(self._environ))
+        self.configuration = Convergence(base_document, last_good, confine=lambda d: confine(d, folders))
         self.configuration.on_rejected = self._rejected
         self.configuration.on_change = self._report_now
         self.accelerator = accelerator
@@ -102,6 +105,10 @@ class Module:
             log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
         link = self.link
         self._start_pipeline(lambda config: link.sink(config, self._open_local(config)), keep_alive=True)
+        if link.outbox is not None:
+            link.outbox.on_problem = self._event
+            for name, details in link.outbox.startup_problems():
+                self._event(name, details)
         link.retune(self.config)
         link.start_reporting(self.config, self.reported_state)
 
@@ -172,6 +179,10 @@ class Module:
         """Apply a full or partial configuration; raises ConfigError and changes nothing if invalid."""
         return self.configuration.apply_patch(patch, source)
 
+    def _event(self, name: str, details: dict[str, Any]) -> None:
+        if self.pipeline is not None:
+            self.pipeline.event(name, **details)
+
     def _rejected(self, error: ConfigError, version: int | None, source: str) -> None:
         if self.pipeline is not None:
             self.pipeline.event("config_rejected", source=source, version=version, errors=error.problems)
@@ -202,7 +213,9 @@ class Module:
             self.link.report(self.reported_state())
 
     def _extra_metrics(self) -> dict[str, Any]:
-        return {"twin": self.link.twin_state} if self.link is not None else {}
+        if self.link is None:
+            return {}
+        return {"twin": self.link.twin_state, "upstream": self.link.outbox_counts()}
 
     def reported_state(self) -> dict[str, Any]:
         return reported_properties(

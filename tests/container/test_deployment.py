@@ -7,10 +7,13 @@ Added by the tests, and nothing else:
 - what edgeAgent adds to every module it creates: the IOTEDGE_* variables, the workload socket
   mounted at /var/run/iotedge/workload.sock, and the network edgeHub is on (here the host's:
   the local edgeHub listens on 127.0.0.1; on a device it is the azure-iot-edge bridge);
-- the model folder mounted read-only at /models (no download here) and a clip folder at /clips;
+- the model folder mounted read-only at /models (no download here) and a clip folder at /clips,
+  with `EDGEVISION_MODEL__VERIFY=warn` (the test model is a re-export whose SHA-256 differs from
+  the official manifest's; the image refuses it otherwise);
 - in the desired properties, through the manifest command's own flags: the camera (the clip,
   looped), `upstream.results_mode: every_frame` (so every result is a message to count) and
-  `upstream.connection_retry_interval_s: 1` (edgeHub comes back within the test's time);
+  `upstream.connection_retry_interval_s: 1` (edgeHub comes back within the test's time), and
+  `http.token` (the endpoints need one; the test calls /status);
 - the host's podman flags (runtime, limits; EDGEVISION_CONTAINER_FLAGS).
 """
 
@@ -20,6 +23,8 @@ import json
 import sqlite3
 import stat
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from tests.support.waits import wait_for
 pytestmark = pytest.mark.slow
 
 WORKLOAD_SOCKET = "/var/run/iotedge/workload.sock"
+TOKEN = "container-test-token-0123456789"
 CLIP = "traffic-360p.mp4"
 
 
@@ -51,6 +57,8 @@ def _manifest() -> dict[str, Any]:
         "upstream.results_mode=every_frame",
         "--set",
         "upstream.connection_retry_interval_s=1",
+        "--set",
+        f"http.token={TOKEN}",
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -83,13 +91,13 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(engine: Engine, hub_factory, workload: WorkloadAPI, model_mount: str, clips_mount: str):
+def deployment(engine: Engine, hub_factory, workload: WorkloadAPI, model_mount: tuple[str, ...], clips_mount: str):
     made: list[Deployment] = []
 
     def make() -> tuple[Deployment, IoTHubSimulator, Path]:
         manifest = _manifest()
         hub = hub_factory(manifest["modulesContent"]["edgevision"]["properties.desired"])
-        deployment = Deployment(manifest, engine, hub, workload, [model_mount, clips_mount])
+        deployment = Deployment(manifest, engine, hub, workload, [*model_mount, clips_mount])
         volume = engine.volume(deployment.volume_name)
         made.append(deployment)
         return deployment, hub, volume
@@ -130,11 +138,25 @@ def test_the_manifest_container_settings_run_the_module(deployment, engine: Engi
         assert info.st_uid == 10001 and stat.S_IMODE(info.st_mode) == 0o600
         assert (volume / "outbox.sqlite").exists()
         assert not (volume / "cache" / "Microsoft").exists(), "ONNX Runtime telemetry should be off"
+        # The image listens on all interfaces; everything but the probes needs the twin's token.
+        assert _http_status("/status") == 401 and _http_status("/healthz") == 200
+        assert _http_status("/status", TOKEN) == 200
         elapsed, code = container.stop()
     finally:
         container.remove()
     assert code == 0
     assert elapsed < 10, f"stopping took {elapsed:.1f} s: the engine kills at 10 s"
+
+
+def _http_status(path: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:9600{path}", headers=headers), timeout=10
+        ) as r:
+            return r.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def _pending(volume: Path) -> list[str]:

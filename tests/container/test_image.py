@@ -32,9 +32,9 @@ def _frames_in(video: Path) -> int:
     return count
 
 
-def test_the_module_runs_as_its_unprivileged_user(engine: Engine, model_mount: str) -> None:
+def test_the_module_runs_as_its_unprivileged_user(engine: Engine, model_mount: tuple[str, ...]) -> None:
     assert engine.image_config()["Config"]["User"] == str(UID)
-    container = engine.start(model_mount, command=("run", "--source", "synthetic:160x120@5"))
+    container = engine.start(*model_mount, command=("run", "--source", "synthetic:160x120@5"))
     try:
         wait_for(lambda: container.exec("true").returncode == 0, 30, "the container to start")
         status = container.exec("cat", "/proc/1/status").stdout
@@ -55,8 +55,10 @@ def test_gpu_says_none_and_why(engine: Engine) -> None:
     assert not any(p["ok"] for p in report["probes"])
 
 
-def test_doctor_checks_the_cpu_paths_and_skips_the_gpu_ones_with_reasons(engine: Engine, model_mount: str) -> None:
-    done = engine.run(model_mount, command=("doctor", "--json", "--max-batch", "2"))
+def test_doctor_checks_the_cpu_paths_and_skips_the_gpu_ones_with_reasons(
+    engine: Engine, model_mount: tuple[str, ...]
+) -> None:
+    done = engine.run(*model_mount, command=("doctor", "--json", "--max-batch", "2"))
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
     checks = report["checks"]
@@ -69,7 +71,7 @@ def test_doctor_checks_the_cpu_paths_and_skips_the_gpu_ones_with_reasons(engine:
 
 @pytest.mark.slow
 def test_a_read_only_clip_and_model_every_frame_inferred(
-    engine: Engine, model_mount: str, clips_mount: str, videos: dict[str, Path], shared_dir: Path
+    engine: Engine, model_mount: tuple[str, ...], clips_mount: str, videos: dict[str, Path], shared_dir: Path
 ) -> None:
     """The model folder is read-only: the letterbox-in-graph copy goes to the state volume's cache."""
     for folder in ("results", "state"):
@@ -77,7 +79,7 @@ def test_a_read_only_clip_and_model_every_frame_inferred(
         (shared_dir / folder).chmod(0o777)
     video = videos["pedestrians"]
     done = engine.run(
-        model_mount,
+        *model_mount,
         clips_mount,
         f"--volume={shared_dir / 'results'}:/results",
         f"--volume={shared_dir / 'state'}:/data/state",
@@ -106,8 +108,8 @@ def _wait_healthy(container: Container, timeout: float) -> None:
 
 
 @pytest.mark.slow
-def test_the_healthcheck_follows_the_module(engine: Engine, model_mount: str) -> None:
-    container = engine.start(model_mount, command=("run", "--source", "synthetic:160x120@5"))
+def test_the_healthcheck_follows_the_module(engine: Engine, model_mount: tuple[str, ...]) -> None:
+    container = engine.start(*model_mount, command=("run", "--source", "synthetic:160x120@5"))
     idle = engine.start("--entrypoint=sleep", command=("120",))
     try:
         _wait_healthy(container, 60)
@@ -128,11 +130,11 @@ def test_the_healthcheck_follows_the_module(engine: Engine, model_mount: str) ->
 
 @pytest.mark.slow
 def test_sigterm_stops_within_the_grace_period_with_the_sink_flushed(
-    engine: Engine, model_mount: str, shared_dir: Path
+    engine: Engine, model_mount: tuple[str, ...], shared_dir: Path
 ) -> None:
     results = shared_dir / "results.jsonl"
     container = engine.start(
-        model_mount,
+        *model_mount,
         f"--volume={shared_dir}:/results",
         command=("run", "--source", "cam=synthetic:320x240@20", "--sink", "jsonl:/results/results.jsonl"),
     )

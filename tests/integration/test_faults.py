@@ -218,10 +218,17 @@ def test_bad_model_files_are_refused_with_a_clear_error(model_path: Path, tmp_pa
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in proc.stderr, proc.stderr
 
 
-def test_a_bad_model_in_a_patch_is_rejected_and_the_cameras_keep_running(model_path: Path, tmp_path: Path) -> None:
+def test_a_bad_model_in_a_patch_is_rejected_and_the_cameras_keep_running(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from edgevision.errors import ConfigError
     from edgevision.module import Module
 
+    # A twin may only name files in the model folder: the bad ones are put there.
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / model_path.name).write_bytes(model_path.read_bytes())
+    monkeypatch.setenv("EDGEVISION_MODEL_DIR", str(models))
     module = Module(
         {
             "cameras": {"a": {"uri": "synthetic:160x120@20"}, "b": {"uri": "synthetic:320x240@20"}},
@@ -232,7 +239,7 @@ def test_a_bad_model_in_a_patch_is_rejected_and_the_cameras_keep_running(model_p
     )
     module.start()
     try:
-        for path, words in _bad_models(model_path, tmp_path).values():
+        for path, words in _bad_models(model_path, models).values():
             before = {c: module.pipeline.metrics.camera(c).inferred for c in ("a", "b")}
             with pytest.raises(ConfigError, match=words):
                 module.apply_patch({"model": {"name": str(path), "manifest": "yolox-nano"}})

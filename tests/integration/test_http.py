@@ -61,6 +61,9 @@ def test_health_readiness_and_status(model_path: Path, monkeypatch: pytest.Monke
         status, document = _get(port, "/status")
         assert status == 200 and document["cameras"]["syn"]["state"] == "streaming"
         assert document["provider"]["provider"] == "CPUExecutionProvider"
+        # The team's test model is not the manifest's file (model.verify: warn): /status says so.
+        assert document["model"] == "yolox-nano" and document["model_verified"] is False
+        assert "differs from the manifest" in document["model_verification"]
         code, body = _get(port, "/nope")
         assert code == 404 and "/healthz" in body["paths"]
         assert _get(port, "/healthz", method="POST")[0] == 405

@@ -27,7 +27,7 @@ def module(tmp_path: Path) -> Iterator[Module]:
             "http": {"enabled": False},
             "metrics_interval_s": 3600,
         },
-        environ={},
+        environ={"EDGEVISION_STATE_DIR": str(tmp_path)},
         seams=pipeline_seams(EngineFactory(), scripted_sources(frames, interval_s=0.005)),
     )
     with pytest.raises(NotReady):

@@ -23,15 +23,7 @@ def run_overrides(args: argparse.Namespace, base_cameras: Any) -> dict[str, Any]
     from edgevision.sources.uri import split_named_source
 
     overrides: dict[str, Any] = {}
-    camera_flags: dict[str, Any] = {}
-    if args.every_frame:
-        camera_flags["every_frame"] = True
-    if args.loop:
-        camera_flags["loop"] = True
-    if args.max_frames:
-        camera_flags["max_frames"] = args.max_frames
-    if args.target_fps:
-        camera_flags["target_fps"] = args.target_fps
+    camera_flags = _camera_flags(args)
     if args.source:
         cameras = []
         for index, text in enumerate(args.source):
@@ -73,6 +65,19 @@ def run_overrides(args: argparse.Namespace, base_cameras: Any) -> dict[str, Any]
     return overrides
 
 
+def _camera_flags(args: argparse.Namespace) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    if args.every_frame:
+        flags["every_frame"] = True
+    if args.loop:
+        flags["loop"] = True
+    if args.max_frames:
+        flags["max_frames"] = args.max_frames
+    if args.target_fps:
+        flags["target_fps"] = args.target_fps
+    return flags
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import onnxruntime
 
@@ -87,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     document = merge(base, run_overrides(args, base.get("cameras")))
     validate(document)  # a bad flag or file fails here, before anything starts
     if not document.get("cameras") and edge_mode(os.environ) is None:
-        raise UsageError("no camera: give --source URI or cameras in --config")
+        document = merge(document, {"cameras": [_sample_camera(_camera_flags(args))]})
 
     # Installed first: a stop asked for while the module starts (a slow twin read) is kept.
     stop_requested = threading.Event()
@@ -124,3 +129,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("edgevision: error: no camera could be read", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _sample_camera(flags: dict[str, Any]) -> dict[str, Any]:
+    """No camera given: the sample clip, played in real time like a camera, and one line saying so."""
+    from edgevision.samples import SampleUnavailable, sample_clip
+
+    try:
+        path, sample = sample_clip()
+    except SampleUnavailable as exc:
+        raise UsageError(
+            f"no camera: give --source URI (rtsp://..., http://..., a video file, an image folder, /dev/video0) "
+            f"or cameras in --config; the sample clip could not be fetched ({exc})"
+        ) from None
+    print(
+        f"edgevision: no camera given: playing the sample clip {path} ({sample.credit}); "
+        "pass --source URI for your own camera",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {"id": "sample", "uri": str(path), **flags}

@@ -63,6 +63,9 @@ class CameraConfig(_Section):
 class ModelConfig(_Section):
     name: str = "yolox-nano"
     manifest: str | None = None
+    # A model named by a manifest must match its SHA-256 (require) or runs and says it does not
+    # (warn); null: EDGEVISION_MODEL__VERIFY, else require.
+    verify: Literal["require", "warn"] | None = None
     score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from tqdm import tqdm
 
+from edgevision.download import BASE_URL_ENV, DownloadError, IntegrityError, Pinned, download
 from edgevision.errors import BuildError
 from edgevision.models.manifest import ManifestError, ModelManifest, find_manifest, manifest_for_file
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR_ENV = "EDGEVISION_MODEL_DIR"
+# model.verify's process-wide default (the same variable the configuration reads): `require`
+# refuses a model named by a manifest whose file's SHA-256 differs; `warn` runs it and says so.
+VERIFY_ENV = "EDGEVISION_MODEL__VERIFY"
+VERIFY_CHOICES = ("require", "warn")
 _CHUNK = 1 << 20
 
 
@@ -38,6 +39,8 @@ class ResolvedModel:
     sha256: str
     # True when the file's hash equals the manifest's.
     verified: bool
+    # Why it is or is not verified, for status and logs.
+    verification: str = "SHA-256 matches the manifest"
 
     @property
     def name(self) -> str:
@@ -49,6 +52,11 @@ def default_model_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(platformdirs.user_cache_dir("edgevision")) / "models"
+
+
+def default_verify() -> str:
+    value = os.environ.get(VERIFY_ENV, "require")
+    return value if value in VERIFY_CHOICES else "require"
 
 
 def sha256_of(path: Path) -> str:
@@ -70,12 +78,16 @@ def resolve_model(
     model_dir: Path | None = None,
     download: bool = True,
     progress: bool = True,
+    verify: str | None = None,
 ) -> ResolvedModel:
     """Resolve a model name or .onnx path to a file on disk and the manifest that describes it.
 
-    A path is used as given (a hash mismatch is only logged). A name is looked up in the model
-    directory, then downloaded from its manifest URL with a SHA-256 check.
+    A name is looked up in the model directory, then downloaded from its manifest URL; its file
+    must match the manifest's SHA-256 (`verify`: require, the default unless EDGEVISION_MODEL__VERIFY
+    says warn). A path is the user's own choice: used as given and reported as not verified
+    unless it is the manifest's file.
     """
+    verify = verify or default_verify()
     if isinstance(manifest, str):
         manifest = find_manifest(manifest)
     if _looks_like_path(spec):
@@ -87,30 +99,35 @@ def resolve_model(
             raise ManifestError(
                 f"no manifest describes {path.name}: name one with --manifest (a model name or a manifest JSON file)"
             )
-        return _describe(manifest, path)
+        return _describe(manifest, path, verify, by_path=True)
 
     manifest = manifest or find_manifest(spec)
     directory = model_dir or default_model_dir()
     path = directory / manifest.file
     if path.is_file():
-        return _describe(manifest, path)
+        return _describe(manifest, path, verify, by_path=False)
     if not download:
         raise ModelUnavailableError(_missing_message(manifest, directory, "downloads are disabled"))
-    return _describe(manifest, download_model(manifest, directory, progress=progress))
+    return _describe(manifest, download_model(manifest, directory, progress=progress), verify, by_path=False)
 
 
-def _describe(manifest: ModelManifest, path: Path) -> ResolvedModel:
+def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -> ResolvedModel:
     digest = sha256_of(path)
-    verified = manifest.sha256 == digest
-    if manifest.sha256 and not verified:
-        log.warning(
-            "%s: SHA-256 %s differs from the manifest's %s for %s; using it as given",
-            path,
-            digest[:16],
-            manifest.sha256[:16],
-            manifest.name,
-        )
-    return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=verified)
+    verified = bool(manifest.sha256) and manifest.sha256 == digest
+    if verified:
+        return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=True)
+    if not manifest.sha256:
+        why = "its manifest gives no SHA-256"
+    else:
+        why = f"SHA-256 {digest[:16]} differs from the manifest's {manifest.sha256[:16]} for {manifest.name}"
+    if by_path:
+        note = f"given by path ({why})"
+    elif manifest.sha256 and verify == "require":
+        raise ModelIntegrityError(f"{path}: {why}: refused (model.verify is require; warn runs it anyway)")
+    else:
+        note = f"{why} (model.verify: {verify})" if manifest.sha256 else why
+    log.warning("%s: not verified: %s", path, note)
+    return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=False, verification=note)
 
 
 def _missing_message(manifest: ModelManifest, directory: Path, why: str) -> str:
@@ -121,46 +138,15 @@ def _missing_message(manifest: ModelManifest, directory: Path, why: str) -> str:
     )
 
 
-def download_model(manifest: ModelManifest, directory: Path, *, progress: bool = True, timeout_s: float = 30.0) -> Path:
-    """Download to a temporary file beside the target, check SHA-256, then rename into place."""
-    if not manifest.url:
+def download_model(manifest: ModelManifest, directory: Path, *, progress: bool = True) -> Path:
+    """The manifest's file, downloaded into `directory` (see edgevision.download: HTTPS, size,
+    deadline, SHA-256)."""
+    if not manifest.url and not os.environ.get(BASE_URL_ENV):
         raise ModelUnavailableError(_missing_message(manifest, directory, "its manifest has no download URL"))
-    target = directory / manifest.file
+    pinned = Pinned(manifest.file, manifest.url, manifest.sha256, manifest.size_bytes)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        # Closed by the `with` below, once the download is written.
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            dir=directory, prefix=f".{manifest.file}.", suffix=".part", delete=False
-        )
-    except OSError as exc:
-        raise ModelUnavailableError(
-            _missing_message(manifest, directory, f"cannot write there: {exc.strerror}")
-        ) from exc
-    tmp = Path(handle.name)
-    digest = hashlib.sha256()
-    log.info("downloading %s from %s", manifest.name, manifest.url)
-    try:
-        with handle, urllib.request.urlopen(manifest.url, timeout=timeout_s) as response:
-            total = int(response.headers.get("Content-Length") or 0) or manifest.size_bytes
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=manifest.file, disable=not progress or None, leave=False
-            ) as bar:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        if manifest.sha256 and digest.hexdigest() != manifest.sha256:
-            raise ModelIntegrityError(
-                f"download of {manifest.name} from {manifest.url} has SHA-256 {digest.hexdigest()}, "
-                f"expected {manifest.sha256}; the file was discarded"
-            )
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise ModelUnavailableError(
-            _missing_message(manifest, directory, f"download from {manifest.url} failed: {reason}")
-        ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    log.info("saved %s to %s", manifest.name, target)
-    return target
+        return download(pinned, directory, progress=progress)
+    except IntegrityError as exc:
+        raise ModelIntegrityError(f"download of {manifest.name}: {exc}") from exc
+    except DownloadError as exc:
+        raise ModelUnavailableError(_missing_message(manifest, directory, str(exc))) from exc

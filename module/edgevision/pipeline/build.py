@@ -34,7 +34,7 @@ ModelLoader = Callable[[ModelConfig], ResolvedModel]
 
 
 def resolve_configured_model(config: ModelConfig) -> ResolvedModel:
-    return resolve_model(config.name, manifest=config.manifest)
+    return resolve_model(config.name, manifest=config.manifest, verify=config.verify)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from edgevision.models.store import ResolvedModel
 from edgevision.pipeline import health, reconfigure
 from edgevision.pipeline.build import Seams, StageBuilder, StageHooks
 from edgevision.pipeline.cameras import Cameras
+from edgevision.pipeline.describe import stage_status
 from edgevision.pipeline.events import EventLog
 from edgevision.pipeline.failover import FailoverController
 from edgevision.pipeline.reorder import ReorderBuffer
@@ -215,6 +216,7 @@ class Pipeline:
             extra = {
                 "provider": stages.engine.provider,
                 "model": stages.model.name,
+                "model_verified": stages.model.verified,
                 "in_flight_batches": stages.in_flight,
             }
         if self._gpu is not None:
@@ -233,11 +235,9 @@ class Pipeline:
             "version": __version__,
             "started_at": iso_time(self.started_at) if self.started_at else None,
             "accelerator": self.accelerator.to_dict() if self.accelerator else None,
-            "model": stages.model.name if stages else None,
-            "provider": stages.engine.status.to_dict() if stages else None,
-            "layout": vars(stages.layout) if stages else None,
             "failover": self._failover.to_dict(),
             "cameras": self.cameras.status(),
+            **stage_status(stages),
         }
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:

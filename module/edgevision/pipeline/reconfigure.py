@@ -156,8 +156,22 @@ class ReconfigureHttp(Action):
         return "http"
 
 
+@dataclass(frozen=True)
+class AtNextStart(Action):
+    """Kept in the configuration but used only from the next start (the outbox file is open)."""
+
+    field: str
+
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return self.field
+
+
 def needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
-    if (new.model.name, new.model.manifest) != (old.model.name, old.model.manifest):
+    if (new.model.name, new.model.manifest, new.model.verify) != (old.model.name, old.model.manifest, old.model.verify):
         return True
     return any(getattr(new.inference, f) != getattr(old.inference, f) for f in _ENGINE_FIELDS)
 
@@ -186,6 +200,8 @@ def plan(old: AppConfig, new: AppConfig) -> list[Action]:
         actions.append(ReopenSink(new.sink))
     if new.upstream != old.upstream:
         actions.append(RetuneUpstream())
+    if new.upstream.outbox_path != old.upstream.outbox_path:
+        actions.append(AtNextStart("upstream.outbox_path"))
     if new.http != old.http:
         live = old.http.model_copy(update={"token": new.http.token, "metrics_auth": new.http.metrics_auth}) == new.http
         actions.append(ReconfigureHttp(new.http, live))
@@ -207,10 +223,14 @@ def _camera_actions(old: AppConfig, new: AppConfig) -> list[Action]:
 
 
 def describe(actions: Sequence[Action]) -> dict[str, list[str]]:
-    """The `changes` document operators see: what took effect live, what was restarted."""
+    """The `changes` document operators see: what took effect live, what was restarted, and
+    (`needs_restart`, only when there is any) what is kept but used from the next start only."""
     changes: dict[str, list[str]] = {"live": [], "restarted": []}
     for action in actions:
         if isinstance(action, RetuneInference) and not action.noticeable:
+            continue
+        if isinstance(action, AtNextStart):
+            changes.setdefault("needs_restart", []).append(action.describe())
             continue
         changes["restarted" if action.restarts else "live"].append(action.describe())
     return changes

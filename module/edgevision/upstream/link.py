@@ -189,7 +189,7 @@ class EdgeLink:
         if self.iot_sink is not None:
             self.iot_sink.set_reducer(reducer_for(config))
         if self.outbox is not None:
-            self.outbox.limits = outbox_limits(config)
+            self.outbox.set_limits(outbox_limits(config))
         if self.reporter is not None:
             self.reporter.min_interval_s = config.upstream.report_min_interval_s
 
@@ -204,10 +204,19 @@ class EdgeLink:
     def stats(self) -> dict[str, Any]:
         return {**self.connection.stats(), **(self.sender.stats() if self.sender else {})}
 
-    def outbox_counts(self) -> dict[str, int]:
+    def outbox_counts(self) -> dict[str, Any]:
+        """The outbox in reported properties and metrics: what waits, what was lost and why."""
         if self.outbox is None:
             return {}
-        return {"outbox_queued": len(self.outbox), "outbox_dropped": sum(self.outbox.dropped.values())}
+        outbox = self.outbox
+        return {
+            "outbox_queued": len(outbox),
+            "outbox_dropped": sum(outbox.dropped.values()),
+            "outbox_dropped_by_reason": dict(outbox.dropped) or None,
+            "outbox_persistent": outbox.memory_reason is None,
+            # A damaged file met at start: where it went, and how many messages it held (null: unknown).
+            "outbox_damaged": {k: outbox.damaged[k] for k in ("moved_to", "lost")} if outbox.damaged else None,
+        }
 
     def close(self, final_state: Mapping[str, Any] | None) -> None:
         self._stop.set()

@@ -130,7 +130,7 @@ def reported_properties(
     mode: str | None,
     config_status: Mapping[str, Any],
     results_mode: str,
-    outbox: Mapping[str, int],
+    outbox: Mapping[str, Any],
     twin: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     provider = status.get("provider") or {}
@@ -149,6 +149,8 @@ def reported_properties(
             },
             "inference": {
                 "model": status.get("model"),
+                "model_verified": status.get("model_verified"),
+                "model_verification": status.get("model_verification"),
                 "provider": provider.get("provider"),
                 "requested": ",".join(provider.get("requested", [])),
                 "dropped": dict(provider.get("dropped", {})) or None,

@@ -125,6 +125,7 @@ class MessageSender:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self.outbox.report_problems()
                 item = self.outbox.oldest()
                 if item is None:
                     with self._wake:

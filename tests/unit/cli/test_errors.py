@@ -35,7 +35,6 @@ def test_bad_arguments_exit_2_in_one_line(args: list[str], message: str) -> None
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "no camera"),
         (["--source", "ftp://camera/x"], "cameras.0.uri"),
         (["--source", "synthetic:64x64@5", "--sink", "kafka:x"], "--sink"),
     ],
@@ -45,6 +44,14 @@ def test_run_rejects_bad_input_in_one_line(args: list[str], message: str) -> Non
     assert proc.returncode == 2
     _assert_one_line_error(proc.stderr)
     assert message in proc.stderr
+
+
+def test_run_without_a_camera_or_its_sample_says_what_to_pass() -> None:
+    # The sample clip's host cannot be reached (a closed port on this machine).
+    proc = run_cli("run", env={"EDGEVISION_DOWNLOAD_BASE_URL": "https://127.0.0.1:9/samples"})
+    assert proc.returncode == 2
+    _assert_one_line_error(proc.stderr)
+    assert "no camera: give --source URI" in proc.stderr and "sample clip could not be fetched" in proc.stderr
 
 
 def test_run_reads_the_file_named_by_edgevision_config(tmp_path: Path) -> None:

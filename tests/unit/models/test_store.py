@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,35 +13,8 @@ import pytest
 from edgevision.families.yolox import anchor_count
 from edgevision.models.manifest import ManifestError, available_manifests, find_manifest, load_manifest_file
 from edgevision.models.store import ModelIntegrityError, ModelUnavailableError, resolve_model, sha256_of
+from tests.support.download_server import DownloadServer, serve_files
 from tests.support.processes import run_cli
-
-
-class _Server:
-    """A real HTTP server on 127.0.0.1 that serves one body and counts requests."""
-
-    def __init__(self, body: bytes) -> None:
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.requests = 0
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/yolox_nano.onnx"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -55,8 +26,12 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def model_server(model_path: Path) -> Iterator[_Server]:
-    server = _Server(model_path.read_bytes())
+def model_server(
+    model_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DownloadServer]:
+    """The release host, over HTTPS with a throw-away CA this process trusts."""
+    server = serve_files({"yolox_nano.onnx": model_path.read_bytes()}, tmp_path_factory.mktemp("pki"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_cert))
     yield server
     server.close()
 
@@ -65,7 +40,7 @@ def _closed_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/yolox_nano.onnx"
+    return f"https://127.0.0.1:{port}/yolox_nano.onnx"
 
 
 def _nano(**update: object):
@@ -124,21 +99,39 @@ def test_model_directory_hit_needs_no_network(tmp_path: Path, model_path: Path) 
     assert model.path == tmp_path / "yolox_nano.onnx"
 
 
-def test_download_verifies_and_writes_atomically(tmp_path: Path, model_path: Path, model_server: _Server) -> None:
-    manifest = _nano(url=model_server.url, sha256=sha256_of(model_path))
+def test_a_named_model_must_match_its_manifest_unless_told_otherwise(tmp_path: Path, model_path: Path) -> None:
+    (tmp_path / "yolox_nano.onnx").symlink_to(model_path)  # not the official file
+    manifest = _nano(url=_closed_port_url())
+    with pytest.raises(ModelIntegrityError, match=r"differs from the manifest's .*refused"):
+        resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path, verify="require")
+    warned = resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path, verify="warn")
+    assert not warned.verified and "differs" in warned.verification and "warn" in warned.verification
+    matching = resolve_model(
+        "yolox-nano", manifest=_nano(url=None, sha256=sha256_of(model_path)), model_dir=tmp_path, verify="require"
+    )
+    assert matching.verified and matching.verification == "SHA-256 matches the manifest"
+    # A path is the user's own choice: it runs under require too, and says it is not verified.
+    given = resolve_model(str(model_path), verify="require")
+    assert not given.verified and given.verification.startswith("given by path")
+
+
+def test_download_verifies_and_writes_atomically(
+    tmp_path: Path, model_path: Path, model_server: DownloadServer
+) -> None:
+    manifest = _nano(url=model_server.url("yolox_nano.onnx"), sha256=sha256_of(model_path), size_bytes=None)
     model = resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path / "models", progress=False)
     assert model.verified and model.path.read_bytes() == model_path.read_bytes()
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["yolox_nano.onnx"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [".yolox_nano.onnx.lock", "yolox_nano.onnx"]
     # Second resolve is a cache hit.
     resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path / "models")
-    assert model_server.requests == 1
+    assert len(model_server.requests) == 1
 
 
-def test_download_with_wrong_hash_is_rejected(tmp_path: Path, model_server: _Server) -> None:
-    manifest = _nano(url=model_server.url)  # the official hash; the served file is another
+def test_download_with_wrong_hash_is_rejected(tmp_path: Path, model_server: DownloadServer) -> None:
+    manifest = _nano(url=model_server.url("yolox_nano.onnx"), size_bytes=None)  # the official hash; another file
     with pytest.raises(ModelIntegrityError, match="SHA-256"):
         resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_offline_download_names_file_and_directory(tmp_path: Path) -> None:
@@ -146,7 +139,7 @@ def test_offline_download_names_file_and_directory(tmp_path: Path) -> None:
         resolve_model("yolox-nano", manifest=_nano(url=_closed_port_url()), model_dir=tmp_path, progress=False)
     message = str(err.value)
     assert "yolox_nano.onnx" in message and str(tmp_path) in message and "EDGEVISION_MODEL_DIR" in message
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_cli_fetch_offline_is_one_line(tmp_path: Path) -> None:
