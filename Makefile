@@ -52,7 +52,7 @@ TEST_IMAGE ?= localhost/edgevision:test
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 TEST_BUILD_FLAGS := --network host $(if $(wildcard $(CA_BUNDLE)),-v $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro)
 
-.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean image image-deps image-test
+.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean image image-deps image-test check-exporters
 
 help:
 	@echo "make run        set up, fetch the model, and run the main job"
@@ -60,6 +60,7 @@ help:
 	@echo "make test-fast  the unit tier only (stand-ins at the seams; under a minute)"
 	@echo "make image      build the container image (docker, else podman)"
 	@echo "make image-test build it on a locally made base and run the container tests (root, podman)"
+	@echo "make check-exporters  export Ultralytics models (random weights) and check the recogniser reads them"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -96,7 +97,7 @@ lint: venv
 	$(BIN)/ruff format --check module tests benchmarks
 
 test-fast: venv
-	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit -n $(shell nproc 2>/dev/null || echo 2) $(PYTEST_ARGS)
 
 $(CUDA_LIBS)/.installed: tests/cuda13-libraries.txt | venv
 	$(BIN)/python -m pip install --quiet --target $(CUDA_LIBS) -r tests/cuda13-libraries.txt
@@ -137,6 +138,20 @@ image-test: venv test-deps image-deps
 	echo "$(TEST_IMAGE): built in $$(( $$(date +%s) - start )) s, $$(podman image inspect --format '{{.Size}}' $(TEST_IMAGE) | numfmt --to=si) bytes (log: .cache/image-build.log)"
 	EDGEVISION_TEST_IMAGE=$(TEST_IMAGE) EDGEVISION_CONTAINER_FLAGS="$(PODMAN_FLAGS)" \
 		$(BIN)/python -m pytest tests/container $(PYTEST_ARGS)
+
+# Real Ultralytics exports for the recogniser, outside CI: torch and ultralytics in their own
+# environment (torch from this machine's wheel cache where there is one; several GB elsewhere).
+EXPORTERS := .cache/exporters
+$(EXPORTERS)/.installed:
+	$(PYTHON) -m venv $(EXPORTERS)
+	$(EXPORTERS)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 ultralytics==8.4.190 \
+		'onnx>=1.17,<1.24' 'onnxslim>=0.1.82' onnxruntime
+	touch $@
+
+check-exporters: venv $(EXPORTERS)/.installed
+	cd .cache && ../$(EXPORTERS)/bin/python ../tests/exporters/export_ultralytics.py exports
+	$(BIN)/python tests/exporters/inspect_exports.py .cache/exports benchmarks/results/exporters-ultralytics.md
+	@echo "record: benchmarks/results/exporters-ultralytics.md"
 
 constraints: venv
 	{ echo "# Exact versions \`make\` installs (tested together); regenerate with \`make constraints\`."; \

@@ -64,6 +64,7 @@ class Detector:
         self.labels = model.manifest.labels
         self._prepare = preprocessor(model.manifest.input, self.engine.takes_frames).prepare
         self._decode = family.decoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
+        self.family = family.name
         self._runners: dict[int, BoundRunner] = {}
 
     def _runner(self, size: int) -> BoundRunner:
@@ -76,7 +77,8 @@ class Detector:
         """Detect objects in each frame; frames may differ in size."""
         times = times if times is not None else StageTimes()
         results: list[Detections] = []
-        step = self.config.max_batch
+        # A fixed-batch export runs at its own batch (the loader said why).
+        step = self.config.max_batch if self.engine.dynamic_batch else int(self.engine.input_shape[0])
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
             t0 = time.perf_counter()

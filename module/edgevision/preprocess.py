@@ -23,6 +23,13 @@ class LetterboxMeta:
     width: int
     height: int
     scale: float
+    # Stretched (not letterboxed) input: the vertical scale; None: the same as `scale`.
+    scale_y: float | None = None
+
+    @property
+    def scales(self) -> tuple[float, float]:
+        """Model-input pixels per frame pixel, horizontally and vertically."""
+        return self.scale, self.scale if self.scale_y is None else self.scale_y
 
 
 # Stands in for the letterbox of a frame that could not be preprocessed; its row is ignored.
@@ -68,7 +75,7 @@ class Letterbox:
         frame = as_bgr(frame)
         h, w = frame.shape[:2]
         spec = self.spec
-        scale, nh, nw = fit(h, w, spec.height, spec.width)
+        meta, nh, nw = place(h, w, spec)
         if (nh, nw) != self._last_covered:
             self._canvas[nh:, :] = spec.pad_value
             self._canvas[:nh, nw:] = spec.pad_value
@@ -81,7 +88,7 @@ class Letterbox:
         if self._affine is not None:
             out *= self._affine[0]
             out += self._affine[1]
-        return LetterboxMeta(width=w, height=h, scale=scale)
+        return meta
 
     def prepare(self, images: Sequence[np.ndarray], runner: BatchInput) -> tuple[list[LetterboxMeta], dict[int, str]]:
         metas: list[LetterboxMeta] = []
@@ -120,14 +127,20 @@ class FrameFeed:
             return [PLACEHOLDER] * len(images), bad
         h, w = first.shape[:2]
         batch = runner.frames(h, w)
-        scale = fit(h, w, self.spec.height, self.spec.width)[0]
+        outer = place(h, w, self.spec)[0]
         metas: list[LetterboxMeta] = []
         for index, frame in enumerate(frames):
             if frame is None:
                 metas.append(PLACEHOLDER)
             elif frame.shape[:2] == (h, w):
                 np.copyto(batch[index], frame)
-                metas.append(LetterboxMeta(width=w, height=h, scale=scale))
+                metas.append(LetterboxMeta(width=w, height=h, scale=outer.scale, scale_y=outer.scale_y))
+            elif self.spec.resize == "stretch":
+                # Stretched to the batch's frame size, then by the graph to the model's.
+                fh, fw = frame.shape[:2]
+                _paste(frame, batch[index])
+                sx, sy = outer.scales
+                metas.append(LetterboxMeta(width=fw, height=fh, scale=sx * w / fw, scale_y=sy * h / fh))
             else:
                 fh, fw = frame.shape[:2]
                 inner, nh, nw = fit(fh, fw, h, w)
@@ -135,7 +148,7 @@ class FrameFeed:
                 slot[nh:] = self.spec.pad_value
                 slot[:nh, nw:] = self.spec.pad_value
                 _paste(frame, slot[:nh, :nw])
-                metas.append(LetterboxMeta(width=fw, height=fh, scale=inner * scale))
+                metas.append(LetterboxMeta(width=fw, height=fh, scale=inner * outer.scale))
         return metas, bad
 
 
@@ -150,6 +163,15 @@ def _paste(frame: np.ndarray, region: np.ndarray) -> None:
 def preprocessor(spec: InputSpec, takes_frames: bool) -> Preprocessor:
     """The host letterbox, or the plain frame copy for a graph that letterboxes by itself."""
     return FrameFeed(spec) if takes_frames else Letterbox(spec)
+
+
+def place(h: int, w: int, spec: InputSpec) -> tuple[LetterboxMeta, int, int]:
+    """Where an h x w frame lands on the model input: its placement, and the covered height and width."""
+    if spec.resize == "stretch":
+        meta = LetterboxMeta(width=w, height=h, scale=spec.width / w, scale_y=spec.height / h)
+        return meta, spec.height, spec.width
+    scale, nh, nw = fit(h, w, spec.height, spec.width)
+    return LetterboxMeta(width=w, height=h, scale=scale), nh, nw
 
 
 def fit(h: int, w: int, th: int, tw: int) -> tuple[float, int, int]:

@@ -25,3 +25,16 @@ def run_module(model_path: Path, tmp_path: Path) -> Iterator[Any]:
     yield start
     for module in started:
         module.stop()
+
+
+@pytest.fixture(scope="session")
+def family_models(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every detector family's test model (YOLOX-Nano's weights by graph surgery), in one model
+    folder with YOLOX-Nano itself and a labels file, as a user's model folder would be."""
+    from tests.support.family_models import write_family_models
+
+    folder = tmp_path_factory.mktemp("family-models")
+    (folder / model_path.name).symlink_to(model_path)
+    labels = folder / "coco.txt"
+    labels.write_text((Path(__file__).resolve().parents[2] / "models" / "coco80.txt").read_text())
+    return write_family_models(model_path, folder)

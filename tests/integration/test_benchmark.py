@@ -27,6 +27,10 @@ def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path:
     assert cpu["available"] and "errors" not in cpu
     assert [r["batch"] for r in cpu["limit"]] == [1, 2] and all(r["fps"] > 0 for r in cpu["limit"])
     assert cpu["naive"]["fps"] > 0 and cpu["naive"]["latency_ms"]["p95"] is not None
+    # Every family's decoder, on one core at a 640 input, 100 detections kept (timing: benchmarks/).
+    decoders = report["decoders_ms_per_frame"]
+    assert len(decoders) == 7 and all(d["kept"] == 100 and d["ms_per_frame"] > 0 for d in decoders.values())
+    assert "Decoding, per family" in (tmp_path / "benchmark-cpu.md").read_text()
     runs = {(r["source"], r["cameras"], r["preprocess"]) for r in cpu["edgevision"]}
     assert runs == {
         ("video", 1, "host"),

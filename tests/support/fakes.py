@@ -35,9 +35,11 @@ COLUMNS = 5 + MANIFEST.num_classes
 
 
 def stub_model(config: ModelConfig | None = None) -> ResolvedModel:
-    """The built-in yolox-nano manifest with a file that is never opened (the engine is a stand-in)."""
-    name = (config.name if config else None) or "yolox-nano"
-    return ResolvedModel(manifest=MANIFEST, path=Path(f"/nonexistent/{name}.onnx"), sha256="0" * 64, verified=False)
+    """The built-in yolox-nano manifest, named as configuration names the model, with a file that
+    is never opened (the engine is a stand-in)."""
+    name = (config.spec if config else None) or "yolox-nano"
+    manifest = MANIFEST if name == MANIFEST.name else MANIFEST.model_copy(update={"name": name})
+    return ResolvedModel(manifest=manifest, path=Path(f"/nonexistent/{name}.onnx"), sha256="0" * 64, verified=False)
 
 
 class GpuFault(RuntimeError):
@@ -137,10 +139,15 @@ class EngineFactory:
     script: EngineScript = field(default_factory=EngineScript)
     cpu_script: EngineScript = field(default_factory=EngineScript)
     loaded: list[EngineConfig] = field(default_factory=list)
+    # A model (by name) whose GPU engines follow their own script.
+    by_model: dict[str, EngineScript] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
 
     def __call__(self, model: ResolvedModel, config: EngineConfig, max_batch: int, in_graph: bool) -> StubEngine:
         self.loaded.append(config)
-        return StubEngine(config, self.cpu_script if config.provider == "cpu" else self.script)
+        self.models.append(model.name)
+        script = self.by_model.get(model.name, self.script)
+        return StubEngine(config, self.cpu_script if config.provider == "cpu" else script)
 
 
 def pipeline_seams(engines: EngineFactory, sources: SourceFactory | None = None, gpu: bool = False) -> Seams:

@@ -77,13 +77,13 @@ def measure_stages(
         return runs
 
     metas, _ = prepare.prepare([frames[0]], runner)
-    output = runner.run()[0].copy()
+    outputs = [output.copy() for output in runner.run()]
     decoder = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
-    detections = decoder([output], metas)[0]
+    detections = decoder(outputs, metas)[0]
 
     def post() -> int:
         for _ in range(items * 5):
-            decoder([output], metas)
+            decoder(outputs, metas)
         return items * 5
 
     def publish() -> int:
@@ -176,9 +176,14 @@ def measure_limit(
 def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int) -> dict[str, Any]:
     """The loop most samples use: read, preprocess into a fresh array, run, decode, send, in one thread."""
     session = ort.InferenceSession(str(model.path), providers=list(dict.fromkeys([PROVIDER_NAMES[provider], CPU])))
-    name = session.get_inputs()[0].name
+    inputs = session.get_inputs()
+    name = next(i.name for i in inputs if len(i.shape) == 4)
+    family = family_for(model.manifest)
+    # A DETR deployment export's sizes input, as any sample passes it.
+    extra = family.extra_inputs(model.manifest, [i.name for i in inputs if i.name != name])
+    feed_extra = {key: row[None] for key, row in extra.items()}
     letterbox = Letterbox(model.manifest.input)
-    decoder = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
+    decoder = family.decoder(model.manifest, 0.3, 0.45)
     sink = NullSink()
     capture = cv2.VideoCapture(str(video))
     samples = []
@@ -190,7 +195,7 @@ def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int)
             continue
         blob = np.empty((1, 3, model.manifest.input.height, model.manifest.input.width), np.float32)
         meta = letterbox(frame, blob[0])
-        detections = decoder(session.run(None, {name: blob}), [meta])[0]
+        detections = decoder(session.run(None, {name: blob, **feed_extra}), [meta])[0]
         sink.publish(
             result_message(
                 camera="cam0",
@@ -216,6 +221,7 @@ def measure_pipeline(
     every_frame: bool,
     preprocess: str = "host",
     gpu: GpuTelemetry | None = None,
+    model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     sink = NullSink()
     cameras = {
@@ -225,6 +231,7 @@ def measure_pipeline(
     document = {
         "cameras": cameras,
         "inference": {"provider": provider, "preprocess": preprocess},
+        **({"model": model} if model else {}),
         "metrics_interval_s": 3600,
         "http": {"enabled": False},
     }

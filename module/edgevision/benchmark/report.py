@@ -67,6 +67,21 @@ def markdown(report: dict[str, Any]) -> str:
         for error in entry.get("errors", []):
             lines.append(f"\nFailed: {error}")
         lines.append("")
+    decoders = report.get("decoders_ms_per_frame") or {}
+    if decoders:
+        lines += [
+            "## Decoding, per family",
+            "",
+            "One core, a 640 input, 100 detections kept and the rest under the threshold (budget 0.5 ms per frame).",
+            "",
+            "| layout | ms per frame | kept | within budget |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {d['ms_per_frame']} | {d['kept']} | {'yes' if d['within_budget'] else 'no'} |"
+            for name, d in decoders.items()
+        ]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from edgevision.accel.discover import discover
 from edgevision.accel.telemetry import GpuTelemetry
+from edgevision.benchmark.decoders import decoder_costs
 from edgevision.benchmark.measure import (
     ceilings,
     measure_limit,
@@ -32,7 +33,9 @@ from edgevision.benchmark.measure import (
     usable_providers,
 )
 from edgevision.config.load import validate
-from edgevision.models.store import resolve_model
+from edgevision.config.model import ModelConfig
+from edgevision.inference.loader import batch_capacity
+from edgevision.pipeline.build import resolve_configured_model
 from edgevision.pipeline.layout import choose_layout
 
 # End-to-end targets against the binding ceiling (issue 6): CPU stages share every core, so
@@ -60,10 +63,15 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_benchmark(
-    video: Path, providers: list[str], plan: Plan, progress: bool = True, model_spec: str = "yolox-nano"
+    video: Path, providers: list[str], plan: Plan, progress: bool = True, model: ModelConfig | None = None
 ) -> dict[str, Any]:
     ort.set_default_logger_severity(3)
-    model = resolve_model(model_spec)
+    model_config = model or ModelConfig()
+    model_document = model_config.model_dump(exclude_none=True)
+    resolved = resolve_configured_model(model_config)
+    capacity = batch_capacity(resolved)
+    # A fixed-batch export runs only its own batch: the larger ones are not measured (and said so).
+    batches = [b for b in plan.batches if capacity.largest is None or b <= capacity.largest]
     usable = usable_providers(providers)
     accelerator = discover()
     gpu = GpuTelemetry.open(accelerator)
@@ -80,16 +88,16 @@ def run_benchmark(
                 (
                     f"{name} stages ({path})",
                     lambda n=name, p=path, e=entry: e["stage_core_ms"].__setitem__(
-                        p, measure_stages(model, n, video, p, plan.repeats, items=max(plan.frames // 6, 10))
+                        p, measure_stages(resolved, n, video, p, plan.repeats, items=max(plan.frames // 6, 10))
                     ),
                 )
             )
-        for batch in plan.batches:
+        for batch in batches:
             steps.append(
                 (
                     f"{name} limit b{batch}",
                     lambda n=name, b=batch, e=entry: e["limit"].append(
-                        measure_limit(model, n, b, plan.limit_seconds, gpu)
+                        measure_limit(resolved, n, b, plan.limit_seconds, gpu)
                     ),
                 )
             )
@@ -97,7 +105,7 @@ def run_benchmark(
             (
                 f"{name} naive",
                 lambda n=name, e=entry: e.__setitem__(
-                    "naive", _median_run([measure_naive(model, n, video, plan.frames) for _ in range(plan.repeats)])
+                    "naive", _median_run([measure_naive(resolved, n, video, plan.frames) for _ in range(plan.repeats)])
                 ),
             )
         )
@@ -113,7 +121,7 @@ def run_benchmark(
                             "source": s,
                             **_median_run(
                                 [
-                                    measure_pipeline(n, [u] * c, plan.frames // c * c, ev, p, gpu)
+                                    measure_pipeline(n, [u] * c, plan.frames // c * c, ev, p, gpu, model_document)
                                     for _ in range(plan.repeats)
                                 ]
                             ),
@@ -133,6 +141,7 @@ def run_benchmark(
     for name, entry in results.items():
         if entry.get("available"):
             _judge(name, entry, os.cpu_count() or 1)
+    decoders = decoder_costs(repeats=plan.repeats * 2 + 1)
     return {
         "benchmark": "edgevision",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -142,11 +151,15 @@ def run_benchmark(
             "accelerator": accelerator.summary(),
         },
         "versions": {"onnxruntime": ort.__version__, "opencv": cv2.__version__},
-        "model": model.name,
+        "model": resolved.name,
+        "model_family": resolved.manifest.family,
         "video": video.name,
         "plan": vars(plan),
+        "batches_not_measured": None if batches == list(plan.batches) else capacity.reason,
         "targets_vs_binding_ceiling": TARGETS,
         "providers": results,
+        # Each family's decoder on one core at a 640 input, 100 detections kept (budget 0.5 ms).
+        "decoders_ms_per_frame": decoders,
         "cpu_layout": vars(choose_layout(validate({}), on_gpu=False)),
     }
 

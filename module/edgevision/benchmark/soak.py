@@ -18,6 +18,7 @@ from edgevision.accel.discover import discover
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.benchmark.usage import NullSink
 from edgevision.config.load import validate
+from edgevision.config.model import ModelConfig
 from edgevision.pipeline.pipeline import Pipeline
 
 
@@ -42,7 +43,9 @@ def slope_per_hour(times: list[float], values: list[float]) -> float | None:
     return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / var * 3600
 
 
-def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: float = 5.0) -> dict[str, Any]:
+def run_soak(
+    video: Path, minutes: float, provider: str = "auto", sample_s: float = 5.0, model: ModelConfig | None = None
+) -> dict[str, Any]:
     accelerator = discover()
     gpu = GpuTelemetry.open(accelerator)
     uri = str(video)
@@ -52,6 +55,7 @@ def run_soak(video: Path, minutes: float, provider: str = "auto", sample_s: floa
             "cam1": {"uri": uri, "every_frame": True, "loop": True},
         },
         "inference": {"provider": provider},
+        **({"model": model.model_dump(exclude_none=True)} if model else {}),
         "metrics_interval_s": 3600,
         "http": {"enabled": False},
     }

@@ -9,7 +9,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgevision.config.model import ModelConfig
 from edgevision.errors import EXIT_OK, UsageError
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The model the benchmark (and the soak run) measures, as configuration names it."""
+    spec = args.model
+    named = {"path": spec} if spec.endswith(".onnx") or "/" in spec else {"name": spec}
+    extra = {"manifest": args.manifest, "family": args.family, "labels": str(args.labels) if args.labels else None}
+    return ModelConfig(**named, **{k: v for k, v in extra.items() if v is not None})
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -28,12 +37,14 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         if args.soak:
             from edgevision.benchmark.soak import run_soak, write_soak
 
-            soak = run_soak(video, args.soak)
+            soak = run_soak(video, args.soak, model=model_config(args))
             for path in write_soak(soak, args.out):
                 print(f"edgevision: wrote {path}", file=sys.stderr)
             print(json.dumps({k: soak[k] for k in ("results", "slopes_per_hour", "fps", "threads", "fds")}))
             return EXIT_OK
-        report = run_benchmark(video, args.providers, Plan.quick() if args.quick else Plan(), progress=True)
+        report = run_benchmark(
+            video, args.providers, Plan.quick() if args.quick else Plan(), progress=True, model=model_config(args)
+        )
     for path in write_report(report, args.out):
         print(f"edgevision: wrote {path}", file=sys.stderr)
     summary = {}

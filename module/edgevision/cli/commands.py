@@ -36,7 +36,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     # ORT's own logger would repeat on stderr what the engine already reports in one line.
     onnxruntime.set_default_logger_severity(3)
-    model = resolve_model(args.model, manifest=args.manifest, download=not args.no_download)
+    model = resolve_model(
+        args.model, manifest=args.manifest, download=not args.no_download, family=args.family, labels=args.labels
+    )
     detector = Detector(
         model,
         EngineConfig(provider=args.provider, strict=args.strict_provider),
@@ -82,6 +84,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     from edgevision.models.manifest import available_manifests
     from edgevision.models.store import default_model_dir, resolve_model
 
+    if args.models_command == "inspect":
+        from edgevision.models.inspect import as_text, inspect_model
+
+        report = inspect_model(args.file, args.family, args.labels)
+        if args.json:
+            print_json(report)
+        else:
+            sys.stdout.write(as_text(report) + "\n")
+        return EXIT_OK if report["recognised"] else EXIT_FAILED
     if args.models_command == "list":
         directory = default_model_dir()
         for manifest in available_manifests().values():
@@ -91,6 +102,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                     "name": manifest.name,
                     "file": manifest.file,
                     "input": [manifest.input.width, manifest.input.height],
+                    "family": manifest.family,
                     "classes": manifest.num_classes,
                     "license": manifest.license,
                     "present": present,

@@ -18,7 +18,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from edgevision.models.store import resolve_model
 
     onnxruntime.set_default_logger_severity(3)
-    model = resolve_model(args.model, manifest=args.manifest)
+    model = resolve_model(args.model, manifest=args.manifest, family=args.family, labels=args.labels)
     images = [read_image(path) for path in args.images or []]
     accelerator = discover()
     results = run_checks(

@@ -9,6 +9,7 @@ from typing import NoReturn
 from edgevision import __version__
 from edgevision.config.model import PROVIDER_CHOICES
 from edgevision.errors import UsageError
+from edgevision.families.names import FAMILY_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     detect = sub.add_parser("detect", help="detect objects in images; one JSON document per image")
     detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    detect.add_argument("--model", default="yolox-nano", help="model name (see `models list`) or .onnx path")
-    detect.add_argument("--manifest", help="manifest for a model path: a model name or a manifest JSON file")
+    _model_arguments(detect, default="yolox-nano")
     detect.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES)
     detect.add_argument("--strict-provider", action="store_true", help="fail instead of falling back to the CPU")
     detect.add_argument("--threshold", type=_unit_float, default=0.3, help="minimum score (default 0.3)")
@@ -56,8 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--every-frame", action="store_true", help="files: process every frame, no dropping")
     run.add_argument("--loop", action="store_true", help="files: start again at the end")
     run.add_argument("--target-fps", type=_positive_float, help="frames per second per camera sent to inference")
-    run.add_argument("--model", help="model name or .onnx path")
-    run.add_argument("--manifest", help="manifest for a model path")
+    _model_arguments(run, default=None)
     run.add_argument("--provider", choices=PROVIDER_CHOICES)
     run.add_argument("--threshold", type=_unit_float)
     run.add_argument("--max-batch", type=_positive_int)
@@ -111,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("benchmark", help="measure fps against the limit and a naive loop on this machine")
     bench.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    _model_arguments(bench, default="yolox-nano")
     bench.add_argument(
         "--video", type=Path, help="video to decode (default: the test assets' clip, or a generated one)"
     )
@@ -128,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check every inference path on this machine's GPU (CPU ones without)")
     doctor.add_argument("--json", action="store_true", help="print the results as JSON")
-    doctor.add_argument("--model", default="yolox-nano", help="model name or .onnx path")
-    doctor.add_argument("--manifest", help="manifest for a model path")
+    _model_arguments(doctor, default="yolox-nano")
     doctor.add_argument("--images", nargs="+", type=Path, metavar="IMAGE", help="compare detections on these too")
     doctor.add_argument("--max-batch", type=_positive_int, default=8, help="largest batch to check (default 8)")
     doctor.add_argument("--skip-tensorrt", action="store_true", help="skip the TensorRT build (it takes minutes)")
@@ -145,7 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name")
     path = models_sub.add_parser("path", help="print a model's file path (no download)")
     path.add_argument("name")
+    inspect = models_sub.add_parser(
+        "inspect", help="say which detector family a model file is (and why), its input, classes and batch"
+    )
+    inspect.add_argument("file", type=Path)
+    inspect.add_argument("--family", choices=FAMILY_NAMES, help="check the file against this family only")
+    inspect.add_argument("--labels", type=Path, help="class names, one a line")
+    inspect.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    where = f" (default {default})" if default else ""
+    parser.add_argument("--model", default=default, help=f"model name (see `models list`) or .onnx file{where}")
+    parser.add_argument("--manifest", help="manifest for a model file: a model name or a manifest JSON file")
+    parser.add_argument(
+        "--family",
+        choices=FAMILY_NAMES,
+        help="the detector family of a model file, when `models inspect` cannot tell it from the file",
+    )
+    parser.add_argument("--labels", type=Path, help="class names for a model file, one a line")
 
 
 def _unit_float(text: str) -> float:

@@ -35,9 +35,19 @@ def run_overrides(args: argparse.Namespace, base_cameras: Any) -> dict[str, Any]
         overrides["cameras"] = [{**c, "id": i, **camera_flags} for i, c in items]
     model = {
         k: v
-        for k, v in (("name", args.model), ("manifest", args.manifest), ("score_threshold", args.threshold))
+        for k, v in (
+            # A file is the model's path; a name, a built-in model.
+            ("path" if args.model and _is_file_spec(args.model) else "name", args.model),
+            ("manifest", args.manifest),
+            ("family", args.family),
+            ("labels", str(args.labels) if args.labels else None),
+            ("score_threshold", args.threshold),
+        )
         if v is not None
     }
+    if args.model:
+        # The flag replaces whichever of the two the file named (None removes a key in a merge).
+        model["name" if "path" in model else "path"] = None
     if model:
         overrides["model"] = model
     options = (
@@ -149,3 +159,7 @@ def _sample_camera(flags: dict[str, Any]) -> dict[str, Any]:
         flush=True,
     )
     return {"id": "sample", "uri": str(path), **flags}
+
+
+def _is_file_spec(model: str) -> bool:
+    return model.endswith(".onnx") or "/" in model or model.startswith(".")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from edgevision.families.names import FAMILY_NAMES
 from edgevision.sources.uri import SourceSpec, parse_source_uri
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDER_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+# The model of cameras that name none: the `model` section.
+DEFAULT_MODEL = "default"
+_KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
 class _Section(BaseModel):
@@ -21,8 +26,11 @@ class _Section(BaseModel):
 
 class CameraConfig(_Section):
     # No dots: camera ids become property names in the module twin, which forbids them.
-    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    id: str = Field(pattern=_KEY)
     uri: str = Field(min_length=1)
+    # A key of `models`: the model this camera's frames go through (None or "default": `model`).
+    # Cameras with the same model share one engine and batch together.
+    model: str | None = Field(default=None, pattern=_KEY)
     # Frames per second sent to inference; None: as many as the pipeline takes.
     target_fps: float | None = Field(default=None, gt=0, le=240)
     # Files: process every frame (no dropping, no real-time pacing).
@@ -61,13 +69,38 @@ class CameraConfig(_Section):
 
 
 class ModelConfig(_Section):
+    # A built-in model (see `edgevision models list`) or a .onnx path.
     name: str = "yolox-nano"
+    # A model file; takes the place of `name`. With no manifest for it, its family, input and
+    # classes are read from the file itself (see the README, "Your own model").
+    path: str | None = Field(default=None, min_length=1, max_length=4096)
     manifest: str | None = None
+    # The detector family (yolox, ultralytics, end2end, detr) when the file cannot tell.
+    family: str | None = None
+    # Class names, one a line, for a file whose metadata names none.
+    labels: str | None = Field(default=None, min_length=1, max_length=4096)
     # A model named by a manifest must match its SHA-256 (require) or runs and says it does not
     # (warn); null: EDGEVISION_MODEL__VERIFY, else require.
     verify: Literal["require", "warn"] | None = None
     score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, family: str | None) -> str | None:
+        if family is not None and family not in FAMILY_NAMES:
+            raise ValueError(f"unknown family {family!r} (known: {', '.join(FAMILY_NAMES)})")
+        return family
+
+    @property
+    def spec(self) -> str:
+        """What names the model: its path, else its name."""
+        return self.path or self.name
+
+    def loads_same_model(self, other: ModelConfig) -> bool:
+        """Whether `other` needs no new engine (thresholds may differ)."""
+        fields = ("name", "path", "manifest", "family", "labels", "verify")
+        return all(getattr(self, f) == getattr(other, f) for f in fields)
 
 
 class InferenceConfig(_Section):
@@ -101,6 +134,9 @@ class InferenceConfig(_Section):
     # TensorRT engine and timing caches; None: the user cache dir. The image points it at the
     # state volume so a re-created container does not build engines again.
     tensorrt_cache_dir: Path | None = None
+    # How many models may be loaded at once (the `model` section and each camera's own):
+    # an EFLOW VM has 1-4 GB, and each engine holds its weights and arena.
+    max_engines: int = Field(default=4, ge=1, le=16)
 
 
 class SourceOptions(_Section):
@@ -199,6 +235,8 @@ class HttpConfig(_Section):
 class AppConfig(_Section):
     cameras: tuple[CameraConfig, ...] = ()
     model: ModelConfig = ModelConfig()
+    # More models, by key, for cameras that name one (`cameras.<id>.model`).
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
     inference: InferenceConfig = InferenceConfig()
     sources: SourceOptions = SourceOptions()
     sink: SinkConfig = SinkConfig()
@@ -223,5 +261,40 @@ class AppConfig(_Section):
             raise ValueError(f"duplicate camera id(s): {', '.join(duplicates)}")
         return cameras
 
+    @field_validator("models")
+    @classmethod
+    def _model_keys(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        for key in models:
+            if not re.match(_KEY, key) or key == DEFAULT_MODEL:
+                raise ValueError(f"model key {key!r}: letters, digits, _ and -, and not {DEFAULT_MODEL!r}")
+        return models
+
+    @model_validator(mode="after")
+    def _camera_models(self) -> AppConfig:
+        unknown = sorted({c.model for c in self.cameras if c.model and c.model != DEFAULT_MODEL} - set(self.models))
+        if unknown:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise ValueError(
+                f"cameras name model(s) {', '.join(unknown)} that `models` does not define (defined: {known})"
+            )
+        loaded = len(self.model_keys())
+        if loaded > self.inference.max_engines:
+            raise ValueError(
+                f"{loaded} models would be loaded at once (the model section and each camera's own); "
+                f"inference.max_engines is {self.inference.max_engines}"
+            )
+        return self
+
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
+
+    def model_key(self, camera: CameraConfig) -> str:
+        return camera.model if camera.model else DEFAULT_MODEL
+
+    def model_keys(self) -> list[str]:
+        """The models loaded: the `model` section's always, then each one a camera names."""
+        named = sorted({self.model_key(c) for c in self.cameras} - {DEFAULT_MODEL})
+        return [DEFAULT_MODEL, *named]
+
+    def model_for(self, key: str) -> ModelConfig:
+        return self.model if key == DEFAULT_MODEL else self.models[key]

@@ -53,12 +53,26 @@ def confine(document: Mapping[str, Any], folders: Folders) -> dict[str, Any]:
     place("sink", "path", folders.state, "the results file")
     place("upstream", "outbox_path", folders.state, "the outbox file")
     place("inference", "tensorrt_cache_dir", folders.state, "the TensorRT cache")
-    model = confined.get("model")
-    if isinstance(model, dict):
-        for field in ("name", "manifest"):
+    models = confined.get("models")
+    sections = [("model", confined.get("model"))]
+    if isinstance(models, dict):
+        sections += [(f"models.{key}", value) for key, value in models.items()]
+    for where, model in sections:
+        if not isinstance(model, dict):
+            continue
+        for field in ("name", "path", "manifest", "labels"):
             value = model.get(field)
-            if isinstance(value, str) and (value.endswith(_MODEL_SUFFIXES) or "/" in value or value.startswith(".")):
-                place("model", field, folders.models, "a model file")
+            if not isinstance(value, str):
+                continue
+            if field in ("path", "labels") or value.endswith(_MODEL_SUFFIXES) or "/" in value or value.startswith("."):
+                inside = _inside(value, folders.models)
+                if inside is None:
+                    problems.append(
+                        f"{where}.{field}: a model file must be inside {folders.models} "
+                        "(a twin or method may not name other places)"
+                    )
+                else:
+                    model[field] = str(inside)
     cameras = confined.get("cameras")
     entries = cameras.items() if isinstance(cameras, dict) else enumerate(cameras) if isinstance(cameras, list) else ()
     for key, camera in entries:

@@ -29,6 +29,7 @@ CUDA_NAME = "cuda"
 GRAPH_RAW_ATOL, GRAPH_SCORE_TOL = 0.5, 0.05
 FP16_RAW_ATOL, FP16_SCORE_TOL = 1.0, 0.1
 MATCH_IOU = 0.9
+GRAPH_TOLERANCE = f"|diff| <= {GRAPH_RAW_ATOL} (YOLOX); IoU >= {MATCH_IOU}"
 
 
 class Failed(Exception):
@@ -111,11 +112,18 @@ def io_binding(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]
     return check
 
 
+def _batch_sizes(engine: Engine, max_batch: int) -> list[int]:
+    """The padded batch sizes up to `max_batch` this engine runs (a fixed-batch export: its own)."""
+    return padded_batch_sizes(max_batch) if engine.dynamic_batch else [int(engine.input_shape[0])]
+
+
 def batching(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
     def check(ctx: Context) -> tuple[str, dict[str, Any]]:
         if provider != "cpu":
             ctx.need_gpu()
         engine = ctx.engine(provider, max_batch=ctx.max_batch)
+        if not engine.dynamic_batch:
+            raise Skipped(engine.status.declined.get("max_batch") or "the model has a fixed batch")
         diffs = {}
         for size in padded_batch_sizes(ctx.max_batch):
             frames = [ctx.frames[i % len(ctx.frames)] for i in range(size)]
@@ -130,12 +138,19 @@ def batching(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
     return check
 
 
-def _agree(name: str, reference: Outputs, other: Outputs, raw_atol: float, score_tol: float) -> tuple[str, dict]:
+def _agree(
+    ctx: Context, name: str, reference: Outputs, other: Outputs, raw_atol: float, score_tol: float
+) -> tuple[str, dict]:
     diff = max_difference(reference, other)
     missing = unmatched(reference, other, MATCH_IOU, score_tol)
-    if diff > raw_atol or missing:
+    # The raw tolerance is in YOLOX's output units (grid offsets, sigmoid scores); other families
+    # carry boxes in input pixels, where a pixel of preprocessing moves a weak anchor's box by
+    # several: for them the detections decide and the raw difference is reported.
+    raw_applies = ctx.model.manifest.family == "yolox"
+    if (raw_applies and diff > raw_atol) or missing:
         raise Failed(f"{name}: max |diff| {diff:.3g} (tolerance {raw_atol}); unmatched detections: {missing[:5]}")
-    return f"{name}: max |diff| {diff:.3g}, every detection matched", {"max_abs_diff": diff}
+    raw = "" if raw_applies else f" (a {ctx.model.manifest.family} model: detections decide)"
+    return f"{name}: max |diff| {diff:.3g}{raw}, every detection matched", {"max_abs_diff": diff}
 
 
 def graph_preprocessing(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
@@ -144,7 +159,7 @@ def graph_preprocessing(provider: str) -> Callable[[Context], tuple[str, dict[st
             ctx.need_gpu()
         host = run(ctx.engine(provider), ctx.model, ctx.frames)
         graph = run(ctx.engine(provider, in_graph=True), ctx.model, ctx.frames)
-        return _agree("letterbox in the graph vs on the host", host, graph, GRAPH_RAW_ATOL, GRAPH_SCORE_TOL)
+        return _agree(ctx, "letterbox in the graph vs on the host", host, graph, GRAPH_RAW_ATOL, GRAPH_SCORE_TOL)
 
     return check
 
@@ -173,7 +188,7 @@ def fp16(ctx: Context) -> tuple[str, dict[str, Any]]:
     half_engine = ctx.engine(CUDA_NAME, fp16=True)
     if half_engine.status.precision != "fp16":
         raise Failed(f"the fp16 copy is not in use: {half_engine.status.declined}")
-    return _agree("fp16 vs fp32", full, run(half_engine, ctx.model, ctx.frames), FP16_RAW_ATOL, FP16_SCORE_TOL)
+    return _agree(ctx, "fp16 vs fp32", full, run(half_engine, ctx.model, ctx.frames), FP16_RAW_ATOL, FP16_SCORE_TOL)
 
 
 def _per_run_ms(engine: Engine, ctx: Context, runs: int = 20, batch: int = 1) -> float:
@@ -240,7 +255,7 @@ def gpu_memory(ctx: Context) -> tuple[str, dict[str, Any]]:
     ctx.need_gpu()
     engine = ctx.engine(CUDA_NAME, max_batch=ctx.max_batch)
     used = {}
-    for size in padded_batch_sizes(ctx.max_batch):
+    for size in _batch_sizes(engine, ctx.max_batch):
         engine.runner(size).run()
         used[size] = _gpu_memory_used_mib()
     return "device memory in use after each batch size (MiB): " + ", ".join(f"{s}: {m}" for s, m in used.items()), {
@@ -254,7 +269,7 @@ def throughput(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]
             ctx.need_gpu()
         engine = ctx.engine(provider, max_batch=ctx.max_batch, io_binding=True)
         fps = {}
-        for size in padded_batch_sizes(ctx.max_batch):
+        for size in _batch_sizes(engine, ctx.max_batch):
             fps[size] = round(size * 1000.0 / _per_run_ms(engine, ctx, runs=10, batch=size), 1)
         return "frames per second by batch size: " + ", ".join(f"{s}: {f}" for s, f in fps.items()), {"fps": fps}
 
@@ -266,19 +281,13 @@ CHECKS = (
     Check("reference", CPU, None, reference),
     Check("io-binding", CPU, "exact", io_binding("cpu")),
     Check("batching", CPU, "exact", batching("cpu")),
-    Check("graph-preprocessing", CPU, f"|diff| <= {GRAPH_RAW_ATOL}; IoU >= {MATCH_IOU}", graph_preprocessing("cpu")),
+    Check("graph-preprocessing", CPU, GRAPH_TOLERANCE, graph_preprocessing("cpu")),
     Check("throughput", CPU, None, throughput("cpu")),
     Check("cuda-session", CUDA, f"CPU detections matched, IoU >= {MATCH_IOU}", cuda_session, gpu=True),
     Check("io-binding", CUDA, "exact", io_binding(CUDA_NAME), gpu=True),
     Check("batching", CUDA, "exact", batching(CUDA_NAME), gpu=True),
-    Check("fp16", CUDA, f"|diff| <= {FP16_RAW_ATOL}; IoU >= {MATCH_IOU}", fp16, gpu=True),
-    Check(
-        "graph-preprocessing",
-        CUDA,
-        f"|diff| <= {GRAPH_RAW_ATOL}; IoU >= {MATCH_IOU}",
-        graph_preprocessing(CUDA_NAME),
-        gpu=True,
-    ),
+    Check("fp16", CUDA, f"|diff| <= {FP16_RAW_ATOL} (YOLOX); IoU >= {MATCH_IOU}", fp16, gpu=True),
+    Check("graph-preprocessing", CUDA, GRAPH_TOLERANCE, graph_preprocessing(CUDA_NAME), gpu=True),
     Check("cuda-graph", CUDA, "exact", cuda_graph, gpu=True),
     Check("tensorrt", TENSORRT, "second start reuses the engine", tensorrt, gpu=True),
     Check("gpu-memory", CUDA, None, gpu_memory, gpu=True),

@@ -1,23 +1,22 @@
 """What a detector family is: how to recognise its exports, check them, and decode their output.
 
-Each family lives in its own module with its own settings (a pydantic model whose `type` names
-the family) and its decode step; edgevision.families picks one by name or by looking at a model.
+Each family lives in its own module (its layout, preprocessing and decoder); edgevision.families
+picks one by name or by looking at a model file: its metadata first, its shapes second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from pydantic import BaseModel
 
 from edgevision.detections import Detections
 from edgevision.inference.engine import Engine
-from edgevision.models.manifest import ModelManifest
+from edgevision.models.manifest import InputSpec, ModelManifest
+from edgevision.models.onnx_facts import ModelFacts
 from edgevision.preprocess import LetterboxMeta
-
-Shape = Sequence[int | str | None]
 
 
 class Decoder(Protocol):
@@ -30,19 +29,38 @@ class Decoder(Protocol):
     def __call__(self, outputs: Sequence[np.ndarray], metas: Sequence[LetterboxMeta]) -> list[Detections]: ...
 
 
+@dataclass(frozen=True)
+class Recognition:
+    """A family's reading of a model file: enough to run it without a hand-written manifest."""
+
+    family: str
+    # Why: which shapes and metadata keys decided it.
+    reason: str
+    input: InputSpec
+    class_count: int
+    # Class names from the file's own metadata, if it has them.
+    labels: tuple[str, ...] | None = None
+    layout: str | None = None
+    strides: tuple[int, ...] = (8, 16, 32)
+
+
 class Family(Protocol):
     name: str
+    # Whether a fixed batch-1 export can be rewritten to take any batch (else it runs at batch 1).
+    rewrites_batch: bool
 
-    def settings(self, manifest: ModelManifest) -> BaseModel:
-        """This family's settings for a model, from its manifest."""
-        ...
-
-    def recognise(self, input_shape: Shape, output_shapes: Sequence[Shape], manifest: ModelManifest) -> str | None:
-        """Why a model with these shapes is of this family, or None if it is not."""
+    def recognise(self, facts: ModelFacts) -> Recognition | None:
+        """This family's reading of the file, or None if its layout does not fit."""
         ...
 
     def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
         """Raise EngineError at load, not per frame, when the graph does not fit the manifest."""
         ...
 
-    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> Decoder: ...
+    def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Values for inputs other than the image, one row per frame (the same for every frame)."""
+        ...
+
+    def decoder(
+        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
+    ) -> Decoder: ...

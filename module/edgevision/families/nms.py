@@ -29,7 +29,9 @@ def batched_nms(
     suppress boxes of the same class in the same frame.
     """
     keep_idx = cv2.dnn.NMSBoxesBatched(
-        np.concatenate((top_left, size), axis=1),
+        # As float64: OpenCV's boxes are Rect2d, and converting float32 costs more than the NMS
+        # itself (0.16 vs 0.07 ms for 100 boxes; measured in benchmark/decoders.py's setting).
+        np.concatenate((top_left, size), axis=1, dtype=np.float64),
         scores.astype(np.float32),
         (frame_idx * num_classes + class_ids).astype(np.int32),
         score_threshold,

@@ -7,66 +7,75 @@ objectness times the class score; class-aware NMS follows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from edgevision.detections import Detections
-from edgevision.families.base import Shape
+from edgevision.families.base import Recognition
+from edgevision.families.boxes import inverse_scales
 from edgevision.families.nms import batched_nms
 from edgevision.inference.engine import Engine
 from edgevision.inference.status import EngineError
-from edgevision.models.manifest import ModelManifest
+from edgevision.models.manifest import InputSpec, ModelManifest
+from edgevision.models.onnx_facts import ModelFacts
 from edgevision.preprocess import LetterboxMeta
-
-
-class YoloxSettings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    type: Literal["yolox"] = "yolox"
-    strides: tuple[int, ...] = (8, 16, 32)
-    max_detections: int = Field(default=300, ge=1, le=10_000)
 
 
 def anchor_count(width: int, height: int, strides: Sequence[int]) -> int:
     return sum((width // s) * (height // s) for s in strides)
 
 
+def yolox_input(width: int, height: int) -> InputSpec:
+    """How the official YOLOX exports take their input: BGR, 0-255, letterboxed, padded with 114."""
+    return InputSpec(width=width, height=height, channel_order="BGR", resize="letterbox", pad_value=114)
+
+
 class YoloxFamily:
     name = "yolox"
+    rewrites_batch = True
 
-    def settings(self, manifest: ModelManifest) -> YoloxSettings:
-        return YoloxSettings(strides=manifest.strides)
-
-    def recognise(self, input_shape: Shape, output_shapes: Sequence[Shape], manifest: ModelManifest) -> str | None:
-        if len(output_shapes) != 1 or len(output_shapes[0]) != 3:
+    def recognise(self, facts: ModelFacts) -> Recognition | None:
+        image = facts.image_input
+        if image is None or len(facts.outputs) != 1 or len(facts.outputs[0].shape) != 3:
             return None
-        anchors = anchor_count(manifest.input.width, manifest.input.height, manifest.strides)
-        _, rows, columns = output_shapes[0]
-        if rows == anchors and isinstance(columns, int) and columns > 5:
-            return f"one output [N, {anchors}, 5 + {columns - 5}]: grid anchors of strides {list(manifest.strides)}"
-        return None
+        height, width = image.shape[2], image.shape[3]
+        if not isinstance(height, int) or not isinstance(width, int):
+            return None
+        strides = (8, 16, 32)
+        anchors = anchor_count(width, height, strides)
+        _, rows, columns = facts.outputs[0].shape
+        if rows != anchors or not isinstance(columns, int) or columns <= 5:
+            return None
+        reason = f"one output [N, {anchors}, 5 + {columns - 5}]: YOLOX grid anchors of strides {list(strides)}"
+        return Recognition(self.name, reason, yolox_input(width, height), columns - 5, strides=strides)
 
     def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
         spec = manifest.input
-        if engine.takes_frames:
-            if engine.input_shape[1:] != ["height", "width", 3]:
-                raise EngineError(
-                    f"{file_name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected"
-                )
-        elif engine.input_shape[1:] != [3, spec.height, spec.width]:
-            raise EngineError(
-                f"{file_name}: input shape {engine.input_shape} does not match the manifest's "
-                f"{['N', 3, spec.height, spec.width]}"
-            )
+        check_image_input(engine, spec, file_name)
         out_shape = engine.output_shapes[0]
         expected = [anchor_count(spec.width, spec.height, manifest.strides), 5 + manifest.num_classes]
-        if out_shape[1:] != expected:
+        if len(engine.output_shapes) != 1 or out_shape[1:] != expected:
             raise EngineError(f"{file_name}: output shape {out_shape} does not match the manifest's {['N', *expected]}")
 
-    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> YoloxDecoder:
-        return YoloxDecoder(manifest, score_threshold, nms_iou, self.settings(manifest).max_detections)
+    def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
+        return {}
+
+    def decoder(
+        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
+    ) -> YoloxDecoder:
+        return YoloxDecoder(manifest, score_threshold, nms_iou)
+
+
+def check_image_input(engine: Engine, spec: InputSpec, file_name: str) -> None:
+    """The engine's image input is the manifest's size (or, with the letterbox in the graph, frames)."""
+    if engine.takes_frames:
+        if engine.input_shape[1:] != ["height", "width", 3]:
+            raise EngineError(f"{file_name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected")
+    elif engine.input_shape[1:] != [3, spec.height, spec.width]:
+        raise EngineError(
+            f"{file_name}: input shape {engine.input_shape} does not match the manifest's "
+            f"{['N', 3, spec.height, spec.width]}"
+        )
 
 
 class YoloxDecoder:
@@ -116,9 +125,9 @@ class YoloxDecoder:
         stride = self._stride[anchor_idx]
         centre = (rows[:, 0:2] + self._grid[anchor_idx]) * stride
         size = np.exp(rows[:, 2:4]) * stride
-        inv_scale = np.array([1.0 / m.scale for m in metas], dtype=np.float32)[frame_idx, None]
-        top_left = (centre - size / 2) * inv_scale
-        size *= inv_scale
+        inverse = inverse_scales(metas)[frame_idx, :2]
+        top_left = (centre - size / 2) * inverse
+        size *= inverse
         return batched_nms(
             top_left,
             size,

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgevision.errors import first_line
+from edgevision.inference.feeds import NUMPY_TYPES, ExtraInputs, Feeds
 from edgevision.inference.options import EngineConfig, provider_options, session_options
 from edgevision.inference.providers import (
     CPU,
@@ -31,10 +32,6 @@ from edgevision.inference.status import EngineError, EngineStatus, ProviderUnava
 
 log = logging.getLogger(__name__)
 
-# A warm-up frame's height and width for a model that takes frames of any size.
-_WARM_UP_SIDE = 64
-_NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
-
 
 class Engine:
     """One ONNX Runtime session; `run` is thread-safe, each `runner` belongs to one thread."""
@@ -44,9 +41,15 @@ class Engine:
         model: Path | bytes,
         config: EngineConfig | None = None,
         fp16_model: Callable[[], Path] | None = None,
+        extra_inputs: ExtraInputs | None = None,
+        input_hw: tuple[int, int] | None = None,
     ) -> None:
-        """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs."""
+        """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs.
+        `extra_inputs` gives the values of inputs other than the image (one row per frame, from the
+        family); `input_hw` fixes an image input whose height and width the export left open."""
         self.config = config or EngineConfig()
+        self._extras = extra_inputs or (lambda names: {})
+        self._input_hw = input_hw
         requested = requested_providers(self.config.provider, self.config.use_tensorrt)
         plan = plan_providers(
             requested,
@@ -90,14 +93,22 @@ class Engine:
         if self.config.strict and forced and provider != forced:
             raise ProviderUnavailableError(f"{forced} required but unavailable: {self.status.dropped.get(forced)}")
 
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise EngineError(f"model has {len(inputs)} inputs; one image input is expected")
-        self.input_name: str = inputs[0].name
-        self.input_shape: list[int | str | None] = list(inputs[0].shape)
-        self.input_type: str = inputs[0].type
-        self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
-        self.output_shapes: list[list[int | str | None]] = [list(o.shape) for o in self.session.get_outputs()]
+        feeds = Feeds.of(self.session, self._extras, self._input_hw)
+        self.input_name: str = feeds.image
+        self.input_shape: list[int | str | None] = feeds.image_shape
+        self.input_type: str = feeds.image_type
+        # Inputs besides the image, one row per frame (sizes for a DETR deployment export).
+        self.extra_rows: dict[str, np.ndarray] = feeds.rows
+        self.feeds = feeds
+        outputs = self.session.get_outputs()
+        self.output_names: list[str] = [o.name for o in outputs]
+        self.output_types: list[type] = [NUMPY_TYPES.get(o.type, np.float32) for o in outputs]
+        self.output_shapes: list[list[int | str | None]] = [list(o.shape) for o in outputs]
+        if any(not isinstance(d, int) for shape in self.output_shapes for d in shape[1:]):
+            # A dynamic export leaves output sizes open; one run at batch 1 tells them, so the
+            # runners can allocate their buffers once.
+            produced = self.session.run(None, feeds.zeros(1))
+            self.output_shapes = [[s[0], *r.shape[1:]] for s, r in zip(self.output_shapes, produced, strict=True)]
 
     @property
     def provider(self) -> str:
@@ -159,17 +170,16 @@ class Engine:
 
     def _warm_up(self, session: ort.InferenceSession) -> None:
         """One run on zeros, at the smallest batch the model takes."""
-        meta = session.get_inputs()[0]
-        dims = [d if isinstance(d, int) else (1 if i == 0 else _WARM_UP_SIDE) for i, d in enumerate(meta.shape)]
-        batch = np.zeros(dims, dtype=_NUMPY_TYPES.get(meta.type, np.float32))
+        feeds = Feeds.of(session, self._extras, self._input_hw)
+        batch = feeds.image_shape[0] if isinstance(feeds.image_shape[0], int) else 1
         options = ort.RunOptions()
         if self._cuda_graph:
             options.add_run_config_entry("gpu_graph_id", "-1")  # not captured: its buffers are temporary
-        session.run(None, {meta.name: batch}, options)
+        session.run(None, feeds.zeros(batch), options)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run one batch; allocates its outputs (use a runner on the hot path)."""
-        return self.session.run(self.output_names, {self.input_name: batch})
+        return self.session.run(self.output_names, {self.input_name: batch, **self.feeds.others(len(batch))})
 
     def next_graph_id(self) -> int:
         """A fresh CUDA graph id: each runner and input shape captures its own graph."""
@@ -202,6 +212,8 @@ class BoundRunner:
             self._binding = engine.session.io_binding()
         if not self.takes_frames:
             self._select([batch_size] + [_static_dim(d, "input") for d in engine.input_shape[1:]], np.float32)
+        # Inputs besides the image hold the same values every run: made and bound once.
+        self._extra = engine.feeds.others(batch_size)
         self.outputs: list[np.ndarray] = []
         # A captured CUDA graph replays fixed device addresses: outputs stay on the device and
         # each input shape gets its own graph id.
@@ -210,14 +222,20 @@ class BoundRunner:
         self._device_outputs: list[ort.OrtValue] = []
         if not self._bound:
             return
-        for name, dims in zip(engine.output_names, engine.output_shapes, strict=True):
+        for name, values in self._extra.items():
+            if engine.on_gpu:
+                device = ort.OrtValue.ortvalue_from_numpy(values, "cuda", engine.config.device_id)
+                self._binding.bind_ortvalue_input(name, device)
+            else:
+                self._binding.bind_cpu_input(name, values)
+        for name, dims, dtype in zip(engine.output_names, engine.output_shapes, engine.output_types, strict=True):
             shape = [batch_size] + [_static_dim(d, name) for d in dims[1:]]
             if self._graph:
-                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", engine.config.device_id)
+                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, "cuda", engine.config.device_id)
                 self._device_outputs.append(value)
                 self._binding.bind_ortvalue_output(name, value)
                 continue
-            out = np.empty(shape, dtype=np.float32)
+            out = np.empty(shape, dtype=dtype)
             self.outputs.append(out)
             # Outputs land in host buffers allocated once; on a GPU, ORT copies into them.
             self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(out))
@@ -248,7 +266,7 @@ class BoundRunner:
     def run(self) -> list[np.ndarray]:
         host, device = self._inputs[self._current]
         if not self._bound:
-            return self._engine.session.run(self._engine.output_names, {self._engine.input_name: host})
+            return self._engine.session.run(self._engine.output_names, {self._engine.input_name: host} | self._extra)
         if self._bound_shape != self._current:
             if device is not None:
                 self._binding.bind_ortvalue_input(self._engine.input_name, device)

@@ -69,14 +69,17 @@ def padded_batch_sizes(max_batch: int) -> list[int]:
     return sizes
 
 
-def tensorrt_profile(input_name: str, dims: list[int], batch_sizes: list[int]) -> tuple[str, str, str]:
-    """min/opt/max shapes covering `batch_sizes` (`dims`: the input's dimensions after the batch).
+def tensorrt_profile(inputs: list[tuple[str, list[int]]], batch_sizes: list[int]) -> tuple[str, str, str]:
+    """min/opt/max shapes covering `batch_sizes`, for each input (name, its dimensions after the batch).
 
     Tuned for the largest batch: under load the pipeline forms full batches.
     """
-    tail = "x".join(str(d) for d in dims)
     smallest, largest = min(batch_sizes), max(batch_sizes)
-    return f"{input_name}:{smallest}x{tail}", f"{input_name}:{largest}x{tail}", f"{input_name}:{largest}x{tail}"
+
+    def shapes(batch: int) -> str:
+        return ",".join(f"{name}:{'x'.join(str(d) for d in [batch, *dims])}" for name, dims in inputs)
+
+    return shapes(smallest), shapes(largest), shapes(largest)
 
 
 def session_options(config: EngineConfig) -> ort.SessionOptions:

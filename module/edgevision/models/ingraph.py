@@ -31,15 +31,19 @@ def add_preprocessing(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProt
         raise InGraphError(f"model opset {opset}; preprocessing in the graph needs opset {MIN_OPSET} or later")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    if len(graph.input) != 1:
-        raise InGraphError(f"model has {len(graph.input)} inputs; one image input is expected")
-    original = graph.input[0]
+    initializers = {i.name for i in graph.initializer}
+    images = [v for v in graph.input if v.name not in initializers and len(v.type.tensor_type.shape.dim) == 4]
+    if len(images) != 1:
+        raise InGraphError(f"model has {len(images)} 4-D inputs; one image input is expected")
+    original = images[0]
     dims = original.type.tensor_type.shape.dim
     batch = dims[0].dim_param or dims[0].dim_value
     nodes, inits = _letterbox_nodes(spec, out=original.name)
     frames = helper.make_tensor_value_info(FRAMES_INPUT, TensorProto.UINT8, [batch, "height", "width", 3])
+    # The frames take the image's place, first among the inputs (sizes and such follow).
+    position = list(graph.input).index(original)
     graph.input.remove(original)
-    graph.input.append(frames)
+    graph.input.insert(position, frames)
     graph.initializer.extend(inits)
     # Prepend: nodes must stay topologically sorted.
     existing = list(graph.node)
@@ -49,76 +53,83 @@ def add_preprocessing(model: onnx.ModelProto, spec: InputSpec) -> onnx.ModelProt
     return model
 
 
-def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
-    th, tw = spec.height, spec.width
-    inits: list[onnx.TensorProto] = []
+class _Builder:
+    """Nodes and constants of the preprocessing prefix, named `pre.*`."""
 
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(value, f"pre.{name}"))
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value, f"pre.{name}"))
         return f"pre.{name}"
 
-    i64 = lambda *v: np.asarray(v, dtype=np.int64)  # noqa: E731 - local shorthand
-    n = helper.make_node
-    nodes = [
-        n("Cast", [FRAMES_INPUT], ["pre.frames_float"], to=TensorProto.FLOAT),
-        n("Transpose", ["pre.frames_float"], ["pre.nchw"], perm=[0, 3, 1, 2]),
-        n("Shape", [FRAMES_INPUT], ["pre.shape"]),
-        n("Slice", ["pre.shape", const("s0", i64(0)), const("s1", i64(1))], ["pre.n"]),
-        n("Slice", ["pre.shape", const("s1b", i64(1)), const("s2", i64(2))], ["pre.h"]),
-        n("Slice", ["pre.shape", const("s2b", i64(2)), const("s3", i64(3))], ["pre.w"]),
-        # Integer arithmetic, as the host does, so both agree on every pixel of the layout:
-        # fit the height when th/H <= tw/W, i.e. th*W <= tw*H; the other side is truncated.
-        n("Mul", ["pre.w", const("th", i64(th))], ["pre.th_w"]),
-        n("Mul", ["pre.h", const("tw", i64(tw))], ["pre.tw_h"]),
-        n("Greater", ["pre.th_w", "pre.tw_h"], ["pre.fit_width"]),
-        n("Div", ["pre.tw_h", "pre.w"], ["pre.h_by_w"]),
-        n("Div", ["pre.th_w", "pre.h"], ["pre.w_by_h"]),
-        n("Where", ["pre.fit_width", "pre.h_by_w", "pre.th"], ["pre.nh0"]),
-        n("Where", ["pre.fit_width", "pre.tw", "pre.w_by_h"], ["pre.nw0"]),
-        # At least one pixel (a 1000x1 frame): add 1 where the truncation gave 0.
-        n("Equal", ["pre.nh0", const("zero", i64(0))], ["pre.nh_zero"]),
-        n("Equal", ["pre.nw0", "pre.zero"], ["pre.nw_zero"]),
-        n("Cast", ["pre.nh_zero"], ["pre.nh_fix"], to=TensorProto.INT64),
-        n("Cast", ["pre.nw_zero"], ["pre.nw_fix"], to=TensorProto.INT64),
-        n("Add", ["pre.nh0", "pre.nh_fix"], ["pre.nh"]),
-        n("Add", ["pre.nw0", "pre.nw_fix"], ["pre.nw"]),
-        n("Concat", ["pre.n", const("c", i64(3)), "pre.nh", "pre.nw"], ["pre.sizes"], axis=0),
+    def ints(self, name: str, *values: int) -> str:
+        return self.const(name, np.asarray(values, dtype=np.int64))
+
+    def add(self, op: str, inputs: list[str], output: str, **attrs: object) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [output], **attrs))
+        return output
+
+    def resize(self, sizes: str) -> str:
+        empty = np.zeros(0, np.float32)
         # Linear with half-pixel centres and no antialiasing: what cv2.INTER_LINEAR does.
-        n(
+        return self.add(
             "Resize",
-            ["pre.nchw", const("roi", np.zeros(0, np.float32)), const("scales", np.zeros(0, np.float32)), "pre.sizes"],
-            ["pre.resized"],
+            ["pre.nchw", self.const("roi", empty), self.const("scales", empty), sizes],
+            "pre.resized",
             mode="linear",
             coordinate_transformation_mode="half_pixel",
-        ),
-        n("Concat", ["pre.nh", "pre.nw"], ["pre.nhw"], axis=0),
-        n("Sub", [const("thw", i64(th, tw)), "pre.nhw"], ["pre.pad_end"]),
-        n(
-            "Concat",
-            [const("zeros4", i64(0, 0, 0, 0)), const("zeros2", i64(0, 0)), "pre.pad_end"],
-            ["pre.pads"],
-            axis=0,
-        ),
-        n(
-            "Pad",
-            ["pre.resized", "pre.pads", const("pad_value", np.asarray(spec.pad_value, dtype=np.float32))],
-            ["pre.padded"],
-            mode="constant",
-        ),
-    ]
-    last = "pre.padded"
+        )
+
+
+def _letterbox_nodes(spec: InputSpec, out: str) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    b = _Builder()
+    b.add("Cast", [FRAMES_INPUT], "pre.frames_float", to=TensorProto.FLOAT)
+    b.add("Transpose", ["pre.frames_float"], "pre.nchw", perm=[0, 3, 1, 2])
+    b.add("Shape", [FRAMES_INPUT], "pre.shape")
+    b.add("Slice", ["pre.shape", b.ints("s0", 0), b.ints("s1", 1)], "pre.n")
+    if spec.resize == "stretch":
+        last = b.resize(b.add("Concat", ["pre.n", b.ints("chw", 3, spec.height, spec.width)], "pre.sizes", axis=0))
+    else:
+        last = _letterbox(b, spec)
     if spec.channel_order == "RGB":
-        nodes.append(n("Gather", [last, const("bgr_to_rgb", i64(2, 1, 0))], ["pre.rgb"], axis=1))
-        last = "pre.rgb"
+        last = b.add("Gather", [last, b.ints("bgr_to_rgb", 2, 1, 0)], "pre.rgb", axis=1)
     norm = spec.normalization
     if norm.is_identity:
-        nodes.append(n("Identity", [last], [out]))
+        b.add("Identity", [last], out)
     else:
         std = np.asarray(norm.std, dtype=np.float32)
         scale = (np.float32(norm.scale) / std).reshape(1, 3, 1, 1)
         offset = (-np.asarray(norm.mean, dtype=np.float32) / std).reshape(1, 3, 1, 1)
-        nodes += [
-            n("Mul", [last, const("scale", scale)], ["pre.scaled"]),
-            n("Add", ["pre.scaled", const("offset", offset)], [out]),
-        ]
-    return nodes, inits
+        scaled = b.add("Mul", [last, b.const("scale", scale)], "pre.scaled")
+        b.add("Add", [scaled, b.const("offset", offset)], out)
+    return b.nodes, b.inits
+
+
+def _letterbox(b: _Builder, spec: InputSpec) -> str:
+    th, tw = spec.height, spec.width
+    b.add("Slice", ["pre.shape", b.ints("s1b", 1), b.ints("s2", 2)], "pre.h")
+    b.add("Slice", ["pre.shape", b.ints("s2b", 2), b.ints("s3", 3)], "pre.w")
+    # Integer arithmetic, as the host does, so both agree on every pixel of the layout:
+    # fit the height when th/H <= tw/W, i.e. th*W <= tw*H; the other side is truncated.
+    b.add("Mul", ["pre.w", b.ints("th", th)], "pre.th_w")
+    b.add("Mul", ["pre.h", b.ints("tw", tw)], "pre.tw_h")
+    b.add("Greater", ["pre.th_w", "pre.tw_h"], "pre.fit_width")
+    b.add("Div", ["pre.tw_h", "pre.w"], "pre.h_by_w")
+    b.add("Div", ["pre.th_w", "pre.h"], "pre.w_by_h")
+    b.add("Where", ["pre.fit_width", "pre.h_by_w", "pre.th"], "pre.nh0")
+    b.add("Where", ["pre.fit_width", "pre.tw", "pre.w_by_h"], "pre.nw0")
+    # At least one pixel (a 1000x1 frame): add 1 where the truncation gave 0.
+    b.add("Equal", ["pre.nh0", b.ints("zero", 0)], "pre.nh_zero")
+    b.add("Equal", ["pre.nw0", "pre.zero"], "pre.nw_zero")
+    b.add("Cast", ["pre.nh_zero"], "pre.nh_fix", to=TensorProto.INT64)
+    b.add("Cast", ["pre.nw_zero"], "pre.nw_fix", to=TensorProto.INT64)
+    b.add("Add", ["pre.nh0", "pre.nh_fix"], "pre.nh")
+    b.add("Add", ["pre.nw0", "pre.nw_fix"], "pre.nw")
+    b.resize(b.add("Concat", ["pre.n", b.ints("c", 3), "pre.nh", "pre.nw"], "pre.sizes", axis=0))
+    b.add("Concat", ["pre.nh", "pre.nw"], "pre.nhw", axis=0)
+    b.add("Sub", [b.ints("thw", th, tw), "pre.nhw"], "pre.pad_end")
+    b.add("Concat", [b.ints("zeros4", 0, 0, 0, 0), b.ints("zeros2", 0, 0), "pre.pad_end"], "pre.pads", axis=0)
+    pad_value = b.const("pad_value", np.asarray(spec.pad_value, dtype=np.float32))
+    return b.add("Pad", ["pre.resized", "pre.pads", pad_value], "pre.padded", mode="constant")

@@ -40,7 +40,9 @@ class InputSpec(BaseModel):
     height: int = Field(gt=0, le=4096)
     channel_order: Literal["BGR", "RGB"] = "BGR"
     layout: Literal["NCHW"] = "NCHW"
-    resize: Literal["letterbox"] = "letterbox"
+    # letterbox: aspect kept, image at the top-left, padded; stretch: resized to fill (DETR-style
+    # models are trained that way).
+    resize: Literal["letterbox", "stretch"] = "letterbox"
     pad_value: int = Field(default=114, ge=0, le=255)
     normalization: Normalization = Normalization()
 
@@ -58,8 +60,10 @@ class ModelManifest(BaseModel):
     license: str
     source: str | None = None
     input: InputSpec
-    # YOLOX: the strides of its anchor grid.
+    # YOLOX and Ultralytics: the strides of the anchor grid.
     strides: tuple[int, ...] = (8, 16, 32)
+    # DETR-style exports: which of their output layouts (edgevision.families.detr).
+    layout: str | None = None
     # A list of class names, or the name of a text file beside the manifest, one name a line.
     labels: tuple[str, ...]
     # Where the manifest was read from; labels files are found relative to it.

@@ -12,7 +12,9 @@ import platformdirs
 
 from edgevision.download import BASE_URL_ENV, DownloadError, IntegrityError, Pinned, download
 from edgevision.errors import BuildError
+from edgevision.families.registry import recognise_file
 from edgevision.models.manifest import ManifestError, ModelManifest, find_manifest, manifest_for_file
+from edgevision.models.onnx_facts import read_labels_file
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def resolve_model(
     download: bool = True,
     progress: bool = True,
     verify: str | None = None,
+    family: str | None = None,
+    labels: Path | None = None,
 ) -> ResolvedModel:
     """Resolve a model name or .onnx path to a file on disk and the manifest that describes it.
 
@@ -94,14 +98,13 @@ def resolve_model(
         path = Path(spec).expanduser()
         if not path.is_file():
             raise ModelUnavailableError(f"model file not found: {path}")
-        manifest = manifest or manifest_for_file(path)
+        if manifest is None and family is None and labels is None:
+            manifest = manifest_for_file(path)
         if manifest is None:
-            raise ManifestError(
-                f"no manifest describes {path.name}: name one with --manifest (a model name or a manifest JSON file)"
-            )
-        return _describe(manifest, path, verify, by_path=True)
+            return _recognised(path, family, labels)
+        return _describe(_amended(manifest, family, labels), path, verify, by_path=True)
 
-    manifest = manifest or find_manifest(spec)
+    manifest = _amended(manifest or find_manifest(spec), family, labels)
     directory = model_dir or default_model_dir()
     path = directory / manifest.file
     if path.is_file():
@@ -109,6 +112,28 @@ def resolve_model(
     if not download:
         raise ModelUnavailableError(_missing_message(manifest, directory, "downloads are disabled"))
     return _describe(manifest, download_model(manifest, directory, progress=progress), verify, by_path=False)
+
+
+def _amended(manifest: ModelManifest, family: str | None, labels: Path | None) -> ModelManifest:
+    """A manifest's model with the configuration's own class names; a family that contradicts it is an error."""
+    if family is not None and family != manifest.family:
+        raise ManifestError(f"model {manifest.name} is a {manifest.family} model by its manifest, not {family}")
+    if labels is None:
+        return manifest
+    names = read_labels_file(labels)
+    if len(names) != manifest.num_classes:
+        raise ManifestError(
+            f"labels file {labels.name} names {len(names)} classes; {manifest.name} has {manifest.num_classes}"
+        )
+    return manifest.model_copy(update={"labels": names})
+
+
+def _recognised(path: Path, family: str | None, labels: Path | None) -> ResolvedModel:
+    """A file no manifest describes: its family and classes read from the file itself."""
+    found = recognise_file(path, family, labels)
+    note = f"no manifest: recognised as {found.manifest.family} ({found.recognition.reason}); labels from {found.labels_from}"
+    log.info("%s: %s", path.name, note)
+    return ResolvedModel(manifest=found.manifest, path=path, sha256=sha256_of(path), verified=False, verification=note)
 
 
 def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -> ResolvedModel:

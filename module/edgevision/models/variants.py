@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 # Part of every derived file's name: a change to how copies are built must not reuse old ones.
 # 2: the in-graph letterbox casts to float before it resizes and pads.
-BUILDER_VERSION = 2
+# 3: the in-graph preprocessing follows the family's (stretch, channel order, scaling); fp16
+#    copies keep float32-only ops (NMS, TopK) in float32.
+BUILDER_VERSION = 3
 
 
 class VariantError(BuildError):
@@ -60,10 +63,12 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     # onnxruntime ships the converter it maintains for its own fp16 models; no extra dependency.
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    # The converter keeps the ops it lists as float32-only (NonMaxSuppression, TopK, ... in NMS-free
+    # and `nms=True` exports) in float32 by casting around them, but only where it knows a value's
+    # type: without inferred types their inputs were left float16 and the session refused the graph.
     # It converts the model it is given in place; callers keep theirs.
-    converted = convert_float_to_float16(
-        onnx.ModelProto.FromString(model.SerializeToString()), keep_io_types=True, disable_shape_infer=True
-    )
+    typed = onnx.shape_inference.infer_shapes(onnx.ModelProto.FromString(model.SerializeToString()))
+    converted = convert_float_to_float16(typed, keep_io_types=True, disable_shape_infer=True)
     # The converter appends its input casts after the nodes that read them.
     _sort_nodes(converted.graph)
     onnx.checker.check_model(converted)
@@ -87,6 +92,10 @@ def _sort_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
+def _spec_digest(spec: InputSpec) -> str:
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:8]
+
+
 def _writable(directory: Path) -> bool:
     """Writable, and not marked read-only: root may write anywhere, but should not there."""
     return os.access(directory, os.W_OK) and bool(directory.stat().st_mode & 0o222)
@@ -98,7 +107,10 @@ def variant_path(
     """The derived copy's file: beside the original, or in the user cache if that is read-only."""
     if not variant.tag:
         return source
-    name = f"{source.stem}.{variant.tag}-v{BUILDER_VERSION}-{sha256[:12]}.onnx"
+    # The in-graph preprocessing follows the input spec: one file per spec (a family named by
+    # configuration may read the same file differently).
+    spec_tag = f"-{_spec_digest(spec)}" if variant.frames_in and spec is not None else ""
+    name = f"{source.stem}.{variant.tag}-v{BUILDER_VERSION}-{sha256[:12]}{spec_tag}.onnx"
     candidates = [
         source.parent / name,
         (cache_dir or Path(platformdirs.user_cache_dir("edgevision")) / "models") / name,

@@ -22,6 +22,9 @@ class Producer:
     model: str
     provider: str
     labels: tuple[str, ...]
+    # The model key (`default`, or a key of `models`): batches are numbered, and published in
+    # order, per key.
+    lane: str = "default"
 
 
 @dataclass(eq=False)

@@ -9,8 +9,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from edgevision.config.model import AppConfig, ModelConfig
+from edgevision.config.model import DEFAULT_MODEL, AppConfig, ModelConfig
 from edgevision.families.registry import family_for
 from edgevision.inference.engine import Engine
 from edgevision.inference.loader import load_engine
@@ -34,7 +35,13 @@ ModelLoader = Callable[[ModelConfig], ResolvedModel]
 
 
 def resolve_configured_model(config: ModelConfig) -> ResolvedModel:
-    return resolve_model(config.name, manifest=config.manifest, verify=config.verify)
+    return resolve_model(
+        config.spec,
+        manifest=config.manifest,
+        verify=config.verify,
+        family=config.family,
+        labels=Path(config.labels) if config.labels else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,8 @@ def engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
 class StageHooks:
     """What the stages need from the pipeline around them."""
 
-    queues: Callable[[], dict[str, FrameQueue]]
+    # The queues of the cameras whose frames go through one model (by model key).
+    queues: Callable[[str], dict[str, FrameQueue]]
     target_fps: Callable[[str], float | None]
     ready: threading.Condition
     metrics: PipelineMetrics
@@ -87,21 +95,24 @@ class StageBuilder:
         self._load_engine = seams.engine_loader
         self._load_model = seams.model_loader
         self._gpu_check = seams.gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
-        self._batch_ids = itertools.count()
+        # Batch ids per model key, running on across rebuilds (the publisher orders by them).
+        self._batch_ids: dict[str, itertools.count] = {}
         # When the build in progress began (None: none): a TensorRT engine build takes minutes,
         # during which the supervisor is busy but not stuck.
         self.building_since: float | None = None
 
-    def build(self, config: AppConfig) -> InferenceStages:
-        """Raises (BuildError and kin) before anything runs if the model or engine cannot be had."""
+    def build(self, config: AppConfig, key: str = DEFAULT_MODEL) -> InferenceStages:
+        """The stages of one model (by key) of a configuration. Raises (BuildError and kin)
+        before anything runs if the model or engine cannot be had."""
         self.building_since = time.monotonic()
         try:
-            return self._build(config)
+            return self._build(config, key)
         finally:
             self.building_since = None
 
-    def _build(self, config: AppConfig) -> InferenceStages:
-        model = self._load_model(config.model)
+    def _build(self, config: AppConfig, key: str) -> InferenceStages:
+        model_config = config.model_for(key)
+        model = self._load_model(model_config)
         inference = config.inference
         gpu_possible = self._gpu_check(config)
         layout = choose_layout(config, on_gpu=gpu_possible)
@@ -111,6 +122,9 @@ class StageBuilder:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
             engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
+        if not engine.dynamic_batch and layout.max_batch > engine.input_shape[0]:
+            # A fixed-batch export its family cannot rewrite (the loader said why).
+            layout = dataclasses.replace(layout, max_batch=int(engine.input_shape[0]))
         if engine.status.cuda_graph and layout.workers > 1:
             # ONNX Runtime: a session replaying CUDA graphs may not be run from several threads.
             engine.status.declined["workers"] = (
@@ -121,7 +135,9 @@ class StageBuilder:
             layout = dataclasses.replace(layout, workers=1)
         cpu_config = engine_config(with_inference(config, provider="cpu"), choose_layout(config, on_gpu=False))
         log.info(
-            "inference: %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
+            "inference (%s, model %s): %s, %d worker(s) x %d intra-op thread(s), batches up to %d",
+            key,
+            model.name,
             engine.provider,
             layout.workers,
             layout.intra_op_threads,
@@ -129,7 +145,7 @@ class StageBuilder:
         )
         hooks = self._hooks
         scheduler = Scheduler(
-            queues=hooks.queues,
+            queues=lambda: hooks.queues(key),
             target_fps=hooks.target_fps,
             ready=hooks.ready,
             max_batch=layout.max_batch,
@@ -138,6 +154,7 @@ class StageBuilder:
         )
         family = family_for(model.manifest)
         stages = InferenceStages(
+            lane=key,
             model=model,
             engine=engine,
             layout=layout,
@@ -145,11 +162,11 @@ class StageBuilder:
             metrics=hooks.metrics,
             deliver=hooks.deliver,
             on_finished=hooks.on_finished,
-            batch_ids=self._batch_ids,
+            batch_ids=self._batch_ids.setdefault(key, itertools.count()),
             idle=hooks.idle,
             drop=hooks.drop,
             preprocessed=hooks.preprocessed,
-            decoder=family.decoder(model.manifest, config.model.score_threshold, config.model.nms_iou),
+            decoder=family.decoder(model.manifest, model_config.score_threshold, model_config.nms_iou),
             preprocess_workers=inference.preprocess_workers,
             rescue=lambda: self._load_engine(model, cpu_config, layout.max_batch, in_graph),
         )

@@ -18,7 +18,7 @@ import numpy as np
 from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
-from edgevision.config.model import AppConfig
+from edgevision.config.model import DEFAULT_MODEL, AppConfig
 from edgevision.control import PreviewImage, Probe
 from edgevision.errors import NotReady
 from edgevision.metrics import PipelineMetrics
@@ -28,7 +28,7 @@ from edgevision.pipeline.build import Seams, StageBuilder, StageHooks
 from edgevision.pipeline.cameras import Cameras
 from edgevision.pipeline.describe import stage_status
 from edgevision.pipeline.events import EventLog
-from edgevision.pipeline.failover import FailoverController
+from edgevision.pipeline.lanes import Lanes, Routing, assignment
 from edgevision.pipeline.reorder import ReorderBuffer
 from edgevision.pipeline.scorer import Scorer
 from edgevision.pipeline.stages import InferenceStages
@@ -77,9 +77,11 @@ class Pipeline:
         self._done = threading.Event()
         self._lock = threading.RLock()
         self.cameras = Cameras(self.metrics, self._ready, self._stop, seams.source_factory, self.preview.forget)
+        # Which model each camera's frames go through.
+        self.routing = Routing(self.cameras.queues, assignment(config))
         self._reorder = ReorderBuffer(sink, self.metrics, self.preview)
         hooks = StageHooks(
-            queues=self.cameras.queues,
+            queues=self.routing.of,
             target_fps=self._target_fps,
             ready=self._ready,
             metrics=self.metrics,
@@ -90,11 +92,9 @@ class Pipeline:
             preprocessed=self.preview.keep,
         )
         self._builder = StageBuilder(hooks, seams)
-        self._failover = FailoverController(
-            lambda: self.config, self._builder.build, self._swap_stages, self.event, self.metrics
-        )
+        # One set of stages per model in use (`default`: the model section), each with its failover.
+        self.lanes = Lanes(self._builder.build, self.routing, lambda: self.config, self.event, self.metrics)
         self._scorer = Scorer()
-        self._stages: InferenceStages | None = None
         self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         # Liveness: the supervisor's last round.
         self.last_tick = time.monotonic()
@@ -103,22 +103,24 @@ class Pipeline:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the model and engine (errors surface here), then start every thread."""
+        """Load every model and engine (errors surface here), then start every thread."""
         configure_ffmpeg()
-        self._stages = self._builder.build(self.config)
+        self.lanes.start(self.config)
         self.started_at = time.time()
         self._reorder.start()
         # Cameras first: stages that find no camera at all would end at once.
         for camera in self.config.cameras:
             self.cameras.add(camera, self.config.sources)
-        self._stages.start()
+        self.lanes.run()
         self._supervisor.start()
+        default = self.lanes.by_key[DEFAULT_MODEL].stages
         self.event(
             "started",
             version=__version__,
-            provider=self._stages.engine.provider,
-            model=self._stages.model.name,
+            provider=default.engine.provider,
+            model=default.model.name,
             cameras=[c.id for c in self.config.cameras],
+            models={key: lane.stages.model.name for key, lane in self.lanes.by_key.items()},
         )
 
     def request_stop(self) -> None:
@@ -163,22 +165,19 @@ class Pipeline:
                 if now >= next_metrics:
                     self._events.metrics(self.metrics_snapshot(advance=True))
                     next_metrics = now + self.config.metrics_interval_s
-                if self._stages is not None:
-                    with self._lock:
-                        self._failover.check(self._stages)
-                    # Read again: the check may have swapped the stages.
-                    if not self._stages.running and self._sources_idle():
-                        break
+                with self._lock:
+                    self.lanes.check_failover()
+                    # Read after the checks: they may have swapped stages.
+                    running = self.lanes.running
+                if not running and self._sources_idle():
+                    break
         except Exception:  # whatever happens, shut down cleanly
             log.exception("supervisor failed")
         self._shutdown()
 
     def _shutdown(self) -> None:
         self.cameras.stop_all()
-        if self._stages is not None:
-            self._stages.stop()
-            if not self._stages.join(timeout=30):
-                log.error("inference stages did not finish within 30 s")
+        self.lanes.stop()
         self._reorder.stop(timeout=30)
         self._events.camera_changes()
         self._events.metrics(self.metrics_snapshot(advance=True))
@@ -193,6 +192,12 @@ class Pipeline:
         self._events.event(name, **details)
 
     # -- views ---------------------------------------------------------------------------------
+
+    @property
+    def _stages(self) -> InferenceStages | None:
+        """The default model's stages (the `model` section's): /score and the top of /status."""
+        lane = self.lanes.default
+        return lane.stages if lane is not None else None
 
     @property
     def model(self) -> ResolvedModel | None:
@@ -217,27 +222,26 @@ class Pipeline:
                 "provider": stages.engine.provider,
                 "model": stages.model.name,
                 "model_verified": stages.model.verified,
-                "in_flight_batches": stages.in_flight,
+                "in_flight_batches": self.lanes.in_flight(),
+                "models": self.lanes.metrics(),
+                "camera_models": dict(self.routing.routes),
             }
         if self._gpu is not None:
             extra["gpu"] = self._gpu.sample()
         extra.update(self._extra_metrics())
-        queues = {
-            **self.cameras.depths(),
-            **(stages.queue_depths() if stages else {}),
-            "publish": self._reorder.depth(),
-        }
+        queues = {**self.cameras.depths(), **self.lanes.queue_depths(), "publish": self._reorder.depth()}
         return self.metrics.snapshot(queues=queues, extra=extra, advance=advance)
 
     def status(self) -> dict[str, Any]:
-        stages = self._stages
+        default = self.lanes.default
         return {
             "version": __version__,
             "started_at": iso_time(self.started_at) if self.started_at else None,
             "accelerator": self.accelerator.to_dict() if self.accelerator else None,
-            "failover": self._failover.to_dict(),
+            "failover": default.failover.to_dict() if default is not None else None,
             "cameras": self.cameras.status(),
-            **stage_status(stages),
+            **stage_status(default.stages if default is not None else None),
+            "models": self.lanes.status(),
         }
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:
@@ -262,37 +266,18 @@ class Pipeline:
         """
         with self._lock:
             actions = reconfigure.plan(self.config, new)
-            if any(isinstance(a, reconfigure.RebuildInference) for a in actions):
-                stages = self._builder.build(new)  # raises before anything is touched
-                self._swap_stages(stages)
+            built = self.lanes.prepare(new, actions)  # raises before anything is touched
+            self.lanes.switch(new, actions, built)
             self.config = new
-            self._failover.update_policy(new)
             for action in actions:
-                self._carry_out(action, new)
+                if isinstance(action, reconfigure.RetuneInference):
+                    self.lanes.retune(action)
+                else:
+                    self.cameras.carry_out(action, new)
         changes = reconfigure.describe(actions)
         self.event("config_applied", changes=changes)
         return changes
 
-    def _carry_out(self, action: reconfigure.Action, new: AppConfig) -> None:
-        if isinstance(action, reconfigure.RetuneInference):
-            assert self._stages is not None
-            self._stages.scheduler.max_wait_s = action.max_batch_wait_s
-            self._stages.set_thresholds(action.score_threshold, action.nms_iou)
-        else:
-            self.cameras.carry_out(action, new)
-
     def restart_camera(self, camera_id: str) -> None:
         """Reopen one camera now (operators' `restartCamera`); KeyError if unknown."""
         self.cameras.restart(camera_id)
-
-    def _swap_stages(self, stages: InferenceStages, join_timeout_s: float = 30.0) -> None:
-        """Controlled restart: the old stages finish their batches, then the new ones start."""
-        old = self._stages
-        if old is not None:
-            old.stop()
-            old.join(timeout=join_timeout_s)
-        self._stages = stages
-        stages.start()
-        self.event(
-            "provider", provider=stages.engine.provider, dropped=stages.engine.status.dropped, model=stages.model.name
-        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgevision.config.model import AppConfig, CameraConfig, HttpConfig, SinkConfig
+from edgevision.config.model import DEFAULT_MODEL, AppConfig, CameraConfig, HttpConfig, SinkConfig
 
 # Fields whose change needs the inference stages rebuilt (a new engine).
 _ENGINE_FIELDS = (
@@ -39,12 +39,55 @@ class Action:
         raise NotImplementedError
 
 
+def _of_model(text: str, key: str) -> str:
+    return text if key == DEFAULT_MODEL else f"{text} (model {key})"
+
+
 @dataclass(frozen=True)
 class RebuildInference(Action):
     """A new model or engine settings: new stages once the batches in flight finish."""
 
+    key: str = DEFAULT_MODEL
+
     def describe(self) -> str:
-        return "inference"
+        return _of_model("inference", self.key)
+
+
+@dataclass(frozen=True)
+class AddModel(Action):
+    """A model a camera names now and none did before: its engine and stages are built."""
+
+    key: str
+
+    def describe(self) -> str:
+        return f"model {self.key} (added)"
+
+
+@dataclass(frozen=True)
+class RemoveModel(Action):
+    """A model no camera names any more: its stages finish their batches and its engine goes."""
+
+    key: str
+
+    def describe(self) -> str:
+        return f"model {self.key} (removed)"
+
+
+@dataclass(frozen=True)
+class MoveCamera(Action):
+    """A camera's frames go through another model from now on; none is lost (its old model's
+    stages hand over every batch first, and its source keeps running)."""
+
+    camera_id: str
+    previous: str
+    key: str
+
+    @property
+    def restarts(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return f"camera {self.camera_id} model"
 
 
 @dataclass(frozen=True)
@@ -55,13 +98,14 @@ class RetuneInference(Action):
     nms_iou: float
     max_batch_wait_s: float
     noticeable: bool
+    key: str = DEFAULT_MODEL
 
     @property
     def restarts(self) -> bool:
         return False
 
     def describe(self) -> str:
-        return "thresholds/batching"
+        return _of_model("thresholds/batching", self.key)
 
 
 @dataclass(frozen=True)
@@ -170,8 +214,8 @@ class AtNextStart(Action):
         return self.field
 
 
-def needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
-    if (new.model.name, new.model.manifest, new.model.verify) != (old.model.name, old.model.manifest, old.model.verify):
+def needs_new_engine(old: AppConfig, new: AppConfig, key: str = DEFAULT_MODEL) -> bool:
+    if not old.model_for(key).loads_same_model(new.model_for(key)):
         return True
     return any(getattr(new.inference, f) != getattr(old.inference, f) for f in _ENGINE_FIELDS)
 
@@ -179,21 +223,29 @@ def needs_new_engine(old: AppConfig, new: AppConfig) -> bool:
 def plan(old: AppConfig, new: AppConfig) -> list[Action]:
     """What to do, in order, to go from `old` to `new`."""
     actions: list[Action] = []
-    if needs_new_engine(old, new):
-        actions.append(RebuildInference())
-    else:
-        actions.append(
-            RetuneInference(
-                new.model.score_threshold,
-                new.model.nms_iou,
-                new.inference.max_batch_wait_ms / 1000.0,
-                noticeable=new.model != old.model or new.inference != old.inference,
+    before = old.model_keys()
+    actions += [RemoveModel(key) for key in before if key not in new.model_keys()]
+    for key in new.model_keys():
+        if key not in before:
+            actions.append(AddModel(key))
+        elif needs_new_engine(old, new, key):
+            actions.append(RebuildInference(key))
+        else:
+            model = new.model_for(key)
+            actions.append(
+                RetuneInference(
+                    model.score_threshold,
+                    model.nms_iou,
+                    new.inference.max_batch_wait_ms / 1000.0,
+                    noticeable=model != old.model_for(key) or new.inference != old.inference,
+                    key=key,
+                )
             )
-        )
     if new.sources != old.sources:
         actions.append(RestartAllCameras())
     else:
         actions.extend(_camera_actions(old, new))
+    actions.extend(_moves(old, new))
     if new.metrics_interval_s != old.metrics_interval_s:
         actions.append(ChangeMetricsInterval())
     if new.sink != old.sink:
@@ -215,10 +267,20 @@ def _camera_actions(old: AppConfig, new: AppConfig) -> list[Action]:
         before = old.camera(camera.id)
         if before is None:
             actions.append(AddCamera(camera))
-        elif before.model_copy(update={"target_fps": camera.target_fps}) != camera:
+            continue
+        if before.model_copy(update={"target_fps": camera.target_fps, "model": camera.model}) != camera:
             actions.append(RestartCamera(camera))
         elif before.target_fps != camera.target_fps:
             actions.append(RetargetCamera(camera.id))
+    return actions
+
+
+def _moves(old: AppConfig, new: AppConfig) -> list[Action]:
+    actions: list[Action] = []
+    for camera in new.cameras:
+        before = old.camera(camera.id)
+        if before is not None and old.model_key(before) != new.model_key(camera):
+            actions.append(MoveCamera(camera.id, old.model_key(before), new.model_key(camera)))
     return actions
 
 

@@ -22,9 +22,11 @@ _STOP = object()
 class ReorderBuffer:
     """Receives finished batches in any order; publishes them in batch order.
 
-    Batches are numbered in the order the scheduler formed them, and each camera's frames
-    enter batches in capture order, so batch order keeps every camera's results in order
-    while several inference workers finish out of order.
+    Batches are numbered in the order the scheduler formed them, per model (each model's stages
+    number their own), and each camera's frames enter one model's batches in capture order, so
+    batch order keeps every camera's results in order while several inference workers finish
+    out of order. A camera moved to another model is moved only once its old model's stages have
+    handed over every batch (edgevision.pipeline.pipeline), so its order holds across the move.
     """
 
     def __init__(self, sink: Sink, metrics: PipelineMetrics, preview: PreviewFrames, maxsize: int = 64) -> None:
@@ -32,8 +34,9 @@ class ReorderBuffer:
         self._preview = preview
         self._metrics = metrics
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
-        self._pending: list[tuple[int, Batch]] = []
-        self._next_id = 0
+        # Per model key: finished batches waiting for an earlier one, and the next id to publish.
+        self._pending: dict[str, list[tuple[int, Batch]]] = {}
+        self._next_id: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="publish", daemon=True)
         self.sink_errors = 0
 
@@ -49,17 +52,20 @@ class ReorderBuffer:
         self._thread.join(timeout)
 
     def depth(self) -> int:
-        return self._queue.qsize() + len(self._pending)
+        return self._queue.qsize() + sum(len(p) for p in list(self._pending.values()))
 
     def _run(self) -> None:
         while (batch := self._queue.get()) is not _STOP:
-            heapq.heappush(self._pending, (batch.id, batch))
-            while self._pending and self._pending[0][0] == self._next_id:
-                self._publish(heapq.heappop(self._pending)[1])
-                self._next_id += 1
+            lane = batch.producer.lane
+            pending = self._pending.setdefault(lane, [])
+            heapq.heappush(pending, (batch.id, batch))
+            while pending and pending[0][0] == self._next_id.get(lane, 0):
+                self._publish(heapq.heappop(pending)[1])
+                self._next_id[lane] = self._next_id.get(lane, 0) + 1
         # Anything left out of order (a gap can only come from a bug upstream) still goes out.
-        while self._pending:
-            self._publish(heapq.heappop(self._pending)[1])
+        for pending in self._pending.values():
+            while pending:
+                self._publish(heapq.heappop(pending)[1])
 
     def _publish(self, batch: Batch) -> None:
         started = time.perf_counter()

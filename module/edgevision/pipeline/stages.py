@@ -51,7 +51,10 @@ class InferenceStages:
         decoder: Decoder,
         preprocess_workers: int,
         rescue: Callable[[], Engine] | None = None,
+        lane: str = "default",
     ) -> None:
+        self._arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.lane = lane
         self.model = model
         self.engine = engine
         self.layout = layout
@@ -63,7 +66,7 @@ class InferenceStages:
         self._idle = idle
         self._drop = drop
         self._preprocessed = preprocessed
-        self.producer = Producer(model.name, engine.provider, model.manifest.labels)
+        self.producer = Producer(model.name, engine.provider, model.manifest.labels, lane)
         self.decoder = decoder
         self._pre_workers = preprocess_workers
         self.pool = SlotPool(engine, layout.max_batch, per_size=layout.workers + preprocess_workers + 1)
@@ -85,6 +88,11 @@ class InferenceStages:
         # Each worker's run in progress and its start, to tell a hung run from a slow one.
         self._runs: dict[str, tuple[float, Batch]] = {}
         self._abandoned: set[int] = set()
+
+    def restaged(self) -> InferenceStages:
+        """New stages on the same engine, model and decoder (new threads, queues and slots):
+        how a model's stages take a new set of cameras once the old ones handed over every batch."""
+        return InferenceStages(**self._arguments)
 
     def start(self) -> None:
         specs = [

@@ -158,6 +158,15 @@ def reported_properties(
             "cameras": {
                 cid: {"state": c["state"], "last_error": c["last_error"]} for cid, c in status["cameras"].items()
             },
+            # Each model in use; twins hold no arrays, so its cameras are one comma-separated string.
+            "models": {
+                key: {
+                    "model": m.get("model"),
+                    "provider": (m.get("provider") or {}).get("provider"),
+                    "cameras": ",".join(m.get("cameras", [])),
+                }
+                for key, m in (status.get("models") or {}).items()
+            },
             "config": dict(config_status),
             "upstream": {"results_mode": results_mode, **outbox},
             "twin": {"state": twin.get("state"), "last_sync": twin.get("last_sync")} if twin else None,

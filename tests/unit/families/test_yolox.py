@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from edgevision.families.registry import family_for, recognise
+from edgevision.families.registry import recognise
 from edgevision.families.yolox import YoloxDecoder, anchor_count
 from edgevision.models.manifest import find_manifest
+from edgevision.models.onnx_facts import read_facts
 from edgevision.preprocess import LetterboxMeta
+from tests.support.onnx_shapes import shape_model
 
 NANO = find_manifest("yolox-nano")
 ANCHORS = anchor_count(416, 416, (8, 16, 32))
 
 
-def test_the_layout_is_recognised_from_the_output_shape() -> None:
+def test_the_layout_is_recognised_from_the_output_shape(tmp_path: Path) -> None:
     assert ANCHORS == 3549
-    ((family, reason),) = recognise(["N", 3, 416, 416], [["N", ANCHORS, 85]], NANO)
-    assert family is family_for(NANO) and "3549" in reason
-    assert recognise(["N", 3, 416, 416], [["N", 84, 8400]], NANO) == []
+    image = [("images", "float32", ["N", 3, 416, 416])]
+    facts = read_facts(shape_model(tmp_path / "yolox.onnx", image, [("output", "float32", ["N", ANCHORS, 85])]))
+    (found,) = recognise(facts, "yolox")
+    assert found.family == NANO.family and "3549" in found.reason and found.input == NANO.input
+    other = read_facts(shape_model(tmp_path / "other.onnx", image, [("output0", "float32", ["N", 84, 8400])]))
+    assert recognise(other, "yolox") == []
 
 
 def test_a_box_is_decoded_on_its_grid_and_mapped_back_to_the_frame() -> None:

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgevision.inference.loader import profile_for
 from edgevision.inference.options import EngineConfig, padded_batch_sizes, provider_options, tensorrt_profile
 from edgevision.inference.providers import CUDA, TENSORRT, plan_providers
+from edgevision.models.manifest import InputSpec
 
 
 def test_padded_batch_sizes() -> None:
@@ -20,7 +21,7 @@ def test_padded_batch_sizes() -> None:
 
 
 def test_tensorrt_gets_one_profile_for_every_padded_batch_and_a_cache(tmp_path: Path) -> None:
-    profile = tensorrt_profile("images", [3, 416, 416], padded_batch_sizes(8))
+    profile = tensorrt_profile([("images", [3, 416, 416])], padded_batch_sizes(8))
     assert profile == ("images:1x3x416x416", "images:8x3x416x416", "images:8x3x416x416")
     options = provider_options(EngineConfig(tensorrt_profile=profile, tensorrt_cache_dir=tmp_path), TENSORRT)
     assert options["trt_profile_min_shapes"] == "images:1x3x416x416"
@@ -45,6 +46,26 @@ def test_the_profile_is_read_from_the_model_file(tmp_path: Path) -> None:
     assert profile_for(model("N"), 4) == ("images:1x3x32x48", "images:4x3x32x48", "images:4x3x32x48")
     # A fixed batch is the only shape there is.
     assert profile_for(model(1), 4) == ("images:1x3x32x48",) * 3
+
+
+def test_the_profile_covers_every_input_and_sizes_the_export_left_open(tmp_path: Path) -> None:
+    """A DETR deployment export's sizes input shares the batch; a dynamic Ultralytics export leaves
+    height and width open, and TensorRT is given the model's own size for them."""
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["images"], ["out"])],
+        "m",
+        [
+            helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, "height", "width"]),
+            helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64, ["N", 2]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, "height", "width"])],
+    )
+    path = tmp_path / "detr.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    spec = InputSpec(width=640, height=480)
+    low, opt, high = profile_for(path, 4, spec, ["orig_target_sizes"])
+    assert low == "images:1x3x480x640,orig_target_sizes:1x2"
+    assert opt == high == "images:4x3x480x640,orig_target_sizes:4x2"
 
 
 def test_cuda_options_avoid_what_fails_under_gpu_pv() -> None:
