@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgevision.module import Module
+from tests.support.family_models import EXPECTED
 from tests.support.processes import run_cli
 
 TOKEN = "own-models-token-0123456789"
@@ -48,16 +49,17 @@ def test_a_file_of_no_known_family_is_told_in_plain_words(tmp_path: Path) -> Non
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
-def test_detect_runs_each_family_from_its_file(family_models: dict[str, Path], images: dict[str, Path]) -> None:
-    for name, extra in (
-        ("ultralytics", ()),
-        ("end2end", ()),
-        ("detr-postprocessed", ("--labels", str(family_models["end2end"].parent / "coco.txt"))),
-    ):
-        done = run_cli("detect", "--model", str(family_models[name]), *extra, str(images["astronaut"]))
-        assert done.returncode == 0, done.stderr
-        document = json.loads(done.stdout)
-        assert document["model"] == name and any(d["label"] == "person" for d in document["detections"]), document
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_detect_runs_each_family_from_its_file(
+    family_models: dict[str, Path], images: dict[str, Path], name: str
+) -> None:
+    labels = (
+        ("--labels", str(family_models[name].parent / "coco.txt")) if name in ("detr-postprocessed", "rf-detr") else ()
+    )
+    done = run_cli("detect", "--model", str(family_models[name]), *labels, str(images["astronaut"]))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["model"] == name and any(d["label"] == "person" for d in document["detections"]), document
 
 
 @pytest.mark.slow
