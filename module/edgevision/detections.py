@@ -29,20 +29,22 @@ class Detections:
     def labels(self, names: Sequence[str]) -> list[str]:
         return [names[i] for i in self.class_ids]
 
-    def to_json(self, names: Sequence[str]) -> list[dict[str, Any]]:
-        """The `detections` list: label, class_id, score, box in pixels, box_norm in [0, 1]."""
+    def to_json(self, names: Sequence[str], track_ids: Sequence[int | None] | None = None) -> list[dict[str, Any]]:
+        """The `detections` list: label, class_id, score, box in pixels, box_norm in [0, 1], and
+        with tracking on, `track_id` (None until the detection's track is confirmed)."""
         norm = self.boxes / np.array([self.width, self.height, self.width, self.height], dtype=np.float32)
         out = []
-        for box, box_norm, score, cid in zip(
-            self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist(), strict=True
+        for index, (box, box_norm, score, cid) in enumerate(
+            zip(self.boxes.tolist(), norm.tolist(), self.scores.tolist(), self.class_ids.tolist(), strict=True)
         ):
-            out.append(
-                {
-                    "label": names[cid],
-                    "class_id": cid,
-                    "score": round(score, 4),
-                    "box": {k: round(v, 1) for k, v in zip(("x1", "y1", "x2", "y2"), box, strict=True)},
-                    "box_norm": [round(v, 5) for v in box_norm],
-                }
-            )
+            item = {
+                "label": names[cid],
+                "class_id": cid,
+                "score": round(score, 4),
+                "box": {k: round(v, 1) for k, v in zip(("x1", "y1", "x2", "y2"), box, strict=True)},
+                "box_norm": [round(v, 5) for v in box_norm],
+            }
+            if track_ids is not None:
+                item["track_id"] = track_ids[index]
+            out.append(item)
         return out

@@ -1,15 +1,21 @@
 """Preview frames: the newest frame of each camera with its detections, drawn and JPEG-encoded on
-request (live preview, snapshots)."""
+request (live preview, snapshots).
+
+Every image that leaves the module is made here, so the camera's privacy masks are applied here,
+last, after every overlay and before the encoder: nothing drawn or captured shows through them.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from edgevision.analytics.camera import CameraAnalytics, Overlay
+from edgevision.analytics.geometry import to_pixels
 from edgevision.control import PreviewImage
 from edgevision.detections import Detections
 from edgevision.sources.frames import BufferPool, Frame
@@ -33,7 +39,9 @@ class PreviewFrames:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[str, _Held] = {}
-        self._detections: dict[str, tuple[int, Detections, Sequence[str]]] = {}
+        self._detections: dict[str, tuple[int, Detections, Sequence[str], Sequence[int | None] | None]] = {}
+        # A camera's analytics (zones, lines, counts to draw; masks to apply), if it has any.
+        self.overlays: Callable[[str], CameraAnalytics | None] = lambda _camera: None
 
     def keep(self, frame: Frame) -> None:
         if frame.image is None:
@@ -46,9 +54,16 @@ class PreviewFrames:
         if previous is not None and previous.pool is not None:
             previous.pool.release(previous.image)
 
-    def published(self, camera: str, seq: int, detections: Detections, labels: Sequence[str]) -> None:
+    def published(
+        self,
+        camera: str,
+        seq: int,
+        detections: Detections,
+        labels: Sequence[str],
+        track_ids: Sequence[int | None] | None = None,
+    ) -> None:
         with self._lock:
-            self._detections[camera] = (seq, detections, labels)
+            self._detections[camera] = (seq, detections, labels, track_ids)
 
     def forget(self, camera: str) -> None:
         with self._lock:
@@ -64,22 +79,33 @@ class PreviewFrames:
             image = held.image.copy()
             seq, captured_at = held.seq, held.captured_at
             published = self._detections.get(camera)
+        analytics = self.overlays(camera)
+        overlay = analytics.overlay() if analytics is not None else None
+        if overlay is not None:
+            draw_overlay(image, overlay, captions=False)
         detections_seq = None
         if published is not None:
-            detections_seq, detections, labels = published
-            draw(image, detections, labels)
+            detections_seq, detections, labels, track_ids = published
+            draw(image, detections, labels, track_ids)
+        if analytics is not None and overlay is not None:
+            # The counts over the boxes, so they stay readable; the masks over everything.
+            draw_overlay(image, overlay, captions=True)
+            analytics.masks.apply(image)
         height, width = image.shape[:2]
         return PreviewImage(camera, seq, captured_at, width, height, detections_seq, encode_jpeg(image, max_bytes))
 
 
-def draw(image: np.ndarray, detections: Detections, labels: Sequence[str]) -> None:
+def draw(
+    image: np.ndarray, detections: Detections, labels: Sequence[str], track_ids: Sequence[int | None] | None = None
+) -> None:
     thickness = max(1, round(max(image.shape[:2]) / 400))
-    for (x1, y1, x2, y2), score, cid in zip(
-        detections.boxes.astype(int), detections.scores, detections.class_ids, strict=True
+    for index, ((x1, y1, x2, y2), score, cid) in enumerate(
+        zip(detections.boxes.astype(int), detections.scores, detections.class_ids, strict=True)
     ):
         color = _color(int(cid))
         cv2.rectangle(image, (int(x1), int(y1)), (int(x2), int(y2)), color, thickness)
-        text = f"{labels[cid]} {score:.2f}"
+        track = track_ids[index] if track_ids is not None else None
+        text = f"{'' if track is None else f'#{track} '}{labels[cid]} {score:.2f}"
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, thickness)
         top = max(int(y1) - th - 4, 0)
         cv2.rectangle(image, (int(x1), top), (int(x1) + tw + 4, top + th + 4), color, -1)
@@ -93,6 +119,47 @@ def draw(image: np.ndarray, detections: Detections, labels: Sequence[str]) -> No
             thickness,
             cv2.LINE_AA,
         )
+
+
+_ZONE, _LINE = (60, 200, 255), (255, 120, 60)
+
+
+def draw_overlay(image: np.ndarray, overlay: Overlay, captions: bool) -> None:
+    """Zones (outlined) and lines (with an arrow to their `in` side); with `captions`, each one's
+    name and counts (occupancy; in / out)."""
+    height, width = image.shape[:2]
+    thickness = max(1, round(max(height, width) / 400))
+    scale = 0.35 * thickness
+    for name, (polygon, occupancy) in overlay.zones.items():
+        points = to_pixels(polygon, width, height)
+        corner = (int(points[:, 0].min()) + 4, int(points[:, 1].max()) + 4)
+        if captions:
+            _label(image, f"{name}: {sum(occupancy.values())} inside", corner, _ZONE, scale, thickness)
+        else:
+            cv2.polylines(image, [points], True, _ZONE, thickness + 1, cv2.LINE_AA)
+    for name, (line, crossed) in overlay.lines.items():
+        (ax, ay), (bx, by) = to_pixels(line, width, height).tolist()
+        if captions:
+            text = f"{name}: in {crossed.get('in', 0)} / out {crossed.get('out', 0)}"
+            _label(image, text, (min(ax, bx) + 4, max(ay, by) + 6), _LINE, scale, thickness)
+            continue
+        cv2.line(image, (ax, ay), (bx, by), _LINE, thickness + 1, cv2.LINE_AA)
+        # An arrow from the middle towards the `in` side (clockwise of the line's direction).
+        mx, my = (ax + bx) // 2, (ay + by) // 2
+        length = max(1.0, float(np.hypot(bx - ax, by - ay)))
+        nx, ny = -(by - ay) / length, (bx - ax) / length
+        tip = (int(mx + nx * 25 * thickness), int(my + ny * 25 * thickness))
+        cv2.arrowedLine(image, (mx, my), tip, _LINE, thickness, cv2.LINE_AA, tipLength=0.35)
+
+
+def _label(
+    image: np.ndarray, text: str, at: tuple[int, int], color: tuple[int, int, int], scale: float, thickness: int
+) -> None:
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x = min(max(at[0], 0), max(image.shape[1] - tw - 4, 0))
+    y = min(max(at[1], 0), max(image.shape[0] - th - 6, 0))
+    cv2.rectangle(image, (x, y), (x + tw + 4, y + th + 6), color, -1)
+    cv2.putText(image, text, (x + 2, y + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
 
 
 def _color(class_id: int) -> tuple[int, int, int]:

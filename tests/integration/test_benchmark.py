@@ -31,6 +31,13 @@ def test_quick_benchmark_writes_json_table_and_chart(tmp_path: Path, model_path:
     decoders = report["decoders_ms_per_frame"]
     assert len(decoders) == 7 and all(d["kept"] == 100 and d["ms_per_frame"] > 0 for d in decoders.values())
     assert "Decoding, per family" in (tmp_path / "benchmark-cpu.md").read_text()
+    # Tracking's cost at 50 detections, and the tracker on the assets' clips (figures, not verdicts).
+    tracking = report["tracking"]
+    assert tracking["cost_at_50_detections"]["1 zone + 1 line"]["ms_per_frame"] > 0
+    clips = {c["clip"]: c for c in tracking["clips"]}
+    assert set(clips) == {"pedestrians-720p.avi", "traffic-360p.mp4"}
+    assert all(c["frames"] == 40 and c["ids_issued"] > 0 for c in clips.values())
+    assert "Tracking, zones and lines" in (tmp_path / "benchmark-cpu.md").read_text()
     runs = {(r["source"], r["cameras"], r["preprocess"]) for r in cpu["edgevision"]}
     assert runs == {
         ("video", 1, "host"),

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from edgevision.config.model import CameraConfig, ModelConfig, SourceOptions
+from edgevision.config.camera import CameraConfig
+from edgevision.config.model import ModelConfig, SourceOptions
 from edgevision.families.yolox import anchor_count
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
@@ -58,6 +59,8 @@ class EngineScript:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Every run in order: (batch size, whether its input was all zeros: a warm-up run).
     log: list[tuple[int, bool]] = field(default_factory=list)
+    # Writes the raw output for a batch instead of the marked-frame rule (tests/support/scene.py).
+    detector: Callable[[np.ndarray, np.ndarray], list[np.ndarray]] | None = None
 
 
 class StubRunner:
@@ -124,6 +127,8 @@ class StubEngine:
         delay = script.delay_s()
         if delay:
             time.sleep(delay)
+        if script.detector is not None:
+            return script.detector(batch, out)
         out[...] = 0.0
         # A marked frame (letterboxed pixel (0, 0) of channel 0 at 255): one box at anchor 0.
         marked = batch[:, 0, 0, 0] >= 255.0

@@ -82,6 +82,35 @@ def markdown(report: dict[str, Any]) -> str:
             for name, d in decoders.items()
         ]
         lines.append("")
+    tracking = report.get("tracking") or {}
+    if tracking:
+        cost = tracking["cost_at_50_detections"]
+        lines += [
+            "## Tracking, zones and lines",
+            "",
+            f"One core, {cost['detections']} detections per frame (budget {cost['budget_ms']} ms per frame):",
+            "",
+            "| work | ms per frame | within budget |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {name} | {figures['ms_per_frame']} | {'yes' if figures['within_budget'] else 'no'} |"
+            for name, figures in cost.items()
+            if isinstance(figures, dict)
+        ]
+        lines += [
+            "",
+            "The tracker on real clips (no ground truth: fragmentation as ids issued per object in view per minute):",
+            "",
+            "| clip | frames | objects in view | ids issued | ids / minute | ids / object-minute | median track length |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {c['clip']} | {c['frames']} ({c['seconds']} s) | {c['mean_objects_in_view']} | {c['ids_issued']} | "
+            f"{c['ids_per_minute']} | {c['ids_per_object_minute']} | {c['median_track_frames']} frames |"
+            for c in tracking["clips"]
+        ]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 

@@ -32,6 +32,8 @@ from edgevision.benchmark.measure import (
     measure_stages,
     usable_providers,
 )
+from edgevision.benchmark.tracking import cost as tracking_cost
+from edgevision.benchmark.tracking import on_clip
 from edgevision.config.load import validate
 from edgevision.config.model import ModelConfig
 from edgevision.inference.loader import batch_capacity
@@ -63,8 +65,14 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_benchmark(
-    video: Path, providers: list[str], plan: Plan, progress: bool = True, model: ModelConfig | None = None
+    video: Path,
+    providers: list[str],
+    plan: Plan,
+    progress: bool = True,
+    model: ModelConfig | None = None,
+    clips: list[Path] | None = None,
 ) -> dict[str, Any]:
+    """`clips`: the videos the tracker is run on (default: `video`)."""
     ort.set_default_logger_severity(3)
     model_config = model or ModelConfig()
     model_document = model_config.model_dump(exclude_none=True)
@@ -142,6 +150,11 @@ def run_benchmark(
         if entry.get("available"):
             _judge(name, entry, os.cpu_count() or 1)
     decoders = decoder_costs(repeats=plan.repeats * 2 + 1)
+    track_frames = 40 if plan.frames < 100 else None
+    tracking = {
+        "cost_at_50_detections": tracking_cost(repeats=plan.repeats * 2 - 1),
+        "clips": [on_clip(resolved, clip, track_frames) for clip in (clips or [video])],
+    }
     return {
         "benchmark": "edgevision",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -160,6 +173,8 @@ def run_benchmark(
         "providers": results,
         # Each family's decoder on one core at a 640 input, 100 detections kept (budget 0.5 ms).
         "decoders_ms_per_frame": decoders,
+        # Tracks plus zones and lines on one core; the tracker on real clips (no ground truth).
+        "tracking": tracking,
         "cpu_layout": vars(choose_layout(validate({}), on_gpu=False)),
     }
 

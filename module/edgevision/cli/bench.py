@@ -42,8 +42,17 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                 print(f"edgevision: wrote {path}", file=sys.stderr)
             print(json.dumps({k: soak[k] for k in ("results", "slopes_per_hour", "fps", "threads", "fds")}))
             return EXIT_OK
+        clips = [video]
+        if os.environ.get("EDGEVISION_ASSETS"):
+            traffic = Path(os.environ["EDGEVISION_ASSETS"]) / "video" / "traffic-360p.mp4"
+            clips += [traffic] if traffic.is_file() and traffic != video else []
         report = run_benchmark(
-            video, args.providers, Plan.quick() if args.quick else Plan(), progress=True, model=model_config(args)
+            video,
+            args.providers,
+            Plan.quick() if args.quick else Plan(),
+            progress=True,
+            model=model_config(args),
+            clips=clips,
         )
     for path in write_report(report, args.out):
         print(f"edgevision: wrote {path}", file=sys.stderr)

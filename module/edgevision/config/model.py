@@ -10,62 +10,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from edgevision.config.camera import CAMERA_KEY, CameraConfig
 from edgevision.families.names import FAMILY_NAMES
-from edgevision.sources.uri import SourceSpec, parse_source_uri
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDER_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
 # The model of cameras that name none: the `model` section.
 DEFAULT_MODEL = "default"
-_KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_KEY = CAMERA_KEY
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameraConfig(_Section):
-    # No dots: camera ids become property names in the module twin, which forbids them.
-    id: str = Field(pattern=_KEY)
-    uri: str = Field(min_length=1)
-    # A key of `models`: the model this camera's frames go through (None or "default": `model`).
-    # Cameras with the same model share one engine and batch together.
-    model: str | None = Field(default=None, pattern=_KEY)
-    # Frames per second sent to inference; None: as many as the pipeline takes.
-    target_fps: float | None = Field(default=None, gt=0, le=240)
-    # Files: process every frame (no dropping, no real-time pacing).
-    every_frame: bool = False
-    loop: bool = False
-    max_frames: int | None = Field(default=None, gt=0)
-    # Where `user:password` is (env:NAME or file:/path), so it stays out of the URI, the twin and
-    # every status; read each time the camera opens.
-    credentials: str | None = Field(default=None, pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$")
-
-    @model_validator(mode="after")
-    def _credentials_for_streams(self) -> CameraConfig:
-        if self.credentials is not None:
-            spec = self.spec
-            if spec.kind != "stream":
-                raise ValueError("credentials: only for rtsp:// and http(s):// cameras")
-            if "@" in spec.target.split("://", 1)[1].split("/", 1)[0]:
-                raise ValueError("credentials: the uri already holds a user; give them in one place")
-        return self
-
-    @field_validator("uri")
-    @classmethod
-    def _valid_uri(cls, uri: str) -> str:
-        parse_source_uri(uri)  # raises ValueError with the reason
-        return uri
-
-    @property
-    def spec(self) -> SourceSpec:
-        return parse_source_uri(self.uri)
-
-    @property
-    def keeps_every_frame(self) -> bool:
-        """Frames wait for room in the queue instead of being dropped (never for live cameras)."""
-        spec = self.spec
-        return not spec.live and (self.every_frame or spec.kind == "synthetic")
 
 
 class ModelConfig(_Section):
@@ -173,7 +129,9 @@ class UpstreamConfig(_Section):
     # every_frame: one message per processed frame; on_change: only when the set of labels in
     # view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per
     # message, so the default sends changes only.
-    results_mode: Literal["every_frame", "on_change", "summary"] = "on_change"
+    # analytics_only: no per-frame results at all, only analytics events (on `events`) and each
+    # camera's zone and line counts every summary_interval_s (the cheapest useful traffic).
+    results_mode: Literal["every_frame", "on_change", "summary", "analytics_only"] = "on_change"
     heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
     summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
     # The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and

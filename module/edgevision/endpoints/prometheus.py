@@ -68,6 +68,36 @@ class PipelineCollector(Collector):
             twin.add_metric([snapshot["twin"]], 1.0 if snapshot["twin"] == "synced" else 0.0)
             yield twin
         yield from _gpu(snapshot.get("gpu") or [])
+        yield from _analytics(snapshot.get("analytics") or {})
+
+
+def _analytics(cameras: dict[str, Any]) -> Iterator[Metric]:
+    """Line crossings, zone entries and occupancy per camera, zone or line, and label."""
+    crossings = CounterMetricFamily(
+        "edgevision_line_crossings", "Tracks that crossed a line", labels=["camera", "line", "direction", "label"]
+    )
+    entries = CounterMetricFamily(
+        "edgevision_zone_entries", "Tracks that entered a zone", labels=["camera", "zone", "label"]
+    )
+    occupancy = GaugeMetricFamily(
+        "edgevision_zone_occupancy", "Tracks in a zone now", labels=["camera", "zone", "label"]
+    )
+    tracks = GaugeMetricFamily("edgevision_tracks_active", "Confirmed tracks being followed", labels=["camera"])
+    for camera, counts in cameras.items():
+        for line, directions in counts.get("lines", {}).items():
+            for direction, labels in directions.items():
+                for label, count in labels.items():
+                    crossings.add_metric([camera, line, direction, label], count)
+        for zone, figures in counts.get("zones", {}).items():
+            for label, count in figures["entered"].items():
+                entries.add_metric([camera, zone, label], count)
+            # Every label the zone ever counted, at 0 when none is inside: a series that vanishes
+            # reads as "no data", not as an empty zone.
+            for label in set(figures["entered"]) | set(figures["occupancy"]):
+                occupancy.add_metric([camera, zone, label], figures["occupancy"].get(label, 0))
+        if counts.get("tracks"):
+            tracks.add_metric([camera], counts["tracks"]["active"])
+    yield from (crossings, entries, occupancy, tracks)
 
 
 def _gpu(readings: list[dict[str, Any]]) -> Iterator[Metric]:

@@ -7,7 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edgevision.config.model import AppConfig, CameraConfig, SourceOptions
+from edgevision.config.camera import CameraConfig
+from edgevision.config.model import AppConfig, SourceOptions
 from edgevision.metrics import CameraStats, PipelineMetrics
 from edgevision.pipeline import reconfigure
 from edgevision.redaction import redact_uri

@@ -25,8 +25,12 @@ class EventLog:
         self._camera_states: dict[str, str] = {}
 
     def event(self, name: str, **details: Any) -> None:
+        self.publish(name, details)
+
+    def publish(self, name: str, details: dict[str, Any], level: int = logging.INFO) -> None:
+        """An event to the sink and the log (analytics events, frequent, at DEBUG)."""
         document = event_message(name, details)
-        log.info("event %s %s", name, details)
+        log.log(level, "event %s %s", name, details)
         try:
             self._sink.publish(document)
         except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the pipeline

@@ -18,6 +18,7 @@ import numpy as np
 from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
+from edgevision.analytics.camera import Analytics
 from edgevision.config.model import DEFAULT_MODEL, AppConfig
 from edgevision.control import PreviewImage, Probe
 from edgevision.errors import NotReady
@@ -79,7 +80,11 @@ class Pipeline:
         self.cameras = Cameras(self.metrics, self._ready, self._stop, seams.source_factory, self.preview.forget)
         # Which model each camera's frames go through.
         self.routing = Routing(self.cameras.queues, assignment(config))
-        self._reorder = ReorderBuffer(sink, self.metrics, self.preview)
+        # Each camera's tracks, zones, lines and masks; its events go out like any other.
+        self.analytics = Analytics(lambda name, details: self._events.publish(name, details, logging.DEBUG))
+        self.analytics.configure(config.cameras)
+        self.preview.overlays = self.analytics.of
+        self._reorder = ReorderBuffer(sink, self.metrics, self.preview, self.analytics)
         hooks = StageHooks(
             queues=self.routing.of,
             target_fps=self._target_fps,
@@ -226,6 +231,7 @@ class Pipeline:
                 "models": self.lanes.metrics(),
                 "camera_models": dict(self.routing.routes),
             }
+        extra["analytics"] = self.analytics.snapshot()
         if self._gpu is not None:
             extra["gpu"] = self._gpu.sample()
         extra.update(self._extra_metrics())
@@ -242,6 +248,7 @@ class Pipeline:
             "cameras": self.cameras.status(),
             **stage_status(default.stages if default is not None else None),
             "models": self.lanes.status(),
+            "analytics": self.analytics.snapshot(),
         }
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:
@@ -274,6 +281,7 @@ class Pipeline:
                     self.lanes.retune(action)
                 else:
                     self.cameras.carry_out(action, new)
+            self.analytics.configure(new.cameras)
         changes = reconfigure.describe(actions)
         self.event("config_applied", changes=changes)
         return changes

@@ -9,31 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
-from edgevision.config.model import DEFAULT_MODEL, AppConfig, CameraConfig, HttpConfig, SinkConfig
+from edgevision.config.camera import CameraConfig
+from edgevision.config.model import DEFAULT_MODEL, AppConfig, HttpConfig, SinkConfig
 
 # Fields whose change needs the inference stages rebuilt (a new engine).
 _ENGINE_FIELDS = (
-    "provider",
-    "use_tensorrt",
-    "workers",
-    "intra_op_threads",
-    "max_batch",
-    "preprocess_workers",
-    "preprocess",
-    "fp16",
-    "cuda_graph",
-    "device_id",
-    "gpu_mem_limit_mb",
-    "tensorrt_cache_dir",
+    *("provider", "use_tensorrt", "workers", "intra_op_threads", "max_batch", "preprocess_workers", "preprocess"),
+    *("fp16", "cuda_graph", "device_id", "gpu_mem_limit_mb", "tensorrt_cache_dir"),
 )
 
 
 @dataclass(frozen=True)
 class Action:
-    @property
-    def restarts(self) -> bool:
-        return True
+    # Whether carrying it out restarts something (else it takes effect live).
+    restarts: ClassVar[bool] = True
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -82,9 +73,7 @@ class MoveCamera(Action):
     previous: str
     key: str
 
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return f"camera {self.camera_id} model"
@@ -100,9 +89,7 @@ class RetuneInference(Action):
     noticeable: bool
     key: str = DEFAULT_MODEL
 
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return _of_model("thresholds/batching", self.key)
@@ -139,14 +126,25 @@ class RestartCamera(Action):
 
 
 @dataclass(frozen=True)
+class ReconfigureAnalytics(Action):
+    """A camera's tracking, zones, lines or masks: taken live (unchanged zones and lines keep
+    their counts), its source keeps running."""
+
+    camera_id: str
+
+    restarts: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"camera {self.camera_id} analytics"
+
+
+@dataclass(frozen=True)
 class RetargetCamera(Action):
     """A camera's target fps: read by the scheduler per frame, so nothing restarts."""
 
     camera_id: str
 
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return f"camera {self.camera_id} target_fps"
@@ -154,9 +152,7 @@ class RetargetCamera(Action):
 
 @dataclass(frozen=True)
 class ChangeMetricsInterval(Action):
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return "metrics_interval_s"
@@ -176,9 +172,7 @@ class ReopenSink(Action):
 class RetuneUpstream(Action):
     """For the owner of the upstream link: results mode, outbox limits, report interval."""
 
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return "upstream"
@@ -206,9 +200,7 @@ class AtNextStart(Action):
 
     field: str
 
-    @property
-    def restarts(self) -> bool:
-        return False
+    restarts: ClassVar[bool] = False
 
     def describe(self) -> str:
         return self.field
@@ -268,10 +260,13 @@ def _camera_actions(old: AppConfig, new: AppConfig) -> list[Action]:
         if before is None:
             actions.append(AddCamera(camera))
             continue
-        if before.model_copy(update={"target_fps": camera.target_fps, "model": camera.model}) != camera:
+        source = before.without_analytics().model_copy(update={"target_fps": camera.target_fps, "model": camera.model})
+        if source != camera.without_analytics():
             actions.append(RestartCamera(camera))
         elif before.target_fps != camera.target_fps:
             actions.append(RetargetCamera(camera.id))
+        if before.analytics != camera.analytics:
+            actions.append(ReconfigureAnalytics(camera.id))
     return actions
 
 

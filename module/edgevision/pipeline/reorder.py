@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 
+from edgevision.analytics.camera import Analytics
 from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
 from edgevision.preview_frames import PreviewFrames
@@ -29,8 +30,12 @@ class ReorderBuffer:
     handed over every batch (edgevision.pipeline.pipeline), so its order holds across the move.
     """
 
-    def __init__(self, sink: Sink, metrics: PipelineMetrics, preview: PreviewFrames, maxsize: int = 64) -> None:
+    def __init__(
+        self, sink: Sink, metrics: PipelineMetrics, preview: PreviewFrames, analytics: Analytics, maxsize: int = 64
+    ) -> None:
         self._sink = sink
+        # Tracks, zones, lines and masks: run here because results leave in each camera's order.
+        self._analytics = analytics
         self._preview = preview
         self._metrics = metrics
         self._queue: queue.Queue = queue.Queue(maxsize=maxsize)
@@ -82,8 +87,11 @@ class ReorderBuffer:
                 stats.record_error(batch.bad_frames[index])
                 continue
             latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
-            detections = batch.detections[index]
-            self._preview.published(frame.camera, frame.seq, detections, producer.labels)
+            analysed = self._analytics.process(
+                frame.camera, batch.detections[index], producer.labels, frame.captured_at
+            )
+            detections = analysed.detections
+            self._preview.published(frame.camera, frame.seq, detections, producer.labels, analysed.track_ids)
             message = result_message(
                 camera=frame.camera,
                 seq=frame.seq,
@@ -95,6 +103,8 @@ class ReorderBuffer:
                 provider=producer.provider,
                 batch_id=batch.id,
                 batch_size=size,
+                track_ids=analysed.track_ids,
+                counts=analysed.counts,
             )
             try:
                 sink.publish(message)

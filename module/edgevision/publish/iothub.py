@@ -11,7 +11,7 @@ from edgevision.publish.sinks import Sink
 from edgevision.upstream.sender import MessageSender
 
 # Output per message type; deployment routes refer to these names.
-OUTPUTS = {"result": "results", "summary": "results", "metrics": "metrics", "event": "events"}
+OUTPUTS = {"result": "results", "summary": "results", "counts": "results", "metrics": "metrics", "event": "events"}
 
 
 class IoTHubSink:

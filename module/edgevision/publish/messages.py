@@ -19,6 +19,7 @@ RESULT_SCHEMA = "edgevision.result/1"
 METRICS_SCHEMA = "edgevision.metrics/1"
 EVENT_SCHEMA = "edgevision.event/1"
 SUMMARY_SCHEMA = "edgevision.summary/1"
+COUNTS_SCHEMA = "edgevision.counts/1"
 
 
 def iso_time(epoch_s: float) -> str:
@@ -42,9 +43,12 @@ def result_message(
     provider: str,
     batch_id: int,
     batch_size: int,
+    track_ids: Sequence[int | None] | None = None,
+    counts: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One frame's result; `detections` has the shape `edgevision detect` prints."""
-    return {
+    """One frame's result; `detections` has the shape `edgevision detect` prints (with `track_id`
+    when the camera tracks), and `counts` the camera's zone and line counts when it has any."""
+    message = {
         "type": "result",
         "schema": RESULT_SCHEMA,
         "camera": camera,
@@ -57,8 +61,11 @@ def result_message(
         "width": detections.width,
         "height": detections.height,
         "batch": {"id": batch_id, "size": batch_size},
-        "detections": detections.to_json(labels),
+        "detections": detections.to_json(labels, track_ids),
     }
+    if counts is not None:
+        message["counts"] = counts
+    return message
 
 
 def metrics_message(snapshot: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,4 +100,19 @@ def summary_message(
         "last_seq": last.get("seq"),
         "model": last.get("model"),
         "provider": last.get("provider"),
+        **({"counts": last["counts"]} if "counts" in last else {}),
+    }
+
+
+def counts_message(*, camera: str, started_at: float, frames: int, counts: Mapping[str, Any]) -> dict[str, Any]:
+    """A camera's zone and line counts (totals since start, and occupancy now) over one interval
+    (results mode `analytics_only`): the cheapest useful traffic."""
+    return {
+        "type": "counts",
+        "schema": COUNTS_SCHEMA,
+        "camera": camera,
+        "from": iso_time(started_at),
+        "to": iso_time(time.time()),
+        "frames": frames,
+        **dict(counts),
     }

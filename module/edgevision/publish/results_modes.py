@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgevision.publish.messages import summary_message
+from edgevision.publish.messages import counts_message, summary_message
 
-ResultsMode = Literal["every_frame", "on_change", "summary"]
+ResultsMode = Literal["every_frame", "on_change", "summary", "analytics_only"]
 
 
 @dataclass
@@ -32,7 +32,9 @@ class ResultsReducer:
 
     every_frame: all of them. on_change: a camera's result when the set of labels in view
     differs from the last one sent, or `heartbeat_s` after it. summary: per camera, counts per
-    label over `summary_interval_s`, one message each interval.
+    label over `summary_interval_s`, one message each interval (with the camera's zone and line
+    counts, if it has any). analytics_only: no result at all; per camera with zones or lines,
+    its counts each `summary_interval_s`. Analytics events go on the `events` output in every mode.
     """
 
     def __init__(
@@ -53,6 +55,11 @@ class ResultsReducer:
         if self.mode == "every_frame":
             return [message]
         now = self._clock()
+        if self.mode == "analytics_only":
+            state = self._cameras.setdefault(message["camera"], _CameraState())
+            if "counts" in message:
+                self._accumulate(state, message, now)
+            return self.due(now)
         state = self._cameras.setdefault(message["camera"], _CameraState())
         if self.mode == "on_change":
             labels = tuple(sorted({d["label"] for d in message["detections"]}))
@@ -79,8 +86,8 @@ class ResultsReducer:
         state.last = message
 
     def due(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Summaries whose interval has ended (summary mode only)."""
-        if self.mode != "summary":
+        """Summaries (or counts) whose interval has ended (summary and analytics_only modes)."""
+        if self.mode not in ("summary", "analytics_only"):
             return []
         now = self._clock() if now is None else now
         return [
@@ -90,12 +97,19 @@ class ResultsReducer:
         ]
 
     def flush(self) -> list[dict[str, Any]]:
-        """Summaries of unfinished intervals (at shutdown)."""
-        if self.mode != "summary":
+        """Summaries (or counts) of unfinished intervals (at shutdown)."""
+        if self.mode not in ("summary", "analytics_only"):
             return []
         return [self._summary(camera, state) for camera, state in self._cameras.items() if state.frames]
 
     def _summary(self, camera: str, state: _CameraState) -> dict[str, Any]:
+        if self.mode == "analytics_only":
+            counts = (state.last or {}).get("counts") or {}
+            message = counts_message(
+                camera=camera, started_at=state.window_started_at, frames=state.frames, counts=counts
+            )
+            self._cameras[camera] = _CameraState()
+            return message
         labels = {
             label: {"detections": n, "frames": state.frames_with[label], "max_per_frame": state.peak[label]}
             for label, n in sorted(state.counts.items())

@@ -16,7 +16,8 @@ from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, 
 from edgevision.sources.uri import SourceSpec
 
 if TYPE_CHECKING:
-    from edgevision.config.model import CameraConfig, SourceOptions
+    from edgevision.config.camera import CameraConfig
+    from edgevision.config.model import SourceOptions
     from edgevision.metrics import CameraStats, PipelineMetrics
 
 log = logging.getLogger(__name__)

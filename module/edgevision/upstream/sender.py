@@ -29,7 +29,8 @@ class OutputClient(Protocol):
 def properties(body: dict[str, Any]) -> dict[str, str]:
     """Properties routes can filter on without reading the body."""
     props = {"type": str(body.get("type", ""))}
-    for key in ("schema", "camera"):
+    # `event` too: a route can take line crossings alone (WHERE event = 'line_cross').
+    for key in ("schema", "camera", "event"):
         if body.get(key):
             props[key] = str(body[key])
     return props

@@ -71,3 +71,19 @@ def test_source_options_restart_every_camera_and_owners_get_their_actions() -> N
         "live": ["metrics_interval_s", "upstream"],
         "restarted": ["all cameras (source options)", "sink"],
     }
+
+
+def test_zones_lines_masks_and_tracking_change_live_without_restarting_the_camera() -> None:
+    from edgevision.config.load import validate as check
+    from edgevision.pipeline.reconfigure import ReconfigureAnalytics, RestartCamera, describe, plan
+
+    camera = {"uri": "rtsp://10.0.0.5/stream"}
+    old = check({"cameras": {"gate": camera}})
+    new = check({"cameras": {"gate": {**camera, "lines": {"road": {"points": "0,0.5 1,0.5"}}}}})
+    actions = plan(old, new)
+    assert ReconfigureAnalytics("gate") in actions and not any(isinstance(a, RestartCamera) for a in actions)
+    assert describe(actions) == {"live": ["camera gate analytics"], "restarted": []}
+    moved = check(
+        {"cameras": {"gate": {**camera, "uri": "rtsp://10.0.0.6/stream", "lines": {"road": {"points": "0,0.5 1,0.5"}}}}}
+    )
+    assert describe(plan(new, moved))["restarted"] == ["camera gate"]

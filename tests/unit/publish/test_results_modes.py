@@ -54,3 +54,35 @@ def test_summary_counts_per_label_per_interval() -> None:
     reducer.offer(result(4, "cat"))
     (last,) = reducer.flush()
     assert last["frames"] == 1 and last["labels"] == {"cat": {"detections": 1, "frames": 1, "max_per_frame": 1}}
+
+
+def _counted(seq: int, crossed: int, camera: str = "gate") -> dict:
+    message = result(seq, "car", camera=camera)
+    message["counts"] = {"lines": {"road": {"in": {"car": crossed}, "out": {}}}, "zones": {}, "tracks": {"active": 1}}
+    return message
+
+
+def test_analytics_only_sends_no_result_and_each_cameras_counts_per_interval() -> None:
+    clock = Clock()
+    reducer = ResultsReducer("analytics_only", heartbeat_s=60, summary_interval_s=30, clock=clock)
+    for seq in range(5):
+        clock.now = seq
+        assert reducer.offer(_counted(seq, crossed=seq)) == []
+        # A camera with no zone or line sends nothing at all.
+        assert reducer.offer(result(seq, "person", camera="lobby")) == []
+    clock.now = 30.0
+    (counts,) = reducer.due()
+    assert counts["type"] == "counts" and counts["schema"] == "edgevision.counts/1" and counts["camera"] == "gate"
+    assert counts["lines"]["road"]["in"] == {"car": 4} and counts["frames"] == 5
+    assert reducer.due() == [] and reducer.flush() == []
+
+
+def test_a_summary_carries_the_cameras_latest_counts() -> None:
+    clock = Clock()
+    reducer = ResultsReducer("summary", heartbeat_s=60, summary_interval_s=10, clock=clock)
+    for seq in range(3):
+        clock.now = seq
+        reducer.offer(_counted(seq, crossed=2 * seq))
+    clock.now = 10.0
+    (summary,) = reducer.due()
+    assert summary["counts"]["lines"]["road"]["in"] == {"car": 4}

@@ -1,0 +1,180 @@
+"""One camera's analytics, run on its results in order: masks that drop detections, the tracker,
+then its zones and lines, each raising events and keeping counts; and all cameras' together.
+
+Called by the publish stage (one thread, each camera's frames in order); reconfigured live from
+another thread, and read by the metrics, status and preview, so each camera's state is locked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgevision.analytics.masks import Masks
+from edgevision.analytics.tracker import Tracker
+from edgevision.analytics.zones import LineWatch, Observation, ZoneWatch
+from edgevision.config.camera import CameraConfig
+from edgevision.detections import Detections
+from edgevision.publish.messages import iso_time
+
+# (event name, details) -> the `events` output and the sink.
+EmitEvent = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What a preview draws for a camera besides its boxes: zones, lines and their counts."""
+
+    zones: dict[str, tuple[np.ndarray, dict[str, int]]]  # name -> (polygon, occupancy by label)
+    lines: dict[str, tuple[np.ndarray, dict[str, int]]]  # name -> (points, {"in": n, "out": n})
+
+
+@dataclass(frozen=True)
+class Analysed:
+    detections: Detections
+    # Per detection, its track's id (None: no confirmed track); None: the camera tracks nothing.
+    track_ids: list[int | None] | None
+    # The camera's counts, when it has zones or lines (the same object until a count changes).
+    counts: dict[str, Any] | None
+
+
+class CameraAnalytics:
+    def __init__(self, camera: CameraConfig, emit: EmitEvent) -> None:
+        self.camera_id = camera.id
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._tracker: Tracker | None = None
+        self._zones: dict[str, ZoneWatch] = {}
+        self._lines: dict[str, LineWatch] = {}
+        self.masks = Masks({})
+        self._counts: dict[str, Any] | None = None
+        self.dropped_by_mask = 0
+        self.reconfigure(camera)
+
+    def reconfigure(self, camera: CameraConfig) -> None:
+        """Take new settings: a zone or line that did not change keeps its counts and states,
+        the tracker its tracks unless its settings changed."""
+        with self._lock:
+            if not camera.tracks:
+                self._tracker = None
+            elif self._tracker is None or self._tracker.config != camera.tracking:
+                self._tracker = Tracker(camera.tracking)
+            self._zones = {
+                name: self._zones[name]
+                if name in self._zones and self._zones[name].config == zone
+                else ZoneWatch(name, zone)
+                for name, zone in camera.zones.items()
+            }
+            self._lines = {
+                name: self._lines[name]
+                if name in self._lines and self._lines[name].config == line
+                else LineWatch(name, line)
+                for name, line in camera.lines.items()
+            }
+            if self.masks.configs != camera.masks:
+                self.masks = Masks(camera.masks)
+            self._counts = None
+
+    def process(self, detections: Detections, labels: Sequence[str], captured_at: float) -> Analysed:
+        with self._lock:
+            keep = self.masks.keep(detections.boxes, detections.width, detections.height)
+            if keep is not None and not keep.all():
+                self.dropped_by_mask += int((~keep).sum())
+                detections = Detections(
+                    detections.boxes[keep],
+                    detections.scores[keep],
+                    detections.class_ids[keep],
+                    detections.width,
+                    detections.height,
+                )
+            tracker = self._tracker
+            if tracker is None:
+                return Analysed(detections, None, None)
+            ids, seen, ended = tracker.update(detections.boxes, detections.scores, detections.class_ids)
+            at = iso_time(captured_at)
+            changed = False
+
+            def emit(name: str, details: dict[str, Any]) -> None:
+                nonlocal changed
+                changed = True
+                self._emit(name, {"camera": self.camera_id, "at": at, **details})
+
+            if seen and (self._zones or self._lines):
+                observation = Observation(
+                    ids=[t.id for t in seen],  # type: ignore[misc]  # seen tracks are confirmed
+                    labels=[labels[t.class_id] for t in seen],
+                    boxes=np.stack([t.box for t in seen]),
+                    width=detections.width,
+                    height=detections.height,
+                    at=captured_at,
+                )
+                for watch in (*self._zones.values(), *self._lines.values()):
+                    watch.observe(observation, emit)
+            for track in ended:
+                for watch in (*self._zones.values(), *self._lines.values()):
+                    watch.ended(track.id, captured_at, emit)  # type: ignore[arg-type]
+            if changed or self._counts is None:
+                self._counts = self._make_counts(tracker)
+            return Analysed(detections, ids, self._counts if (self._zones or self._lines) else None)
+
+    def _make_counts(self, tracker: Tracker) -> dict[str, Any]:
+        return {
+            "zones": {name: zone.counts() for name, zone in self._zones.items()},
+            "lines": {name: line.counts() for name, line in self._lines.items()},
+            "tracks": {"active": tracker.active(), "ids_issued": tracker.ids_issued},
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            tracker = self._tracker
+            counts = self._make_counts(tracker) if tracker is not None else {"zones": {}, "lines": {}, "tracks": None}
+        return {**counts, "dropped_by_mask": self.dropped_by_mask}
+
+    def overlay(self) -> Overlay:
+        with self._lock:
+            return Overlay(
+                zones={name: (z.polygon, dict(z.occupancy())) for name, z in self._zones.items()},
+                lines={
+                    name: (ln.line, {d: sum(c.values()) for d, c in ln.crossed.items()})
+                    for name, ln in self._lines.items()
+                },
+            )
+
+
+class Analytics:
+    """Every camera's analytics, made and changed from the configuration's cameras."""
+
+    def __init__(self, emit: EmitEvent) -> None:
+        self._emit = emit
+        self._lock = threading.Lock()
+        self._cameras: dict[str, CameraAnalytics] = {}
+
+    def configure(self, cameras: Sequence[CameraConfig]) -> None:
+        with self._lock:
+            wanted = {c.id: c for c in cameras if c.tracks or c.masks}
+            current = dict(self._cameras)
+            for camera_id in set(current) - set(wanted):
+                del current[camera_id]
+            for camera_id, camera in wanted.items():
+                if camera_id in current:
+                    current[camera_id].reconfigure(camera)
+                else:
+                    current[camera_id] = CameraAnalytics(camera, self._emit)
+            # Replaced whole: the publish stage reads it without the lock.
+            self._cameras = current
+
+    def of(self, camera_id: str) -> CameraAnalytics | None:
+        return self._cameras.get(camera_id)
+
+    def process(self, camera_id: str, detections: Detections, labels: Sequence[str], captured_at: float) -> Analysed:
+        analytics = self._cameras.get(camera_id)
+        if analytics is None:
+            return Analysed(detections, None, None)
+        return analytics.process(detections, labels, captured_at)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {camera_id: a.snapshot() for camera_id, a in sorted(self._cameras.items())}

@@ -1,0 +1,120 @@
+"""Per-camera analytics settings: tracking, zones, lines and privacy masks (pydantic).
+
+Twins hold no arrays, so geometry is a string of normalised points (analytics/geometry.py) and
+classes a comma-separated string of labels.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgevision.analytics.geometry import Anchor, parse_points
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MAX_SHAPES = 32
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _labels(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    labels = tuple(label.strip() for label in value.split(",") if label.strip())
+    return labels or None
+
+
+class TrackingConfig(_Section):
+    """A tracker of the ByteTrack kind: detections at or above `high_score` are matched first,
+    those between `low_score` and it keep existing tracks alive (occluded, blurred objects)."""
+
+    # None: on when the camera has zones or lines (they count tracks, not boxes).
+    enabled: bool | None = None
+    high_score: float = Field(default=0.5, gt=0, le=1)
+    low_score: float = Field(default=0.1, gt=0, le=1)
+    # A new track starts only from a detection this sure.
+    new_track_score: float = Field(default=0.6, gt=0, le=1)
+    # Least box overlap (IoU with the track's predicted box) to match, first and second round.
+    match_iou: float = Field(default=0.2, gt=0, lt=1)
+    low_match_iou: float = Field(default=0.5, gt=0, lt=1)
+    # Frames a track is kept while unseen (occlusion); found again within them, it keeps its id.
+    patience_frames: int = Field(default=30, ge=1, le=3000)
+    # Frames a new track must be matched in before it gets an id (a one-frame false positive never does).
+    min_hits: int = Field(default=2, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> TrackingConfig:
+        if not self.low_score <= self.high_score <= self.new_track_score:
+            raise ValueError("low_score <= high_score <= new_track_score expected")
+        return self
+
+
+class ZoneConfig(_Section):
+    # "x,y x,y x,y ...": 3 to 64 normalised points.
+    polygon: str
+    # Comma-separated labels the zone counts; None: every class.
+    classes: str | None = Field(default=None, max_length=4096)
+    # Which point of a box decides whether it is inside.
+    anchor: Anchor = "bottom_center"
+    # Frames inside (outside) before an entry (exit) counts: a box that flickers over the edge
+    # counts nothing.
+    min_frames: int = Field(default=2, ge=1, le=1000)
+    # A `dwell` event once per visit when a track has been inside this long.
+    dwell_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, value: str) -> str:
+        parse_points(value, least=3)
+        return value
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        return _labels(self.classes)
+
+
+class LineConfig(_Section):
+    # "x1,y1 x2,y2": the line's two ends, normalised. Crossing it towards the side its direction
+    # turns to clockwise on screen (downwards through a line drawn left to right) is `in`.
+    points: str
+    classes: str | None = Field(default=None, max_length=4096)
+    anchor: Anchor = "bottom_center"
+    # Frames on the new side before a crossing counts: a box flickering across and back counts nothing.
+    min_frames: int = Field(default=3, ge=1, le=1000)
+
+    @field_validator("points")
+    @classmethod
+    def _points(cls, value: str) -> str:
+        parse_points(value, least=2, most=2)
+        return value
+
+    @property
+    def labels(self) -> tuple[str, ...] | None:
+        return _labels(self.classes)
+
+
+class MaskConfig(_Section):
+    # Blacked out in every image that leaves the module (preview, snapshots).
+    polygon: str
+    # Also drop detections whose anchor falls inside (nothing about it leaves the module).
+    drop_detections: bool = False
+    anchor: Anchor = "bottom_center"
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, value: str) -> str:
+        parse_points(value, least=3)
+        return value
+
+
+def check_names(shapes: dict[str, Any], what: str) -> dict[str, Any]:
+    if len(shapes) > MAX_SHAPES:
+        raise ValueError(f"{len(shapes)} {what}; at most {MAX_SHAPES} per camera")
+    for name in shapes:
+        if not re.match(_NAME, name):
+            raise ValueError(f"{what[:-1]} name {name!r}: letters, digits, _ and -, up to 64")
+    return shapes

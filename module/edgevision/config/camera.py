@@ -1,0 +1,87 @@
+"""A camera in the configuration: its source, its model, and what its tracks answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edgevision.config.analytics import LineConfig, MaskConfig, TrackingConfig, ZoneConfig, check_names
+from edgevision.sources.uri import SourceSpec, parse_source_uri
+
+# Camera ids and model keys: no dots (they become property names in the module twin, which
+# forbids them).
+CAMERA_KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Section):
+    id: str = Field(pattern=CAMERA_KEY)
+    uri: str = Field(min_length=1)
+    # A key of `models`: the model this camera's frames go through (None or "default": `model`).
+    # Cameras with the same model share one engine and batch together.
+    model: str | None = Field(default=None, pattern=CAMERA_KEY)
+    # Frames per second sent to inference; None: as many as the pipeline takes.
+    target_fps: float | None = Field(default=None, gt=0, le=240)
+    # Files: process every frame (no dropping, no real-time pacing).
+    every_frame: bool = False
+    loop: bool = False
+    max_frames: int | None = Field(default=None, gt=0)
+    # Where `user:password` is (env:NAME or file:/path), so it stays out of the URI, the twin and
+    # every status; read each time the camera opens.
+    credentials: str | None = Field(default=None, pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$")
+    # What the camera's tracks answer (config/analytics.py): tracking, zones and lines by name,
+    # privacy masks by name.
+    tracking: TrackingConfig = TrackingConfig()
+    zones: dict[str, ZoneConfig] = Field(default_factory=dict)
+    lines: dict[str, LineConfig] = Field(default_factory=dict)
+    masks: dict[str, MaskConfig] = Field(default_factory=dict)
+
+    @field_validator("zones", "lines", "masks")
+    @classmethod
+    def _shape_names(cls, shapes: dict[str, Any], info: Any) -> dict[str, Any]:
+        return check_names(shapes, info.field_name)
+
+    @property
+    def tracks(self) -> bool:
+        """Whether the camera runs a tracker: asked for, or needed by its zones and lines."""
+        enabled = self.tracking.enabled
+        return enabled if enabled is not None else bool(self.zones or self.lines)
+
+    @property
+    def analytics(self) -> tuple[Any, ...]:
+        """Its tracking, zones, lines and masks: a change to them is taken live."""
+        return self.tracking, self.zones, self.lines, self.masks
+
+    def without_analytics(self) -> CameraConfig:
+        """This camera with its analytics settings taken out: what restarting its source is about."""
+        return self.model_copy(update={"tracking": TrackingConfig(), "zones": {}, "lines": {}, "masks": {}})
+
+    @model_validator(mode="after")
+    def _credentials_for_streams(self) -> CameraConfig:
+        if self.credentials is not None:
+            spec = self.spec
+            if spec.kind != "stream":
+                raise ValueError("credentials: only for rtsp:// and http(s):// cameras")
+            if "@" in spec.target.split("://", 1)[1].split("/", 1)[0]:
+                raise ValueError("credentials: the uri already holds a user; give them in one place")
+        return self
+
+    @field_validator("uri")
+    @classmethod
+    def _valid_uri(cls, uri: str) -> str:
+        parse_source_uri(uri)  # raises ValueError with the reason
+        return uri
+
+    @property
+    def spec(self) -> SourceSpec:
+        return parse_source_uri(self.uri)
+
+    @property
+    def keeps_every_frame(self) -> bool:
+        """Frames wait for room in the queue instead of being dropped (never for live cameras)."""
+        spec = self.spec
+        return not spec.live and (self.every_frame or spec.kind == "synthetic")
