@@ -65,15 +65,29 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def greedy_match(overlap: np.ndarray, least: float) -> list[tuple[int, int]]:
-    """(row, column) pairs, best overlap first, each row and column at most once."""
-    rows, cols = np.nonzero(overlap >= least)
-    if len(rows) == 0:
+    """(row, column) pairs, best overlap first, each row and column at most once.
+
+    A pair that is the best of both its row and its column is taken by the greedy order whatever
+    comes before it, so those (nearly every pair, with objects apart) are taken at once, and
+    only the rest goes through the loop.
+    """
+    if overlap.size == 0:
         return []
-    order = np.argsort(-overlap[rows, cols], kind="stable")
+    rows = np.arange(len(overlap))
+    best_col = overlap.argmax(axis=1)
+    best_row = overlap.argmax(axis=0)
+    mutual = (best_row[best_col] == rows) & (overlap[rows, best_col] >= least)
+    pairs = list(zip(rows[mutual].tolist(), best_col[mutual].tolist(), strict=True))
+    rest = overlap.copy()
+    rest[rows[mutual], :] = -1.0
+    rest[:, best_col[mutual]] = -1.0
+    candidates_r, candidates_c = np.nonzero(rest >= least)
+    if len(candidates_r) == 0:
+        return pairs
+    order = np.argsort(-rest[candidates_r, candidates_c], kind="stable")
     used_rows: set[int] = set()
     used_cols: set[int] = set()
-    pairs = []
-    for r, c in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+    for r, c in zip(candidates_r[order].tolist(), candidates_c[order].tolist(), strict=True):
         if r in used_rows or c in used_cols:
             continue
         used_rows.add(r)
@@ -125,12 +139,15 @@ class Tracker:
             self._mean[rows], self._covariance[rows] = kalman.update(
                 self._mean[rows], self._covariance[rows], kalman.xyxy_to_cxcywh(boxes[dets].astype(np.float64))
             )
-            classes, confidence = class_ids.tolist(), scores.tolist()
+            classes, confidence, tracks = class_ids.tolist(), scores.tolist(), self.tracks
             for t, d in matches:
-                track = self.tracks[t]
+                track = tracks[t]
                 track.hits += 1
                 track.missed = 0
-                track.seen_as(classes[d])
+                if classes[d] == track.class_id:
+                    track.classes[classes[d]] += 1
+                else:
+                    track.seen_as(classes[d])
                 track.box = boxes[d]
                 track.score = confidence[d]
                 if track.id is None and track.hits >= config.min_hits:

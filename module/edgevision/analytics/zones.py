@@ -34,6 +34,14 @@ class Observation:
     at: float  # capture time, epoch seconds
 
 
+def _anchors(seen: Observation, labels: set[str] | None, anchor: str) -> tuple[list[int], np.ndarray]:
+    """The tracks a zone or line counts (by label), and their anchor points."""
+    wanted = [i for i, label in enumerate(seen.labels) if labels is None or label in labels]
+    if not wanted:
+        return wanted, np.zeros((0, 2))
+    return wanted, anchor_points(seen.boxes[wanted], anchor, seen.width, seen.height)
+
+
 def _box(boxes: np.ndarray, index: int, width: int, height: int) -> dict[str, Any]:
     x1, y1, x2, y2 = (float(v) for v in boxes[index])
     return {
@@ -69,10 +77,9 @@ class ZoneWatch:
 
     def observe(self, seen: Observation, emit: Emit) -> None:
         config = self.config
-        wanted = [i for i, label in enumerate(seen.labels) if self._labels is None or label in self._labels]
+        wanted, points = _anchors(seen, self._labels, config.anchor)
         if not wanted:
             return
-        points = anchor_points(seen.boxes[wanted], config.anchor, seen.width, seen.height)
         now_inside = inside(points, self._edges).tolist()
         visits, dwell = self._visits, config.dwell_s
         for k, index in enumerate(wanted):
@@ -155,10 +162,9 @@ class LineWatch:
 
     def observe(self, seen: Observation, emit: Emit) -> None:
         config = self.config
-        wanted = [i for i, label in enumerate(seen.labels) if self._labels is None or label in self._labels]
+        wanted, points = _anchors(seen, self._labels, config.anchor)
         if not wanted:
             return
-        points = anchor_points(seen.boxes[wanted], config.anchor, seen.width, seen.height)
         sides = side(points, self.line).tolist()
         coordinates = points.tolist()
         states = self._sides

@@ -78,14 +78,17 @@ def on_clip(model: ResolvedModel, clip: Path, max_frames: int | None = None) -> 
     camera = CameraConfig(id="clip", uri="synthetic:64x48@0", tracking={"enabled": True})
     analytics = CameraAnalytics(camera, lambda _name, _details: None)
     capture = cv2.VideoCapture(str(clip))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    in_view, lengths, frames = [], {}, 0
+    # Time from the frames' own timestamps: a container's frame rate can be wrong (the
+    # pedestrians clip says 50 fps; its frames are 40 ms apart).
+    in_view, lengths, frames, at = [], {}, 0, 0.0
     while max_frames is None or frames < max_frames:
         ok, image = capture.read()
         if not ok:
             break
+        # The latest timestamp seen (some containers report 0 near their end).
+        at = max(at, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
         found = detector.detect([image])[0]
-        result = analytics.process(found, model.manifest.labels, frames / fps)
+        result = analytics.process(found, model.manifest.labels, at)
         confident = int((found.scores >= camera.tracking.high_score).sum())
         in_view.append(confident)
         for track in result.track_ids or []:
@@ -93,13 +96,15 @@ def on_clip(model: ResolvedModel, clip: Path, max_frames: int | None = None) -> 
                 lengths[track] = lengths.get(track, 0) + 1
         frames += 1
     capture.release()
-    minutes = frames / fps / 60 if frames else 0.0
+    # The last frame's timestamp plus one frame's duration.
+    seconds = at * frames / max(frames - 1, 1) if frames > 1 else 0.0
+    minutes = seconds / 60
     issued = analytics.snapshot()["tracks"]["ids_issued"]
     mean_view = statistics.fmean(in_view) if in_view else 0.0
     return {
         "clip": clip.name,
         "frames": frames,
-        "seconds": round(frames / fps, 1),
+        "seconds": round(seconds, 1),
         "mean_objects_in_view": round(mean_view, 1),
         "ids_issued": issued,
         "ids_per_minute": round(issued / minutes, 1) if minutes else None,

@@ -29,6 +29,19 @@ class Decoder(Protocol):
     def __call__(self, outputs: Sequence[np.ndarray], metas: Sequence[LetterboxMeta]) -> list[Detections]: ...
 
 
+class Thresholds:
+    """What every decoder keeps: its class count, the thresholds (changed live by the pipeline:
+    each assignment is atomic) and how many detections a frame may have."""
+
+    def __init__(
+        self, num_classes: int, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
+    ) -> None:
+        self.num_classes = num_classes
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.max_detections = max_detections
+
+
 @dataclass(frozen=True)
 class Recognition:
     """A family's reading of a model file: enough to run it without a hand-written manifest."""
@@ -61,6 +74,4 @@ class Family(Protocol):
         """Values for inputs other than the image, one row per frame (the same for every frame)."""
         ...
 
-    def decoder(
-        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
-    ) -> Decoder: ...
+    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> Decoder: ...

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition
+from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import cxcywh_to_xyxy, inverse_scales, select_per_frame
 from edgevision.families.ultralytics import UltralyticsMetadata, input_size, rgb_input, ultralytics_metadata
 from edgevision.families.yolox import anchor_count, check_image_input
@@ -143,9 +143,7 @@ class DetrFamily:
         # Width then height: the export multiplies x by the first and y by the second.
         return {names[0]: np.asarray([manifest.input.width, manifest.input.height], dtype=np.int64)}
 
-    def decoder(
-        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
-    ) -> DetrDecoder:
+    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> DetrDecoder:
         return DetrDecoder(manifest, score_threshold, nms_iou)
 
 
@@ -170,18 +168,15 @@ def _rf_detr_roles(outputs: Sequence[TensorFacts]) -> tuple[TensorFacts | None, 
     return (first if first.shape[2] == 4 else None), second
 
 
-class DetrDecoder:
+class DetrDecoder(Thresholds):
     """Queries over the threshold, boxes mapped to the frame; `nms_iou` is unused (no duplicates)."""
 
     def __init__(
         self, manifest: ModelManifest, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
     ) -> None:
+        super().__init__(manifest.num_classes, score_threshold, nms_iou, max_detections)
         self.layout = manifest.layout
-        self.num_classes = manifest.num_classes
         self.size = np.asarray([manifest.input.width, manifest.input.height] * 2, dtype=np.float32)
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.max_detections = max_detections
 
     def __call__(self, outputs: Sequence[np.ndarray], metas: Sequence[LetterboxMeta]) -> list[Detections]:
         n = len(metas)

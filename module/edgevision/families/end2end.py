@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition
+from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales, select_per_frame
 from edgevision.families.ultralytics import input_size, rgb_input, ultralytics_metadata
 from edgevision.families.yolox import check_image_input
@@ -55,22 +55,12 @@ class End2EndFamily:
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}
 
-    def decoder(
-        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
-    ) -> End2EndDecoder:
+    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> End2EndDecoder:
         return End2EndDecoder(manifest.num_classes, score_threshold, nms_iou)
 
 
-class End2EndDecoder:
+class End2EndDecoder(Thresholds):
     """Rows over the threshold, boxes mapped to the frame; `nms_iou` is unused (no duplicates)."""
-
-    def __init__(
-        self, num_classes: int, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
-    ) -> None:
-        self.num_classes = num_classes
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.max_detections = max_detections
 
     def __call__(self, outputs: Sequence[np.ndarray], metas: Sequence[LetterboxMeta]) -> list[Detections]:
         output = outputs[0]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition
+from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
 from edgevision.families.nms import batched_nms
 from edgevision.families.yolox import anchor_count, check_image_input
@@ -137,22 +137,12 @@ class UltralyticsFamily:
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}
 
-    def decoder(
-        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
-    ) -> UltralyticsDecoder:
+    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> UltralyticsDecoder:
         return UltralyticsDecoder(manifest.num_classes, score_threshold, nms_iou)
 
 
-class UltralyticsDecoder:
+class UltralyticsDecoder(Thresholds):
     """`[N, 4 + C, anchors]` -> detections: best class per anchor, threshold, class-aware NMS."""
-
-    def __init__(
-        self, num_classes: int, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
-    ) -> None:
-        self.num_classes = num_classes
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.max_detections = max_detections
 
     def __call__(self, outputs: Sequence[np.ndarray], metas: Sequence[LetterboxMeta]) -> list[Detections]:
         output = outputs[0]

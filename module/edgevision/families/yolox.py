@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition
+from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
 from edgevision.families.nms import batched_nms
 from edgevision.inference.engine import Engine
@@ -60,9 +60,7 @@ class YoloxFamily:
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}
 
-    def decoder(
-        self, manifest: ModelManifest, score_threshold: float, nms_iou: float, output_names: Sequence[str] = ()
-    ) -> YoloxDecoder:
+    def decoder(self, manifest: ModelManifest, score_threshold: float, nms_iou: float) -> YoloxDecoder:
         return YoloxDecoder(manifest, score_threshold, nms_iou)
 
 
@@ -78,16 +76,13 @@ def check_image_input(engine: Engine, spec: InputSpec, file_name: str) -> None:
         )
 
 
-class YoloxDecoder:
+class YoloxDecoder(Thresholds):
     """Decodes a batch of raw YOLOX outputs `(N, anchors, 5 + classes)` in one vectorised pass."""
 
     def __init__(
         self, manifest: ModelManifest, score_threshold: float = 0.3, nms_iou: float = 0.45, max_detections: int = 300
     ) -> None:
-        self.num_classes = manifest.num_classes
-        self.score_threshold = score_threshold
-        self.nms_iou = nms_iou
-        self.max_detections = max_detections
+        super().__init__(manifest.num_classes, score_threshold, nms_iou, max_detections)
         # Grid offsets and strides per anchor, computed once per input size.
         grids, strides = [], []
         for stride in manifest.strides:

@@ -184,3 +184,26 @@ def test_the_tracks_followed_at_once_are_bounded() -> None:
     for _ in range(3):
         ids, _, _ = tracker.update(boxes, scores, classes)
     assert len(tracker.tracks) <= MAX_TRACKS and sum(i is not None for i in ids) <= MAX_TRACKS
+
+
+def test_matching_takes_mutual_best_pairs_at_once_and_equals_the_plain_greedy_order() -> None:
+    import numpy as np
+
+    from edgevision.analytics.tracker import greedy_match
+
+    def plain(overlap: np.ndarray, least: float) -> set[tuple[int, int]]:
+        pairs, rows, cols = set(), set(), set()
+        for index in np.argsort(-overlap, axis=None, kind="stable"):
+            r, c = divmod(int(index), overlap.shape[1])
+            if overlap[r, c] < least:
+                break
+            if r not in rows and c not in cols:
+                pairs.add((r, c))
+                rows.add(r)
+                cols.add(c)
+        return pairs
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        overlap = rng.random((rng.integers(1, 12), rng.integers(1, 12))) * rng.random()
+        assert set(greedy_match(overlap, 0.2)) == plain(overlap, 0.2)
