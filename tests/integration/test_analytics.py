@@ -34,8 +34,13 @@ def test_a_line_added_by_the_twin_counts_live_and_its_events_arrive_with_their_p
         assert status == 200
         version = hub.patch_desired({"cameras": {"road": {"lines": {"gate": {"points": LINE}}}}})
         hub.wait_for(lambda: hub.reported.get("config", {}).get("applied_version") == version, 30, "line applied")
-        applied = [m.body for m in hub.outputs("events") if m.body.get("event") == "config_applied"]
-        assert applied[-1]["changes"] == {"live": ["camera road analytics"], "restarted": []}
+
+        def applied() -> list:
+            return [m.body for m in hub.outputs("events") if m.body.get("event") == "config_applied"]
+
+        # The event travels apart from the reported properties: it may arrive after them.
+        hub.wait_for(lambda: bool(applied()), 30, "the config_applied event")
+        assert applied()[-1]["changes"] == {"live": ["camera road analytics"], "restarted": []}
 
         def crossings() -> list:
             return [m for m in hub.outputs("events") if m.body.get("event") == "line_cross"]

@@ -95,13 +95,13 @@ class CameraAnalytics:
             if tracker is None:
                 return Analysed(detections, None, None)
             ids, seen, ended = tracker.update(detections.boxes, detections.scores, detections.class_ids)
-            at = iso_time(captured_at)
             changed = False
 
             def emit(name: str, details: dict[str, Any]) -> None:
+                # The frame time is formatted only when an event is raised, not every frame.
                 nonlocal changed
                 changed = True
-                self._emit(name, {"camera": self.camera_id, "at": at, **details})
+                self._emit(name, {"camera": self.camera_id, "at": iso_time(captured_at), **details})
 
             if seen and (self._zones or self._lines):
                 observation = Observation(

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from edgevision.detections import Detections
+from edgevision.families.nms import batched_nms
 from edgevision.inference.engine import Engine
 from edgevision.models.manifest import InputSpec, ModelManifest
 from edgevision.models.onnx_facts import ModelFacts
@@ -40,6 +41,29 @@ class Thresholds:
         self.score_threshold = score_threshold
         self.nms_iou = nms_iou
         self.max_detections = max_detections
+
+    def suppress(
+        self,
+        top_left: np.ndarray,
+        size: np.ndarray,
+        scores: np.ndarray,
+        class_ids: np.ndarray,
+        frame_idx: np.ndarray,
+        metas: Sequence[LetterboxMeta],
+    ) -> list[Detections]:
+        """Class-aware NMS over a batch's candidates (boxes in frame pixels), with these thresholds."""
+        return batched_nms(
+            top_left,
+            size,
+            scores,
+            class_ids,
+            frame_idx,
+            metas,
+            self.num_classes,
+            self.score_threshold,
+            self.nms_iou,
+            self.max_detections,
+        )
 
 
 @dataclass(frozen=True)

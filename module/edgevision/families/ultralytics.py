@@ -18,7 +18,6 @@ import numpy as np
 from edgevision.detections import Detections
 from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
-from edgevision.families.nms import batched_nms
 from edgevision.families.yolox import anchor_count, check_image_input
 from edgevision.inference.engine import Engine
 from edgevision.inference.status import EngineError
@@ -159,15 +158,4 @@ class UltralyticsDecoder(Thresholds):
         inverse = inverse_scales(metas)[frame_idx, :2]
         top_left = (boxes[:, 0:2] - boxes[:, 2:4] / 2) * inverse
         size = boxes[:, 2:4] * inverse
-        return batched_nms(
-            top_left,
-            size,
-            scores,
-            class_ids,
-            frame_idx,
-            metas,
-            self.num_classes,
-            threshold,
-            self.nms_iou,
-            self.max_detections,
-        )
+        return self.suppress(top_left, size, scores, class_ids, frame_idx, metas)

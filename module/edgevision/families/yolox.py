@@ -13,7 +13,6 @@ import numpy as np
 from edgevision.detections import Detections
 from edgevision.families.base import Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
-from edgevision.families.nms import batched_nms
 from edgevision.inference.engine import Engine
 from edgevision.inference.status import EngineError
 from edgevision.models.manifest import InputSpec, ModelManifest
@@ -123,15 +122,4 @@ class YoloxDecoder(Thresholds):
         inverse = inverse_scales(metas)[frame_idx, :2]
         top_left = (centre - size / 2) * inverse
         size *= inverse
-        return batched_nms(
-            top_left,
-            size,
-            scores,
-            class_ids,
-            frame_idx,
-            metas,
-            self.num_classes,
-            threshold,
-            self.nms_iou,
-            self.max_detections,
-        )
+        return self.suppress(top_left, size, scores, class_ids, frame_idx, metas)
