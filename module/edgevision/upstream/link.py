@@ -131,7 +131,6 @@ class EdgeLink:
 
     def _sync_once(self) -> None:
         self.connection.subscribe(self._handlers)
-        self.ready.set()
         client = self.connection.client
         try:
             twin = call_with_timeout(client.get_twin, _TWIN_READ_TIMEOUT_S)
@@ -142,6 +141,9 @@ class EdgeLink:
             raise UpstreamError(f"the twin read gave {type(twin).__name__}, not a twin document", transient=True)
         if self.reporter is not None:
             self.reporter.assume(twin.get("reported") or {})
+        # Reporting waits for this: subscribed again, and diffing against what the twin holds
+        # now (a patch made against an empty document would never null an earlier run's keys).
+        self.ready.set()
         self._on_desired(twin.get("desired") or {})
         self.syncs += 1
         self.last_sync = time.time()

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.config.load import merge
 from edgevision.redaction import redact_document
 from edgevision.upstream.sdk import call_with_timeout
 
@@ -62,6 +63,9 @@ class Reporter:
         self._lock = threading.Condition()
         self._wanted: dict[str, Any] = {}
         self._reported: dict[str, Any] = {}
+        # Counts twin reads: a patch in flight when the twin is read again was made against a
+        # document that is no longer the twin's.
+        self._assumed = 0
         self._last_sent = 0.0
         self._stop = threading.Event()
         self.patches_sent = 0
@@ -81,6 +85,7 @@ class Reporter:
         the wanted state, removing what an earlier run left there."""
         with self._lock:
             self._reported = {k: v for k, v in reported.items() if not k.startswith("$")}
+            self._assumed += 1
             self._lock.notify_all()
 
     def update(self, state: Mapping[str, Any]) -> None:
@@ -99,13 +104,14 @@ class Reporter:
             wait = self._last_sent + self.min_interval_s - time.monotonic()
             if wait > 0 and self._stop.wait(wait):
                 return
+            if self._ready is not None and not self._ready.is_set():
+                self._ready.wait(1.0)
+                continue
             with self._lock:
                 target = dict(self._wanted)
                 patch = merge_patch(self._reported, target)
+                assumed = self._assumed
             if not patch:
-                continue
-            if self._ready is not None and not self._ready.is_set():
-                self._ready.wait(1.0)
                 continue
             try:
                 # Bound now: a call that times out still runs later, with this patch.
@@ -120,7 +126,12 @@ class Reporter:
             self._last_sent = time.monotonic()
             self.patches_sent += 1
             with self._lock:
-                self._reported = target
+                if self._assumed == assumed:
+                    self._reported = target
+                else:
+                    # The twin was read meanwhile: what it said, with this patch on top, is what
+                    # it holds; the next round diffs against that.
+                    self._reported = merge(self._reported, patch)
 
 
 def reported_properties(

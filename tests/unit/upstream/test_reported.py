@@ -40,3 +40,47 @@ def test_a_restart_rewrites_reported_from_the_real_state_without_stale_cameras()
         }
     finally:
         reporter.stop()
+
+
+class SlowClient(Client):
+    """Holds its first patch until released: a twin read can land while it is in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = threading.Event()
+        self.release = threading.Event()
+
+    def patch_twin_reported_properties(self, patch: dict[str, Any]) -> None:
+        if not self.patches:
+            self.sending.set()
+            self.release.wait(5)
+        super().patch_twin_reported_properties(patch)
+
+
+def test_a_twin_read_while_a_patch_is_in_flight_still_removes_what_it_found() -> None:
+    client = SlowClient()
+    ready = threading.Event()
+    reporter = Reporter(lambda: client, min_interval_s=0.05, ready=ready)
+    ready.set()
+    reporter.start()
+    try:
+        reporter.update({"cameras": {"a": {"state": "streaming"}}})
+        wait_for(client.sending.is_set, 5, "the first patch in flight")
+        # A reconnect reads the twin meanwhile: it still holds a camera of an earlier run.
+        reporter.assume({"cameras": {"a": {"state": "streaming"}, "street": {"state": "streaming"}}})
+        client.release.set()
+        wait_for(lambda: {"cameras": {"street": None}} in client.patches, 5, "the stale camera removed")
+    finally:
+        reporter.stop()
+
+
+def test_nothing_is_reported_before_the_link_is_ready() -> None:
+    client = Client()
+    ready = threading.Event()
+    reporter = Reporter(lambda: client, min_interval_s=0.05, ready=ready)
+    reporter.start()
+    try:
+        reporter.update({"cameras": {"a": {"state": "streaming"}}})
+        assert not ready.wait(0.3) and client.patches == []
+    finally:
+        reporter.stop()
