@@ -110,7 +110,7 @@ class Module:
             for name, details in link.outbox.startup_problems():
                 self._event(name, details)
         link.retune(self.config)
-        link.start_reporting(self.config, self.reported_state)
+        link.start_reporting(self.reported_state)
 
     def _open_local(self, config: AppConfig) -> SinkSwitch:
         # Inside IoT Edge the outputs carry the messages: a stdout sink would only fill the log.

@@ -179,5 +179,6 @@ def test_reported_properties_after_a_restart_with_fewer_cameras_name_no_stale_ca
     # Every camera's first state was an event, and each camera ran in the second run.
     states = [m.body for m in hub.outputs("events") if m.body["event"] == "camera_state"]
     assert any(e["camera"] == "a" and e["previous"] is None for e in states)
+    wait_for(lambda: len(_local_results(second_local)) >= 3, 30, "results of the second run")
     assert second.stop() == 0
     _nothing_lost(hub, first_local, second_local)

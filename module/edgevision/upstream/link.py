@@ -57,19 +57,30 @@ class EdgeLink:
     succeeds it retries with capped backoff; `twin_state` says "unreachable" or "synced".
     """
 
-    def __init__(self, config: AppConfig, environ: Mapping[str, str], run_id: str) -> None:
+    def __init__(
+        self, config: AppConfig, environ: Mapping[str, str], run_id: str, connection: Connection | None = None
+    ) -> None:
         upstream = config.upstream
-        create = client_factory(environ, upstream.connection_retry_interval_s)
-        self.connection = Connection(create, upstream.connection_retry_interval_s, upstream.stale_after_s)
+        if connection is None:
+            create = client_factory(environ, upstream.connection_retry_interval_s)
+            connection = Connection(create, upstream.connection_retry_interval_s, upstream.stale_after_s)
+        self.connection = connection
         self._environ = environ
         self.run_id = run_id
         self.outbox: Outbox | None = None
         self.sender: MessageSender | None = None
         self.iot_sink: IoTHubSink | None = None
-        self.reporter: Reporter | None = None
         # Set once subscriptions are in place after a connection: reported patches wait for it
         # (a request sent before the response topic is subscribed waits for an answer forever).
         self.ready = threading.Event()
+        # Made now, started later: a twin read that lands before reporting starts must still
+        # tell the reporter what an earlier run left in the reported properties.
+        self.reporter = Reporter(
+            lambda: connection.client,
+            upstream.report_min_interval_s,
+            ready=self.ready,
+            on_timeout=self.connection.suspect,
+        )
         self.twin_state = "unreachable"
         self.twin_error: str | None = "not connected yet"
         self.last_sync: float | None = None
@@ -139,8 +150,7 @@ class EdgeLink:
             raise
         if not isinstance(twin, dict) or not isinstance(twin.get("desired", {}), dict):
             raise UpstreamError(f"the twin read gave {type(twin).__name__}, not a twin document", transient=True)
-        if self.reporter is not None:
-            self.reporter.assume(twin.get("reported") or {})
+        self.reporter.assume(twin.get("reported") or {})
         # Reporting waits for this: subscribed again, and diffing against what the twin holds
         # now (a patch made against an empty document would never null an earlier run's keys).
         self.ready.set()
@@ -159,20 +169,12 @@ class EdgeLink:
         self.iot_sink = IoTHubSink(self.sender, reducer_for(config), local)
         return self.iot_sink
 
-    def start_reporting(self, config: AppConfig, state: Callable[[], Mapping[str, Any]]) -> None:
-        connection = self.connection
-        self.reporter = Reporter(
-            lambda: connection.client,
-            config.upstream.report_min_interval_s,
-            ready=self.ready,
-            on_timeout=connection.suspect,
-        )
+    def start_reporting(self, state: Callable[[], Mapping[str, Any]]) -> None:
         self.reporter.update(state())
         self.reporter.start()
 
     def report(self, state: Mapping[str, Any]) -> None:
-        if self.reporter is not None:
-            self.reporter.update(state)
+        self.reporter.update(state)
 
     def answer(self, request: Any, status: int, payload: Any) -> None:
         from azure.iot.device import MethodResponse
@@ -192,8 +194,7 @@ class EdgeLink:
             self.iot_sink.set_reducer(reducer_for(config))
         if self.outbox is not None:
             self.outbox.set_limits(outbox_limits(config))
-        if self.reporter is not None:
-            self.reporter.min_interval_s = config.upstream.report_min_interval_s
+        self.reporter.min_interval_s = config.upstream.report_min_interval_s
 
     def twin_status(self) -> dict[str, Any]:
         return {
@@ -225,10 +226,9 @@ class EdgeLink:
         if self.iot_sink is not None:
             # Unfinished summaries go out, the local copy is closed, the queue gets 5 s to drain.
             self.iot_sink.close()
-        if self.reporter is not None:
-            if final_state is not None:
-                self.reporter.update(final_state)
-            self.reporter.stop()
+        if final_state is not None:
+            self.reporter.update(final_state)
+        self.reporter.stop()
         if self.sender is not None:
             self.sender.stop()
         if self.outbox is not None:
