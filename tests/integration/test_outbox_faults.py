@@ -26,6 +26,12 @@ def _events(hub: IoTHubSimulator, name: str) -> list[dict[str, Any]]:
     return [m.body for m in hub.outputs("events") if m.body.get("event") == name]
 
 
+def _metrics_upstream(hub: IoTHubSimulator) -> dict[str, Any]:
+    """The upstream part of the newest metrics message ({} before the first one)."""
+    metrics = hub.outputs("metrics")
+    return metrics[-1].body["upstream"] if metrics else {}
+
+
 def _reported_upstream(hub: IoTHubSimulator) -> dict[str, Any]:
     return hub.reported_now().get("upstream") or {}
 
@@ -59,7 +65,7 @@ def test_a_damaged_outbox_file_is_moved_aside_and_the_module_runs(hub_factory, r
     assert Path(event["moved_to"]).read_bytes().startswith(b"\x00garbage") and event["lost"] is None
     damaged = {"moved_to": event["moved_to"], "lost": None}
     hub.wait_for(lambda: _reported_upstream(hub).get("outbox_damaged") == damaged, 30, "reported")
-    hub.wait_for(lambda: hub.outputs("metrics")[-1].body["upstream"]["outbox_damaged"] == damaged, 30, "in metrics")
+    hub.wait_for(lambda: _metrics_upstream(hub).get("outbox_damaged") == damaged, 30, "in metrics")
     _code, status = hub.invoke("getStatus")
     assert status["upstream"]["outbox"]["damaged"]["moved_to"] == event["moved_to"]
     assert module.stop() == 0
@@ -72,8 +78,7 @@ def test_an_unwritable_state_folder_gives_a_memory_outbox(hub_factory, run_modul
     hub.wait_for(lambda: len(hub.outputs("results")) >= 20, 60, "results through a memory outbox")
     hub.wait_for(lambda: _events(hub, "outbox_in_memory"), 30, "the outbox_in_memory event")
     hub.wait_for(lambda: _reported_upstream(hub).get("outbox_persistent") is False, 30, "reported as not persistent")
-    metrics = hub.outputs("metrics")[-1].body
-    assert metrics["upstream"]["outbox_persistent"] is False
+    hub.wait_for(lambda: _metrics_upstream(hub).get("outbox_persistent") is False, 30, "in metrics")
     assert module.stop() == 0
 
 
