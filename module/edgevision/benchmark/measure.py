@@ -22,6 +22,7 @@ from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, PROVIDER_NAMES, provider_load_error
 from edgevision.metrics import percentiles
 from edgevision.models.store import ResolvedModel
+from edgevision.pipeline.build import Seams
 from edgevision.pipeline.layout import choose_layout
 from edgevision.pipeline.pipeline import Pipeline
 from edgevision.preprocess import Letterbox, preprocessor
@@ -222,6 +223,7 @@ def measure_pipeline(
     preprocess: str = "host",
     gpu: GpuTelemetry | None = None,
     model: dict[str, Any] | None = None,
+    seams: Seams | None = None,
 ) -> dict[str, Any]:
     sink = NullSink()
     cameras = {
@@ -235,7 +237,7 @@ def measure_pipeline(
         "metrics_interval_s": 3600,
         "http": {"enabled": False},
     }
-    pipeline = Pipeline(validate(document), sink)
+    pipeline = Pipeline(validate(document), sink, seams=seams)
     pipeline.start()
     with Usage(gpu) as usage:
         pipeline.wait()

@@ -37,7 +37,7 @@ from edgevision.benchmark.tracking import on_clip
 from edgevision.config.load import validate
 from edgevision.config.model import ModelConfig
 from edgevision.inference.loader import batch_capacity
-from edgevision.pipeline.build import resolve_configured_model
+from edgevision.pipeline.build import ModelResolver, Seams
 from edgevision.pipeline.layout import choose_layout
 
 # End-to-end targets against the binding ceiling (issue 6): CPU stages share every core, so
@@ -76,7 +76,10 @@ def run_benchmark(
     ort.set_default_logger_severity(3)
     model_config = model or ModelConfig()
     model_document = model_config.model_dump(exclude_none=True)
-    resolved = resolve_configured_model(model_config)
+    # One resolver for every pipeline measured: a model that is not verified is said so once.
+    resolver = ModelResolver()
+    resolved = resolver(model_config)
+    seams = Seams(model_loader=resolver)
     capacity = batch_capacity(resolved)
     # A fixed-batch export runs only its own batch: the larger ones are not measured (and said so).
     batches = [b for b in plan.batches if capacity.largest is None or b <= capacity.largest]
@@ -129,7 +132,9 @@ def run_benchmark(
                             "source": s,
                             **_median_run(
                                 [
-                                    measure_pipeline(n, [u] * c, plan.frames // c * c, ev, p, gpu, model_document)
+                                    measure_pipeline(
+                                        n, [u] * c, plan.frames // c * c, ev, p, gpu, model_document, seams
+                                    )
                                     for _ in range(plan.repeats)
                                 ]
                             ),

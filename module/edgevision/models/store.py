@@ -43,6 +43,8 @@ class ResolvedModel:
     verified: bool
     # Why it is or is not verified, for status and logs.
     verification: str = "SHA-256 matches the manifest"
+    # False for a file no manifest describes (its family and classes read from the file).
+    has_manifest: bool = True
 
     @property
     def name(self) -> str:
@@ -83,15 +85,39 @@ def resolve_model(
     verify: str | None = None,
     family: str | None = None,
     labels: Path | None = None,
+    announce: bool = True,
 ) -> ResolvedModel:
     """Resolve a model name or .onnx path to a file on disk and the manifest that describes it.
 
     A name is looked up in the model directory, then downloaded from its manifest URL; its file
     must match the manifest's SHA-256 (`verify`: require, the default unless EDGEVISION_MODEL__VERIFY
     says warn). A path is the user's own choice: used as given and reported as not verified
-    unless it is the manifest's file.
+    unless it is the manifest's file. `announce`: log why it is not verified.
     """
-    verify = verify or default_verify()
+    model = _resolve(spec, manifest, model_dir, download, progress, verify or default_verify(), family, labels)
+    if announce:
+        announce_verification(model)
+    return model
+
+
+def announce_verification(model: ResolvedModel) -> None:
+    """Logs why a model is not verified: a warning when its manifest's SHA-256 was not met."""
+    if not model.has_manifest:
+        log.info("%s: %s", model.path.name, model.verification)
+    elif not model.verified:
+        log.warning("%s: not verified: %s", model.path, model.verification)
+
+
+def _resolve(
+    spec: str,
+    manifest: ModelManifest | str | None,
+    model_dir: Path | None,
+    download: bool,
+    progress: bool,
+    verify: str,
+    family: str | None,
+    labels: Path | None,
+) -> ResolvedModel:
     if isinstance(manifest, str):
         manifest = find_manifest(manifest)
     if _looks_like_path(spec):
@@ -132,8 +158,14 @@ def _recognised(path: Path, family: str | None, labels: Path | None) -> Resolved
     """A file no manifest describes: its family and classes read from the file itself."""
     found = recognise_file(path, family, labels)
     note = f"no manifest: recognised as {found.manifest.family} ({found.recognition.reason}); labels from {found.labels_from}"
-    log.info("%s: %s", path.name, note)
-    return ResolvedModel(manifest=found.manifest, path=path, sha256=sha256_of(path), verified=False, verification=note)
+    return ResolvedModel(
+        manifest=found.manifest,
+        path=path,
+        sha256=sha256_of(path),
+        verified=False,
+        verification=note,
+        has_manifest=False,
+    )
 
 
 def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -> ResolvedModel:
@@ -151,7 +183,6 @@ def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -
         raise ModelIntegrityError(f"{path}: {why}: refused (model.verify is require; warn runs it anyway)")
     else:
         note = f"{why} (model.verify: {verify})" if manifest.sha256 else why
-    log.warning("%s: not verified: %s", path, note)
     return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=False, verification=note)
 
 

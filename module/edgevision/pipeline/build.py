@@ -18,7 +18,7 @@ from edgevision.inference.loader import load_engine
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import gpu_may_run
 from edgevision.metrics import PipelineMetrics
-from edgevision.models.store import ResolvedModel, resolve_model
+from edgevision.models.store import ResolvedModel, announce_verification, resolve_model
 from edgevision.pipeline.batches import Batch
 from edgevision.pipeline.cameras import SourceFactory, real_source
 from edgevision.pipeline.failover import with_inference
@@ -34,14 +34,33 @@ EngineLoader = Callable[[ResolvedModel, EngineConfig, int, bool], Engine]
 ModelLoader = Callable[[ModelConfig], ResolvedModel]
 
 
-def resolve_configured_model(config: ModelConfig) -> ResolvedModel:
+def resolve_configured_model(config: ModelConfig, announce: bool = True) -> ResolvedModel:
     return resolve_model(
         config.spec,
         manifest=config.manifest,
         verify=config.verify,
         family=config.family,
         labels=Path(config.labels) if config.labels else None,
+        announce=announce,
     )
+
+
+class ModelResolver:
+    """Resolves configured models anew at every build (the file may have been replaced), but says
+    why one is not verified once per file and content, not at every rebuild or failover."""
+
+    def __init__(self) -> None:
+        self._announced: set[tuple[Path, str]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, config: ModelConfig) -> ResolvedModel:
+        model = resolve_configured_model(config, announce=False)
+        with self._lock:
+            first = (model.path, model.sha256) not in self._announced
+            self._announced.add((model.path, model.sha256))
+        if first:
+            announce_verification(model)
+        return model
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,7 @@ class Seams:
     """The pipeline's neighbours: where a test may put a stand-in (never for what it tests)."""
 
     engine_loader: EngineLoader = load_engine
-    model_loader: ModelLoader = resolve_configured_model
+    model_loader: ModelLoader = dataclasses.field(default_factory=ModelResolver)
     source_factory: SourceFactory = real_source
     # Whether a GPU provider may run for a configuration (None: ask ONNX Runtime's libraries).
     gpu_check: Callable[[AppConfig], bool] | None = None

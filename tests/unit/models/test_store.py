@@ -155,3 +155,21 @@ def test_cli_fetch_offline_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "put yolox_nano.onnx" in lines[0] and str(tmp_path / "models") in lines[0]
+
+
+def test_a_pipelines_resolver_says_a_model_is_not_verified_once_per_content(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edgevision.config.model import ModelConfig
+    from edgevision.pipeline.build import ModelResolver
+
+    path = tmp_path / "yolox_nano.onnx"  # the manifest's name, other bytes
+    path.write_bytes(b"first" * 1000)
+    resolver, config = ModelResolver(), ModelConfig(path=str(path))
+    caplog.set_level(logging.WARNING)
+    for _rebuild in range(3):  # failovers and reconfigurations rebuild the stages
+        assert not resolver(config).verified
+    assert sum("not verified" in r.getMessage() for r in caplog.records) == 1
+    path.write_bytes(b"second" * 1000)  # replaced on disk: resolved anew, and said again
+    assert resolver(config).sha256 == sha256_of(path)
+    assert sum("not verified" in r.getMessage() for r in caplog.records) == 2
