@@ -34,17 +34,6 @@ EngineLoader = Callable[[ResolvedModel, EngineConfig, int, bool], Engine]
 ModelLoader = Callable[[ModelConfig], ResolvedModel]
 
 
-def resolve_configured_model(config: ModelConfig, announce: bool = True) -> ResolvedModel:
-    return resolve_model(
-        config.spec,
-        manifest=config.manifest,
-        verify=config.verify,
-        family=config.family,
-        labels=Path(config.labels) if config.labels else None,
-        announce=announce,
-    )
-
-
 class ModelResolver:
     """Resolves configured models anew at every build (the file may have been replaced), but says
     why one is not verified once per file and content, not at every rebuild or failover."""
@@ -54,7 +43,14 @@ class ModelResolver:
         self._lock = threading.Lock()
 
     def __call__(self, config: ModelConfig) -> ResolvedModel:
-        model = resolve_configured_model(config, announce=False)
+        model = resolve_model(
+            config.spec,
+            manifest=config.manifest,
+            verify=config.verify,
+            family=config.family,
+            labels=Path(config.labels) if config.labels else None,
+            announce=False,
+        )
         with self._lock:
             first = (model.path, model.sha256) not in self._announced
             self._announced.add((model.path, model.sha256))
