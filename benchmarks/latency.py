@@ -25,12 +25,13 @@ import numpy as np
 import onnxruntime as ort
 
 from edgevision.accel.discover import discover
-from edgevision.detector import Detector, StageTimes
+from edgevision.detector.detector import Detector, StageTimes
+from edgevision.detector.load import load_detector
+from edgevision.detector.resolve import resolve_model
 from edgevision.families.yolox import YoloxDecoder
 from edgevision.imageio import read_image
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.status import ProviderUnavailableError
-from edgevision.models.store import resolve_model
 from edgevision.preprocess import Letterbox
 
 
@@ -88,7 +89,7 @@ def reference_decode(output: np.ndarray, scale: float, strides=(8, 16, 32), size
 
 def bench_provider(provider: str, model, frames: dict[str, np.ndarray], repeats: int) -> dict[str, Any]:
     try:
-        detector = Detector(model, EngineConfig(provider=provider, strict=provider != "cpu"))
+        detector = Detector(load_detector(model, EngineConfig(provider=provider, strict=provider != "cpu")))
     except ProviderUnavailableError as exc:
         return {"provider": provider, "available": False, "reason": str(exc)}
     per_image = {}

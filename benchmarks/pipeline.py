@@ -25,7 +25,7 @@ import onnxruntime as ort
 from edgevision.accel.discover import discover
 from edgevision.benchmark.measure import measure_limit, measure_naive, measure_pipeline, measure_stages
 from edgevision.config.load import validate
-from edgevision.models.store import resolve_model
+from edgevision.detector.resolve import resolve_model
 from edgevision.pipeline.layout import choose_layout
 
 

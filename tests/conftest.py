@@ -68,7 +68,7 @@ def model_path(assets: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def resolved_model(model_path: Path):
-    from edgevision.models.store import resolve_model
+    from edgevision.detector.resolve import resolve_model
 
     return resolve_model(str(model_path))
 

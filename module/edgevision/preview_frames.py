@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 
 from edgevision.analytics.camera import CameraAnalytics, Overlay
-from edgevision.analytics.geometry import to_pixels
 from edgevision.control import PreviewImage
 from edgevision.detections import Detections
+from edgevision.geometry import to_pixels
 from edgevision.sources.frames import BufferPool, Frame
 
 

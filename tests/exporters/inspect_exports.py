@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgevision.detector import Detector
+from edgevision.detector.detector import Detector
+from edgevision.detector.inspect import inspect_model
+from edgevision.detector.load import load_detector
+from edgevision.detector.resolve import resolve_model
 from edgevision.inference.options import EngineConfig
-from edgevision.models.inspect import inspect_model
-from edgevision.models.store import resolve_model
 
 # What each export must be recognised as: (family, DETR layout).
 EXPECTED = {
@@ -39,9 +40,9 @@ def main(folder: Path, record: Path) -> int:
         ran = "-"
         if report["recognised"]:
             # Random weights find nothing worth keeping; this proves the layout decodes end to end.
-            detections = Detector(resolve_model(str(folder / f"{stem}.onnx")), EngineConfig(provider="cpu")).detect(
-                [frame]
-            )[0]
+            detections = Detector(
+                load_detector(resolve_model(str(folder / f"{stem}.onnx")), EngineConfig(provider="cpu"))
+            ).detect([frame])[0]
             ran = f"ran, {len(detections)} detection(s)"
         ok = got == (family, layout)
         if not ok:

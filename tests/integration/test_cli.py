@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from edgevision.detector import Detector
+from edgevision.detector.detector import Detector
+from edgevision.detector.load import load_detector
 from edgevision.imageio import read_image
 from edgevision.inference.options import EngineConfig
 from tests.support.processes import run_cli
@@ -35,7 +36,7 @@ def test_detect_prints_one_document_per_image(
     assert proc.returncode == 0, proc.stderr
     documents = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["image"] for d in documents] == [str(p) for p in paths]
-    expected = Detector(resolved_model, EngineConfig(provider="cpu"))
+    expected = Detector(load_detector(resolved_model, EngineConfig(provider="cpu")))
     for path, document, label in zip(paths, documents, ("person", "cup", "cat"), strict=True):
         assert document["model"] == "yolox-nano"
         assert document["provider"] == "CPUExecutionProvider"

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from edgevision.detector import Detector, DetectorConfig, StageTimes
+from edgevision.detector.detector import Detector, StageTimes
+from edgevision.detector.load import load_detector
 from edgevision.imageio import read_image
 from edgevision.inference.options import EngineConfig
 from edgevision.models.dynbatch import make_dynamic_batch
@@ -21,12 +22,12 @@ EXPECTED = {"astronaut": "person", "coffee": "cup", "chelsea": "cat"}
 
 @pytest.fixture(scope="module")
 def detector(resolved_model) -> Detector:
-    return Detector(resolved_model, EngineConfig(provider="cpu"))
+    return Detector(load_detector(resolved_model, EngineConfig(provider="cpu")))
 
 
 @pytest.fixture(scope="module")
 def batch_detector(resolved_model) -> Detector:
-    return Detector(resolved_model, EngineConfig(provider="cpu"), DetectorConfig(max_batch=4))
+    return Detector(load_detector(resolved_model, EngineConfig(provider="cpu"), max_batch=4))
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

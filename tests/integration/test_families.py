@@ -8,19 +8,22 @@ YOLOX-Nano on the same stretched input.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgevision.detections import Detections
-from edgevision.detector import Detector, DetectorConfig
+from edgevision.detector.detector import Detector
+from edgevision.detector.load import LoadedDetector, load_detector
+from edgevision.detector.resolve import resolve_model
 from edgevision.doctor.compare import iou
-from edgevision.families.registry import family_for
+from edgevision.families.registry import family_of
 from edgevision.imageio import read_image
 from edgevision.inference.engine import Engine
 from edgevision.inference.options import EngineConfig
-from edgevision.models.store import ResolvedModel, resolve_model
+from edgevision.models.store import ResolvedModel
 from edgevision.models.variants import Variant, variant_path
 from tests.support.family_models import EXPECTED
 
@@ -38,7 +41,7 @@ def _reference(resolved_model: ResolvedModel, stretch: bool) -> Detector:
     if stretch:
         manifest = manifest.model_copy(update={"input": manifest.input.model_copy(update={"resize": "stretch"})})
     model = ResolvedModel(manifest, resolved_model.path, resolved_model.sha256, resolved_model.verified)
-    return Detector(model, CPU)
+    return Detector(load_detector(model, CPU))
 
 
 def assert_same(reference: list[Detections], found: list[Detections], labels: tuple[str, ...], why: str) -> None:
@@ -64,7 +67,7 @@ def test_each_family_is_recognised_and_finds_what_yolox_finds(
     model = _model(family_models, name)
     assert (model.manifest.family, model.manifest.layout) == (family, layout)
     assert not model.verified and model.verification.startswith("no manifest: recognised as")
-    found = Detector(model, CPU).detect(frames)
+    found = Detector(load_detector(model, CPU)).detect(frames)
     reference = _reference(resolved_model, stretch=family == "detr").detect(frames)
     assert_same(reference, found, model.manifest.labels, name)
     # The test images' objects, named by the file's own metadata (or the labels file).
@@ -79,8 +82,8 @@ def test_each_familys_preprocessing_runs_in_the_graph_too(
     """The in-graph path follows the family's own input convention (RGB, 0-1, ImageNet, stretch).
     The square astronaut is letterboxed and stretched alike, so every family must agree on it."""
     model = _model(family_models, name)
-    host = Detector(model, CPU).detect(frames[:1])
-    in_graph = Detector(model, CPU, DetectorConfig(preprocess="graph"))
+    host = Detector(load_detector(model, CPU)).detect(frames[:1])
+    in_graph = Detector(load_detector(model, CPU, in_graph=True))
     assert in_graph.engine.takes_frames
     assert_same(host, in_graph.detect(frames[:1]), model.manifest.labels, f"{name} in the graph")
 
@@ -89,9 +92,9 @@ def test_a_dynamic_batch_export_runs_batched_and_equals_single_runs(
     family_models: dict[str, Path], frames: list[np.ndarray]
 ) -> None:
     model = _model(family_models, "ultralytics-dynamic")
-    batched = Detector(model, CPU, DetectorConfig(max_batch=4))
+    batched = Detector(load_detector(model, CPU, max_batch=4))
     assert batched.engine.dynamic_batch and "max_batch" not in batched.engine.status.declined
-    single = Detector(model, CPU, engine=batched.engine)
+    single = Detector(dataclasses.replace(batched.loaded, max_batch=1))
     many = frames * 2
     together, alone = batched.detect(many), single.detect(many)
     for a, b in zip(together, alone, strict=True):
@@ -103,10 +106,12 @@ def test_a_fixed_batch_export_of_another_family_runs_one_frame_at_a_time_and_say
     family_models: dict[str, Path], frames: list[np.ndarray]
 ) -> None:
     model = _model(family_models, "end2end")
-    detector = Detector(model, CPU, DetectorConfig(max_batch=4))
+    detector = Detector(load_detector(model, CPU, max_batch=4))
     assert not detector.engine.dynamic_batch
     assert "fixed batch of 1" in detector.engine.status.declined["max_batch"]
-    assert [len(d) for d in detector.detect(frames)] == [len(d) for d in Detector(model, CPU).detect(frames)]
+    assert [len(d) for d in detector.detect(frames)] == [
+        len(d) for d in Detector(load_detector(model, CPU)).detect(frames)
+    ]
 
 
 @pytest.mark.parametrize("name", ["ultralytics", "end2end", "detr-postprocessed", "rf-detr"])
@@ -117,10 +122,10 @@ def test_each_familys_fp16_copy_builds_and_finds_the_same_objects(
     on the CPU: NMS, TopK and the integer outputs survive the conversion."""
     model = _model(family_models, name)
     path = variant_path(model.path, model.sha256, Variant(fp16=True), model.manifest.input)
-    family = family_for(model.manifest)
+    family = family_of(model.manifest)
     half = Engine(path, CPU, extra_inputs=lambda names: family.extra_inputs(model.manifest, names))
-    found = Detector(model, engine=half).detect(frames)
-    want = Detector(model, CPU).detect(frames)
+    found = Detector(LoadedDetector(model, family, half, max_batch=1)).detect(frames)
+    want = Detector(load_detector(model, CPU)).detect(frames)
     for a, b in zip(want, found, strict=True):
         assert a.labels(model.manifest.labels) == b.labels(model.manifest.labels)
         assert all(iou(x, y) >= 0.9 for x, y in zip(a.boxes, b.boxes, strict=True))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgevision.config import load as configuration
+from edgevision.detector.loader import DetectorLoader
 from edgevision.inference.engine import Engine
-from edgevision.inference.loader import load_engine
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
 from edgevision.pipeline.build import Seams
@@ -67,19 +67,23 @@ class _FlakyRunner:
         return self._runner.run()
 
 
-def flaky_loader(fail_after: int, hang_s: float | None = None, built: list[FlakyGpu] | None = None):
-    """An engine loader for Pipeline: CPU requests get the real CPU engine, GPU ones a FlakyGpu."""
+class FlakyLoader(DetectorLoader):
+    """A detector loader for Pipeline: CPU requests get the real CPU detector, GPU ones the same
+    detector on a FlakyGpu engine."""
 
-    def load(model, config: EngineConfig, max_batch: int, in_graph: bool = False):
-        real = load_engine(model, dataclasses.replace(config, provider="cpu"), max_batch, in_graph)
+    def __init__(self, fail_after: int, hang_s: float | None = None, built: list[FlakyGpu] | None = None) -> None:
+        super().__init__()
+        self._fail_after, self._hang_s, self._built = fail_after, hang_s, built
+
+    def load(self, model, config=None, max_batch=1, in_graph=False):
+        config = config or EngineConfig()
+        real = super().load(model, dataclasses.replace(config, provider="cpu"), max_batch, in_graph)
         if config.provider == "cpu":
             return real
-        gpu = FlakyGpu(real, fail_after, hang_s)
-        if built is not None:
-            built.append(gpu)
-        return gpu
-
-    return load
+        gpu = FlakyGpu(real.engine, self._fail_after, self._hang_s)
+        if self._built is not None:
+            self._built.append(gpu)
+        return dataclasses.replace(real, engine=gpu)
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +106,7 @@ def test_gpu_failure_switches_to_cpu_loses_nothing_and_retries_with_backoff() ->
     }
     sink = CollectingSink()
     pipeline = Pipeline(
-        configuration.validate(document), sink, seams=Seams(engine_loader=flaky_loader(60, built=built))
+        configuration.validate(document), sink, seams=Seams(detector_loader=FlakyLoader(60, built=built))
     )
     pipeline.start()
     assert pipeline.wait(180)
@@ -136,7 +140,7 @@ def test_hung_gpu_run_is_abandoned_and_the_cpu_takes_over() -> None:
     }
     sink = CollectingSink()
     pipeline = Pipeline(
-        configuration.validate(document), sink, seams=Seams(engine_loader=flaky_loader(20, hang_s=30.0))
+        configuration.validate(document), sink, seams=Seams(detector_loader=FlakyLoader(20, hang_s=30.0))
     )
     started = time.monotonic()
     pipeline.start()

@@ -11,7 +11,9 @@ import onnxruntime as ort
 import pytest
 
 from edgevision.detections import Detections
-from edgevision.detector import Detector, DetectorConfig
+from edgevision.detector.detector import Detector
+from edgevision.detector.load import LoadedDetector, load_detector
+from edgevision.families.registry import family_of
 from edgevision.imageio import read_image
 from edgevision.inference.options import EngineConfig
 from edgevision.models.ingraph import FRAMES_INPUT, InGraphError, add_preprocessing
@@ -64,12 +66,12 @@ def assert_same_detections(got: Detections, want: Detections, min_score: float =
 
 @pytest.fixture(scope="module")
 def host(resolved_model) -> Detector:
-    return Detector(resolved_model, CPU)
+    return Detector(load_detector(resolved_model, CPU))
 
 
 @pytest.fixture(scope="module")
 def in_graph(resolved_model) -> Detector:
-    return Detector(resolved_model, CPU, DetectorConfig(preprocess="graph"))
+    return Detector(load_detector(resolved_model, CPU, in_graph=True))
 
 
 def test_graph_takes_uint8_frames_of_any_size(in_graph: Detector) -> None:
@@ -128,7 +130,7 @@ def test_rgb_and_normalisation_in_the_graph(model_path: Path, images) -> None:
 
 def test_mixed_sizes_in_one_batch(resolved_model, host: Detector, images) -> None:
     """A batch takes its first frame's size; other sizes are fitted into it on the host."""
-    batched = Detector(resolved_model, CPU, DetectorConfig(preprocess="graph", max_batch=4))
+    batched = Detector(load_detector(resolved_model, CPU, max_batch=4, in_graph=True))
     frames = _frames(images)
     batch = [frames["astronaut"], frames["wide"], frames["tall"], frames["chelsea"]]
     for got, frame in zip(batched.detect(batch), batch, strict=True):
@@ -175,7 +177,9 @@ def test_fp16_copy_finds_the_same_objects(resolved_model, host: Detector, images
     graph = onnx.load(str(half)).graph
     assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer) > 100
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # callers unchanged
-    detector = Detector(resolved_model, engine=Engine(half, CPU))
+    detector = Detector(
+        LoadedDetector(resolved_model, family_of(resolved_model.manifest), Engine(half, CPU), max_batch=1)
+    )
     for frame in _frames(images).values():
         (want,) = host.detect([frame])
         (got,) = detector.detect([frame])
@@ -183,7 +187,7 @@ def test_fp16_copy_finds_the_same_objects(resolved_model, host: Detector, images
 
 
 def test_gpu_only_options_are_reported_as_not_in_effect_on_the_cpu(resolved_model) -> None:
-    detector = Detector(resolved_model, EngineConfig(provider="cpu", fp16=True, cuda_graph=True))
+    detector = Detector(load_detector(resolved_model, EngineConfig(provider="cpu", fp16=True, cuda_graph=True)))
     status = detector.engine.status
     assert status.provider == "CPUExecutionProvider"
     assert status.precision == "fp32" and not status.cuda_graph

@@ -168,9 +168,9 @@ def test_direct_methods(hub_factory, run_module, assets: Path) -> None:
 def test_a_300_kb_result_is_split_not_rejected(hub_factory, monkeypatch: pytest.MonkeyPatch) -> None:
     from azure.iot.device import IoTHubModuleClient
 
-    from edgevision.publish.iothub import IoTHubSink
     from edgevision.publish.messages import encode
     from edgevision.publish.results_modes import ResultsReducer
+    from edgevision.upstream.iothub import IoTHubSink
     from edgevision.upstream.outbox import Outbox
     from edgevision.upstream.sender import MessageSender, to_message
 

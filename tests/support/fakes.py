@@ -20,6 +20,8 @@ import numpy as np
 
 from edgevision.config.camera import CameraConfig
 from edgevision.config.model import ModelConfig, SourceOptions
+from edgevision.detector.load import LoadedDetector
+from edgevision.families.registry import FAMILIES
 from edgevision.families.yolox import anchor_count
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, CUDA
@@ -139,7 +141,8 @@ class StubEngine:
 
 @dataclass
 class EngineFactory:
-    """An engine loader for Pipeline; keeps every engine config it was asked for."""
+    """A detector loader for Pipeline whose models need no file and whose engines are stand-ins;
+    keeps every engine config it was asked for."""
 
     script: EngineScript = field(default_factory=EngineScript)
     cpu_script: EngineScript = field(default_factory=EngineScript)
@@ -147,17 +150,26 @@ class EngineFactory:
     # A model (by name) whose GPU engines follow their own script.
     by_model: dict[str, EngineScript] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
+    # How configured models resolve (a test may make some fail).
+    resolver: Callable[[ModelConfig], ResolvedModel] = stub_model
 
-    def __call__(self, model: ResolvedModel, config: EngineConfig, max_batch: int, in_graph: bool) -> StubEngine:
+    def resolve(self, config: ModelConfig) -> ResolvedModel:
+        return self.resolver(config)
+
+    def load(
+        self, model: ResolvedModel, config: EngineConfig | None = None, max_batch: int = 1, in_graph: bool = False
+    ) -> LoadedDetector:
+        config = config or EngineConfig()
         self.loaded.append(config)
         self.models.append(model.name)
         script = self.by_model.get(model.name, self.script)
-        return StubEngine(config, self.cpu_script if config.provider == "cpu" else script)
+        engine = StubEngine(config, self.cpu_script if config.provider == "cpu" else script)
+        return LoadedDetector(model=model, family=FAMILIES["yolox"], engine=engine, max_batch=max_batch)
 
 
 def pipeline_seams(engines: EngineFactory, sources: SourceFactory | None = None, gpu: bool = False) -> Seams:
     """The pipeline's seams with stand-ins: no model file, no ONNX Runtime, scripted cameras."""
-    seams = Seams(engine_loader=engines, model_loader=stub_model, gpu_check=lambda _config: gpu)
+    seams = Seams(detector_loader=engines, gpu_check=lambda _config: gpu)
     return seams if sources is None else dataclasses.replace(seams, source_factory=sources)
 
 

@@ -21,7 +21,7 @@ from edgevision.deployment import (
     split_create_options,
     template_path,
 )
-from edgevision.publish.iothub import OUTPUTS
+from edgevision.upstream.iothub import OUTPUTS
 from tests.support.processes import REPO, run_cli
 
 VARIABLES = {"CONTAINER_REGISTRY_ADDRESS": "myacr.azurecr.io", "IMAGE_NAME": "edgevision", "IMAGE_TAG": "1.2.3"}

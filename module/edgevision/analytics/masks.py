@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from edgevision.analytics.geometry import anchor_points, inside, parse_points, to_pixels
 from edgevision.config.analytics import MaskConfig
+from edgevision.geometry import anchor_points, inside, parse_points, to_pixels
 
 
 class Masks:

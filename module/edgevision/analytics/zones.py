@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgevision.analytics.geometry import anchor_points, crosses_segment, edges, inside, parse_points, side
 from edgevision.config.analytics import LineConfig, ZoneConfig
+from edgevision.geometry import anchor_points, crosses_segment, edges, inside, parse_points, side
 
 # (event name, its details) -> published.
 Emit = Callable[[str, dict[str, Any]], None]

@@ -16,8 +16,8 @@ import onnxruntime as ort
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.benchmark.usage import NullSink, Usage, core_ms
 from edgevision.config.load import validate
-from edgevision.families.registry import family_for
-from edgevision.inference.loader import load_engine
+from edgevision.detector.loader import DetectorLoader
+from edgevision.families.registry import family_of
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import CPU, PROVIDER_NAMES, provider_load_error
 from edgevision.metrics import percentiles
@@ -25,7 +25,7 @@ from edgevision.models.store import ResolvedModel
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.layout import choose_layout
 from edgevision.pipeline.pipeline import Pipeline
-from edgevision.preprocess import Letterbox, preprocessor
+from edgevision.preprocess import Letterbox
 from edgevision.publish.messages import encode, result_message
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "publish")
@@ -46,7 +46,13 @@ def decode_frames(video: Path, count: int) -> list[np.ndarray]:
 
 
 def measure_stages(
-    model: ResolvedModel, provider: str, video: Path, preprocess: str, repeats: int, items: int = 100
+    loader: DetectorLoader,
+    model: ResolvedModel,
+    provider: str,
+    video: Path,
+    preprocess: str,
+    repeats: int,
+    items: int = 100,
 ) -> dict[str, float]:
     """Core-ms per frame of each stage, measured alone (process CPU time, so the decoder's and
     ONNX Runtime's own threads count; on a GPU, inference is the host's share of a run)."""
@@ -61,9 +67,10 @@ def measure_stages(
 
     gpu = provider != "cpu"
     config = EngineConfig(provider=provider, strict=gpu, intra_op_threads=0 if gpu else 1, allow_spinning=False)
-    engine = load_engine(model, config, 1, in_graph=preprocess == "graph")
+    detector = loader.load(model, config, 1, in_graph=preprocess == "graph")
+    engine = detector.engine
     runner = engine.runner(1)
-    prepare = preprocessor(model.manifest.input, engine.takes_frames)
+    prepare = detector.preprocessor()
 
     def pre() -> int:
         for frame in frames:
@@ -79,7 +86,7 @@ def measure_stages(
 
     metas, _ = prepare.prepare([frames[0]], runner)
     outputs = [output.copy() for output in runner.run()]
-    decoder = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
+    decoder = detector.decoder()
     detections = decoder(outputs, metas)[0]
 
     def post() -> int:
@@ -127,7 +134,12 @@ def usable_providers(wanted: list[str]) -> dict[str, str | None]:
 
 
 def measure_limit(
-    model: ResolvedModel, provider: str, batch: int, seconds: float, gpu: GpuTelemetry | None = None
+    loader: DetectorLoader,
+    model: ResolvedModel,
+    provider: str,
+    batch: int,
+    seconds: float,
+    gpu: GpuTelemetry | None = None,
 ) -> dict[str, Any]:
     """Bare session.run on preallocated, IO-bound input: the ceiling for this batch size.
 
@@ -142,7 +154,7 @@ def measure_limit(
         intra_op_threads=layout.intra_op_threads,
         allow_spinning=False,
     )
-    engine = load_engine(model, config, max(batch, 2))
+    engine = loader.load(model, config, max(batch, 2)).engine
     workers = layout.workers if provider == "cpu" else 1
     runners = [engine.runner(batch) for _ in range(workers)]
     samples: list[list[float]] = [[] for _ in runners]
@@ -179,7 +191,8 @@ def measure_naive(model: ResolvedModel, provider: str, video: Path, frames: int)
     session = ort.InferenceSession(str(model.path), providers=list(dict.fromkeys([PROVIDER_NAMES[provider], CPU])))
     inputs = session.get_inputs()
     name = next(i.name for i in inputs if len(i.shape) == 4)
-    family = family_for(model.manifest)
+    # The naive loop is plain ONNX Runtime on the model's own file; only the decoding is ours.
+    family = family_of(model.manifest)
     # A DETR deployment export's sizes input, as any sample passes it.
     extra = family.extra_inputs(model.manifest, [i.name for i in inputs if i.name != name])
     feed_extra = {key: row[None] for key, row in extra.items()}

@@ -36,8 +36,9 @@ from edgevision.benchmark.tracking import cost as tracking_cost
 from edgevision.benchmark.tracking import on_clip
 from edgevision.config.load import validate
 from edgevision.config.model import ModelConfig
-from edgevision.inference.loader import batch_capacity
-from edgevision.pipeline.build import ModelResolver, Seams
+from edgevision.detector.load import batch_capacity
+from edgevision.detector.loader import DetectorLoader
+from edgevision.pipeline.build import Seams
 from edgevision.pipeline.layout import choose_layout
 
 # End-to-end targets against the binding ceiling (issue 6): CPU stages share every core, so
@@ -76,10 +77,10 @@ def run_benchmark(
     ort.set_default_logger_severity(3)
     model_config = model or ModelConfig()
     model_document = model_config.model_dump(exclude_none=True)
-    # One resolver for every pipeline measured: a model that is not verified is said so once.
-    resolver = ModelResolver()
-    resolved = resolver(model_config)
-    seams = Seams(model_loader=resolver)
+    # One loader for every measurement: a model that is not verified is said so once.
+    loader = DetectorLoader()
+    resolved = loader.resolve(model_config)
+    seams = Seams(detector_loader=loader)
     capacity = batch_capacity(resolved)
     # A fixed-batch export runs only its own batch: the larger ones are not measured (and said so).
     batches = [b for b in plan.batches if capacity.largest is None or b <= capacity.largest]
@@ -99,7 +100,7 @@ def run_benchmark(
                 (
                     f"{name} stages ({path})",
                     lambda n=name, p=path, e=entry: e["stage_core_ms"].__setitem__(
-                        p, measure_stages(resolved, n, video, p, plan.repeats, items=max(plan.frames // 6, 10))
+                        p, measure_stages(loader, resolved, n, video, p, plan.repeats, items=max(plan.frames // 6, 10))
                     ),
                 )
             )
@@ -108,7 +109,7 @@ def run_benchmark(
                 (
                     f"{name} limit b{batch}",
                     lambda n=name, b=batch, e=entry: e["limit"].append(
-                        measure_limit(resolved, n, b, plan.limit_seconds, gpu)
+                        measure_limit(loader, resolved, n, b, plan.limit_seconds, gpu)
                     ),
                 )
             )
@@ -158,7 +159,7 @@ def run_benchmark(
     track_frames = 40 if plan.frames < 100 else None
     tracking = {
         "cost_at_50_detections": tracking_cost(repeats=plan.repeats * 2 - 1),
-        "clips": [on_clip(resolved, clip, track_frames) for clip in (clips or [video])],
+        "clips": [on_clip(loader, resolved, clip, track_frames) for clip in (clips or [video])],
     }
     return {
         "benchmark": "edgevision",

@@ -15,7 +15,8 @@ import numpy as np
 from edgevision.analytics.camera import CameraAnalytics
 from edgevision.config.camera import CameraConfig
 from edgevision.detections import Detections
-from edgevision.detector import Detector
+from edgevision.detector.detector import Detector
+from edgevision.detector.loader import DetectorLoader
 from edgevision.inference.options import EngineConfig
 from edgevision.models.store import ResolvedModel
 
@@ -72,9 +73,9 @@ def cost(detections: int = 50, frames: int = 300, repeats: int = 5) -> dict[str,
     return figures
 
 
-def on_clip(model: ResolvedModel, clip: Path, max_frames: int | None = None) -> dict[str, Any]:
+def on_clip(loader: DetectorLoader, model: ResolvedModel, clip: Path, max_frames: int | None = None) -> dict[str, Any]:
     """The real model and the tracker on a clip: objects in view, ids issued, track lengths."""
-    detector = Detector(model, EngineConfig(provider="cpu", intra_op_threads=0))
+    detector = Detector(loader.load(model, EngineConfig(provider="cpu", intra_op_threads=0)))
     camera = CameraConfig(id="clip", uri="synthetic:64x48@0", tracking={"enabled": True})
     analytics = CameraAnalytics(camera, lambda _name, _details: None)
     capture = cv2.VideoCapture(str(clip))

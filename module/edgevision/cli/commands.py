@@ -29,23 +29,21 @@ def cmd_gpu(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     import onnxruntime
 
-    from edgevision.detector import Detector, DetectorConfig, StageTimes
+    from edgevision.detector.detector import Detector, DetectorConfig, StageTimes
+    from edgevision.detector.loader import DetectorLoader
+    from edgevision.detector.resolve import resolve_model
     from edgevision.imageio import ImageReadError, read_image
     from edgevision.inference.options import EngineConfig
-    from edgevision.models.store import resolve_model
 
     # ORT's own logger would repeat on stderr what the engine already reports in one line.
     onnxruntime.set_default_logger_severity(3)
     model = resolve_model(
         args.model, manifest=args.manifest, download=not args.no_download, family=args.family, labels=args.labels
     )
-    detector = Detector(
-        model,
-        EngineConfig(provider=args.provider, strict=args.strict_provider),
-        DetectorConfig(
-            score_threshold=args.threshold, nms_iou=args.nms, max_batch=args.batch, preprocess=args.preprocess
-        ),
+    loaded = DetectorLoader().load(
+        model, EngineConfig(provider=args.provider, strict=args.strict_provider), args.batch, args.preprocess == "graph"
     )
+    detector = Detector(loaded, DetectorConfig(score_threshold=args.threshold, nms_iou=args.nms))
     failed = 0
     pending: list[tuple[Path, Any]] = []
 
@@ -81,11 +79,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from edgevision.detector.resolve import resolve_model
     from edgevision.models.manifest import available_manifests
-    from edgevision.models.store import default_model_dir, resolve_model
+    from edgevision.models.store import default_model_dir
 
     if args.models_command == "inspect":
-        from edgevision.models.inspect import as_text, inspect_model
+        from edgevision.detector.inspect import as_text, inspect_model
 
         report = inspect_model(args.file, args.family, args.labels)
         if args.json:

@@ -17,8 +17,8 @@ log = logging.getLogger("edgevision")
 
 def cmd_manifest(args: argparse.Namespace) -> int:
     from edgevision.config.load import merge, parse_setting, read_file
+    from edgevision.config.source_uri import split_named_source
     from edgevision.deployment import all_modules, render_file
-    from edgevision.sources.uri import split_named_source
 
     desired: dict[str, Any] = read_file(args.desired) if args.desired else {}
     for text in args.camera or []:

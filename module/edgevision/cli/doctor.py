@@ -13,9 +13,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from edgevision.accel.discover import discover
+    from edgevision.detector.resolve import resolve_model
     from edgevision.doctor.run import as_json, as_table, run_checks
     from edgevision.imageio import read_image
-    from edgevision.models.store import resolve_model
 
     onnxruntime.set_default_logger_severity(3)
     model = resolve_model(args.model, manifest=args.manifest, family=args.family, labels=args.labels)

@@ -9,7 +9,7 @@ from typing import NoReturn
 from edgevision import __version__
 from edgevision.config.model import PROVIDER_CHOICES
 from edgevision.errors import UsageError
-from edgevision.families.names import FAMILY_NAMES
+from edgevision.models.manifest import FAMILY_NAMES
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ def run_overrides(args: argparse.Namespace, base_cameras: Any) -> dict[str, Any]
     """Command-line flags as a configuration document laid over the file and environment; the
     per-camera flags apply to every camera, the file's ones included."""
     from edgevision.config.load import merge, parse_setting
-    from edgevision.sources.uri import split_named_source
+    from edgevision.config.source_uri import split_named_source
 
     overrides: dict[str, Any] = {}
     camera_flags = _camera_flags(args)

@@ -1,6 +1,6 @@
 """Per-camera analytics settings: tracking, zones, lines and privacy masks (pydantic).
 
-Twins hold no arrays, so geometry is a string of normalised points (analytics/geometry.py) and
+Twins hold no arrays, so geometry is a string of normalised points (edgevision/geometry.py) and
 classes a comma-separated string of labels.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edgevision.analytics.geometry import Anchor, parse_points
+from edgevision.geometry import Anchor, parse_points
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_SHAPES = 32

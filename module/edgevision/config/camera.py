@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgevision.config.analytics import LineConfig, MaskConfig, TrackingConfig, ZoneConfig, check_names
-from edgevision.sources.uri import SourceSpec, parse_source_uri
+from edgevision.config.source_uri import SourceSpec, parse_source_uri
 
 # Camera ids and model keys: no dots (they become property names in the module twin, which
 # forbids them).

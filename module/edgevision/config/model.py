@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgevision.config.camera import CAMERA_KEY, CameraConfig
-from edgevision.families.names import FAMILY_NAMES
+from edgevision.models.manifest import FAMILY_NAMES
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
 PROVIDER_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.detector.load import LoadedDetector
+from edgevision.detector.loader import DetectorLoader
 from edgevision.doctor.compare import Outputs, max_difference, run, unmatched
 from edgevision.inference.engine import Engine
-from edgevision.inference.loader import load_engine
 from edgevision.inference.options import EngineConfig, padded_batch_sizes
 from edgevision.inference.providers import CPU, CUDA, TENSORRT
 from edgevision.models.store import ResolvedModel
@@ -51,14 +52,15 @@ class Context:
     tensorrt_unusable: str | None
     skip_tensorrt: bool = False
     reference: Outputs | None = None
-    engines: dict[tuple[Any, ...], Engine] = field(default_factory=dict)
+    loader: DetectorLoader = field(default_factory=DetectorLoader)
+    detectors: dict[tuple[Any, ...], LoadedDetector] = field(default_factory=dict)
 
-    def engine(self, provider: str, max_batch: int = 1, in_graph: bool = False, **options: Any) -> Engine:
+    def detector(self, provider: str, max_batch: int = 1, in_graph: bool = False, **options: Any) -> LoadedDetector:
         key = (provider, max_batch, in_graph, tuple(sorted(options.items())))
-        if key not in self.engines:
+        if key not in self.detectors:
             config = EngineConfig(provider=provider, strict=provider != "cpu", allow_spinning=False, **options)
-            self.engines[key] = load_engine(self.model, config, max_batch, in_graph)
-        return self.engines[key]
+            self.detectors[key] = self.loader.load(self.model, config, max_batch, in_graph)
+        return self.detectors[key]
 
     def need_gpu(self) -> None:
         if self.cuda_unusable:
@@ -87,7 +89,7 @@ def discovery(ctx: Context) -> tuple[str, dict[str, Any]]:
 
 
 def reference(ctx: Context) -> tuple[str, dict[str, Any]]:
-    ctx.reference = run(ctx.engine("cpu"), ctx.model, ctx.frames)
+    ctx.reference = run(ctx.detector("cpu"), ctx.frames)
     found = sum(len(d) for d in ctx.reference.detections)
     return f"{len(ctx.frames)} frame(s), {found} detection(s): the reference for the comparisons below", {}
 
@@ -102,8 +104,8 @@ def io_binding(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]
     def check(ctx: Context) -> tuple[str, dict[str, Any]]:
         if provider != "cpu":
             ctx.need_gpu()
-        plain = run(ctx.engine(provider, io_binding=False), ctx.model, ctx.frames)
-        bound = run(ctx.engine(provider, io_binding=True), ctx.model, ctx.frames)
+        plain = run(ctx.detector(provider, io_binding=False), ctx.frames)
+        bound = run(ctx.detector(provider, io_binding=True), ctx.frames)
         diff = max_difference(plain, bound)
         if diff != 0.0:
             raise Failed(f"IO-bound outputs differ from a plain run by up to {diff:g}")
@@ -121,14 +123,15 @@ def batching(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]:
     def check(ctx: Context) -> tuple[str, dict[str, Any]]:
         if provider != "cpu":
             ctx.need_gpu()
-        engine = ctx.engine(provider, max_batch=ctx.max_batch)
+        detector = ctx.detector(provider, max_batch=ctx.max_batch)
+        engine = detector.engine
         if not engine.dynamic_batch:
             raise Skipped(engine.status.declined.get("max_batch") or "the model has a fixed batch")
         diffs = {}
         for size in padded_batch_sizes(ctx.max_batch):
             frames = [ctx.frames[i % len(ctx.frames)] for i in range(size)]
-            batched = run(engine, ctx.model, frames, batch=size)
-            single = run(engine, ctx.model, frames, batch=1)
+            batched = run(detector, frames, batch=size)
+            single = run(detector, frames, batch=1)
             diffs[size] = max_difference(batched, single)
         wrong = {s: d for s, d in diffs.items() if d != 0.0}
         if wrong:
@@ -157,8 +160,8 @@ def graph_preprocessing(provider: str) -> Callable[[Context], tuple[str, dict[st
     def check(ctx: Context) -> tuple[str, dict[str, Any]]:
         if provider != "cpu":
             ctx.need_gpu()
-        host = run(ctx.engine(provider), ctx.model, ctx.frames)
-        graph = run(ctx.engine(provider, in_graph=True), ctx.model, ctx.frames)
+        host = run(ctx.detector(provider), ctx.frames)
+        graph = run(ctx.detector(provider, in_graph=True), ctx.frames)
         return _agree(ctx, "letterbox in the graph vs on the host", host, graph, GRAPH_RAW_ATOL, GRAPH_SCORE_TOL)
 
     return check
@@ -166,13 +169,14 @@ def graph_preprocessing(provider: str) -> Callable[[Context], tuple[str, dict[st
 
 def cuda_session(ctx: Context) -> tuple[str, dict[str, Any]]:
     ctx.need_gpu()
-    engine = ctx.engine(CUDA_NAME)
+    detector = ctx.detector(CUDA_NAME)
+    engine = detector.engine
     asked = engine.session.get_provider_options().get(CUDA, {})
     wanted = {"cudnn_conv_algo_search": "HEURISTIC", "arena_extend_strategy": "kSameAsRequested"}
     off = {k: asked.get(k) for k, v in wanted.items() if str(asked.get(k)) != v}
     if engine.provider != CUDA or engine.status.dropped:
         raise Failed(f"running on {engine.provider}: {engine.status.dropped}")
-    gpu = run(engine, ctx.model, ctx.frames)
+    gpu = run(detector, ctx.frames)
     missing = unmatched(_reference(ctx), gpu, MATCH_IOU, GRAPH_SCORE_TOL)
     detail = f"CUDA session created with the asked options, no fallback; CPU detections matched: {not missing}"
     if off:
@@ -184,11 +188,11 @@ def cuda_session(ctx: Context) -> tuple[str, dict[str, Any]]:
 
 def fp16(ctx: Context) -> tuple[str, dict[str, Any]]:
     ctx.need_gpu()
-    full = run(ctx.engine(CUDA_NAME), ctx.model, ctx.frames)
-    half_engine = ctx.engine(CUDA_NAME, fp16=True)
-    if half_engine.status.precision != "fp16":
-        raise Failed(f"the fp16 copy is not in use: {half_engine.status.declined}")
-    return _agree(ctx, "fp16 vs fp32", full, run(half_engine, ctx.model, ctx.frames), FP16_RAW_ATOL, FP16_SCORE_TOL)
+    full = run(ctx.detector(CUDA_NAME), ctx.frames)
+    half = ctx.detector(CUDA_NAME, fp16=True)
+    if half.engine.status.precision != "fp16":
+        raise Failed(f"the fp16 copy is not in use: {half.engine.status.declined}")
+    return _agree(ctx, "fp16 vs fp32", full, run(half, ctx.frames), FP16_RAW_ATOL, FP16_SCORE_TOL)
 
 
 def _per_run_ms(engine: Engine, ctx: Context, runs: int = 20, batch: int = 1) -> float:
@@ -204,14 +208,17 @@ def _per_run_ms(engine: Engine, ctx: Context, runs: int = 20, batch: int = 1) ->
 
 def cuda_graph(ctx: Context) -> tuple[str, dict[str, Any]]:
     ctx.need_gpu()
-    normal = ctx.engine(CUDA_NAME, io_binding=True)
-    graphed = ctx.engine(CUDA_NAME, cuda_graph=True)
-    if not graphed.status.cuda_graph:
-        raise Failed(f"CUDA graphs not in effect: {graphed.status.declined.get('cuda_graph')}")
-    diff = max_difference(run(normal, ctx.model, ctx.frames), run(graphed, ctx.model, ctx.frames))
+    normal = ctx.detector(CUDA_NAME, io_binding=True)
+    graphed = ctx.detector(CUDA_NAME, cuda_graph=True)
+    if not graphed.engine.status.cuda_graph:
+        raise Failed(f"CUDA graphs not in effect: {graphed.engine.status.declined.get('cuda_graph')}")
+    diff = max_difference(run(normal, ctx.frames), run(graphed, ctx.frames))
     if diff != 0.0:
         raise Failed(f"graph replay differs from a normal run by up to {diff:g}")
-    times = {"normal_ms": round(_per_run_ms(normal, ctx), 3), "graph_ms": round(_per_run_ms(graphed, ctx), 3)}
+    times = {
+        "normal_ms": round(_per_run_ms(normal.engine, ctx), 3),
+        "graph_ms": round(_per_run_ms(graphed.engine, ctx), 3),
+    }
     return f"graph replay equals a normal run; per run {times['normal_ms']} ms -> {times['graph_ms']} ms", times
 
 
@@ -226,7 +233,7 @@ def tensorrt(ctx: Context) -> tuple[str, dict[str, Any]]:
         for _ in range(2):
             started = time.perf_counter()
             config = EngineConfig(provider="tensorrt", strict=True, tensorrt_cache_dir=Path(cache))
-            engine = load_engine(ctx.model, config, ctx.max_batch)
+            engine = ctx.loader.load(ctx.model, config, ctx.max_batch).engine
             engine.runner(1).run()
             times.append(round(time.perf_counter() - started, 2))
         cached = sorted(p.name for p in Path(cache).iterdir())
@@ -253,7 +260,7 @@ def _gpu_memory_used_mib() -> float | None:
 
 def gpu_memory(ctx: Context) -> tuple[str, dict[str, Any]]:
     ctx.need_gpu()
-    engine = ctx.engine(CUDA_NAME, max_batch=ctx.max_batch)
+    engine = ctx.detector(CUDA_NAME, max_batch=ctx.max_batch).engine
     used = {}
     for size in _batch_sizes(engine, ctx.max_batch):
         engine.runner(size).run()
@@ -267,7 +274,7 @@ def throughput(provider: str) -> Callable[[Context], tuple[str, dict[str, Any]]]
     def check(ctx: Context) -> tuple[str, dict[str, Any]]:
         if provider != "cpu":
             ctx.need_gpu()
-        engine = ctx.engine(provider, max_batch=ctx.max_batch, io_binding=True)
+        engine = ctx.detector(provider, max_batch=ctx.max_batch, io_binding=True).engine
         fps = {}
         for size in _batch_sizes(engine, ctx.max_batch):
             fps[size] = round(size * 1000.0 / _per_run_ms(engine, ctx, runs=10, batch=size), 1)

@@ -9,10 +9,7 @@ import cv2
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.registry import family_for
-from edgevision.inference.engine import Engine
-from edgevision.models.store import ResolvedModel
-from edgevision.preprocess import preprocessor
+from edgevision.detector.load import LoadedDetector
 
 
 @dataclass(frozen=True)
@@ -32,11 +29,11 @@ def generated_frame(width: int = 640, height: int = 480, seed: int = 7) -> np.nd
     return frame
 
 
-def run(engine: Engine, model: ResolvedModel, frames: Sequence[np.ndarray], batch: int = 1) -> Outputs:
-    """Every frame through `engine` in batches of `batch` (the last one padded), like the pipeline."""
-    prepare = preprocessor(model.manifest.input, engine.takes_frames)
-    decode = family_for(model.manifest).decoder(model.manifest, 0.3, 0.45)
-    runner = engine.runner(batch)
+def run(detector: LoadedDetector, frames: Sequence[np.ndarray], batch: int = 1) -> Outputs:
+    """Every frame through the detector in batches of `batch` (the last one padded), like the pipeline."""
+    prepare = detector.preprocessor()
+    decode = detector.decoder()
+    runner = detector.engine.runner(batch)
     raw: list[np.ndarray] = []
     detections: list[Detections] = []
     for start in range(0, len(frames), batch):

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.detector.loader import DetectorLoader
 from edgevision.doctor.checks import CHECKS, Check, Context, Failed, Skipped
 from edgevision.doctor.compare import generated_frame
 from edgevision.errors import first_line
@@ -63,6 +64,7 @@ def run_checks(
     skip_tensorrt: bool = False,
     limit_s: float = 120.0,
     tensorrt_limit_s: float = 900.0,
+    loader: DetectorLoader | None = None,
 ) -> list[Result]:
     errors = load_errors([CUDA, TENSORRT])
     if accelerator.mode == "none":
@@ -79,6 +81,7 @@ def run_checks(
         cuda_unusable=cuda_unusable,
         tensorrt_unusable=errors[TENSORRT],
         skip_tensorrt=skip_tensorrt,
+        loader=loader or DetectorLoader(),
     )
     results = []
     for check in CHECKS:

@@ -13,11 +13,16 @@ from typing import Protocol
 import numpy as np
 
 from edgevision.detections import Detections
+from edgevision.errors import BuildError
 from edgevision.families.nms import batched_nms
-from edgevision.inference.engine import Engine
 from edgevision.models.manifest import InputSpec, ModelManifest
 from edgevision.models.onnx_facts import ModelFacts
 from edgevision.preprocess import LetterboxMeta
+
+
+class ContractError(BuildError):
+    """A model file does not fit its family's contract (the manifest's input size, output layout,
+    class count): said at load, never found per frame."""
 
 
 class Decoder(Protocol):
@@ -90,8 +95,10 @@ class Family(Protocol):
         """This family's reading of the file, or None if its layout does not fit."""
         ...
 
-    def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
-        """Raise EngineError at load, not per frame, when the graph does not fit the manifest."""
+    def check(self, facts: ModelFacts, manifest: ModelManifest, file_name: str) -> None:
+        """Raise ContractError at load, not per frame, when the file the engine runs (`facts`:
+        its inputs and outputs, open output sizes as the engine measured them) does not fit the
+        manifest."""
         ...
 
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:

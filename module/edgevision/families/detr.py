@@ -24,12 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition, Thresholds
+from edgevision.families.base import ContractError, Recognition, Thresholds
 from edgevision.families.boxes import cxcywh_to_xyxy, inverse_scales, select_per_frame
 from edgevision.families.ultralytics import UltralyticsMetadata, input_size, rgb_input, ultralytics_metadata
-from edgevision.families.yolox import anchor_count, check_image_input
-from edgevision.inference.engine import Engine
-from edgevision.inference.status import EngineError
+from edgevision.families.yolox import anchor_count, check_image_input, output_shapes
 from edgevision.models.manifest import ModelManifest, Normalization
 from edgevision.models.onnx_facts import ModelFacts, TensorFacts
 from edgevision.preprocess import LetterboxMeta
@@ -114,24 +112,23 @@ class DetrFamily:
         )
         return Recognition(self.name, why, rgb_input(size, "stretch", IMAGENET), logits.shape[2] - 1, layout="rf-detr")
 
-    def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
-        check_image_input(engine, manifest.input, file_name)
+    def check(self, facts: ModelFacts, manifest: ModelManifest, file_name: str) -> None:
+        check_image_input(facts, manifest.input, file_name)
         count = _OUTPUTS.get(manifest.layout or "")
         if count is None:
-            raise EngineError(f"{file_name}: DETR layout {manifest.layout!r}; one of {', '.join(LAYOUTS)} expected")
-        if len(engine.output_shapes) != count:
-            raise EngineError(
-                f"{file_name}: {len(engine.output_shapes)} outputs; the {manifest.layout} layout has {count}"
-            )
-        shape = engine.output_shapes[0]
+            raise ContractError(f"{file_name}: DETR layout {manifest.layout!r}; one of {', '.join(LAYOUTS)} expected")
+        shapes = output_shapes(facts)
+        if len(shapes) != count:
+            raise ContractError(f"{file_name}: {len(shapes)} outputs; the {manifest.layout} layout has {count}")
+        shape = shapes[0]
         if manifest.layout == "ultralytics" and shape[2:] != [4 + manifest.num_classes]:
-            raise EngineError(f"{file_name}: output shape {shape}; [N, Q, {4 + manifest.num_classes}] expected")
+            raise ContractError(f"{file_name}: output shape {shape}; [N, Q, {4 + manifest.num_classes}] expected")
         if manifest.layout == "ultralytics-topk" and shape[2:] != [6]:
-            raise EngineError(f"{file_name}: output shape {shape}; [N, K, 6] expected")
+            raise ContractError(f"{file_name}: output shape {shape}; [N, K, 6] expected")
         if manifest.layout == "rf-detr":
-            columns = max(s[2] for s in engine.output_shapes if len(s) == 3)
+            columns = max((s[2] for s in shapes if len(s) == 3), key=lambda c: c if isinstance(c, int) else -1)
             if columns != manifest.num_classes + 1:
-                raise EngineError(
+                raise ContractError(
                     f"{file_name}: {columns} logit columns; {manifest.num_classes} classes + the background expected"
                 )
 
@@ -139,7 +136,7 @@ class DetrFamily:
         if manifest.layout != "postprocessed":
             return {}
         if len(names) != 1:
-            raise EngineError(f"a DETR deployment export takes one size input besides the image, not {list(names)}")
+            raise ContractError(f"a DETR deployment export takes one size input besides the image, not {list(names)}")
         # Width then height: the export multiplies x by the first and y by the second.
         return {names[0]: np.asarray([manifest.input.width, manifest.input.height], dtype=np.int64)}
 

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition, Thresholds
+from edgevision.families.base import ContractError, Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales, select_per_frame
 from edgevision.families.ultralytics import input_size, rgb_input, ultralytics_metadata
-from edgevision.families.yolox import check_image_input
-from edgevision.inference.engine import Engine
-from edgevision.inference.status import EngineError
+from edgevision.families.yolox import check_image_input, output_shapes
 from edgevision.models.manifest import ModelManifest
 from edgevision.models.onnx_facts import ModelFacts
 from edgevision.preprocess import LetterboxMeta
@@ -46,11 +44,11 @@ class End2EndFamily:
         why = f"one output [N, {rows}, 6]: rows of x1 y1 x2 y2 score class (no metadata)"
         return Recognition(self.name, why, rgb_input(size), 0)
 
-    def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
-        check_image_input(engine, manifest.input, file_name)
-        shapes = engine.output_shapes
+    def check(self, facts: ModelFacts, manifest: ModelManifest, file_name: str) -> None:
+        check_image_input(facts, manifest.input, file_name)
+        shapes = output_shapes(facts)
         if len(shapes) != 1 or len(shapes[0]) != 3 or shapes[0][2] != 6:
-            raise EngineError(f"{file_name}: output shapes {shapes}; one [N, K, 6] expected")
+            raise ContractError(f"{file_name}: output shapes {shapes}; one [N, K, 6] expected")
 
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition, Thresholds
+from edgevision.families.base import ContractError, Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
-from edgevision.families.yolox import anchor_count, check_image_input
-from edgevision.inference.engine import Engine
-from edgevision.inference.status import EngineError
+from edgevision.families.yolox import anchor_count, check_image_input, output_shapes
 from edgevision.models.manifest import InputSpec, ModelManifest, Normalization
 from edgevision.models.onnx_facts import ModelFacts, class_names, literal
 from edgevision.preprocess import LetterboxMeta
@@ -124,14 +122,13 @@ class UltralyticsFamily:
         why = f"one output [N, 4 + {count}, {anchors}]: anchors of strides {list(STRIDES)} in columns (no metadata)"
         return Recognition(self.name, why, rgb_input(size), count, strides=STRIDES)
 
-    def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
+    def check(self, facts: ModelFacts, manifest: ModelManifest, file_name: str) -> None:
         spec = manifest.input
-        check_image_input(engine, spec, file_name)
+        check_image_input(facts, spec, file_name)
+        shapes = output_shapes(facts)
         expected = [4 + manifest.num_classes, anchor_count(spec.width, spec.height, manifest.strides)]
-        if len(engine.output_shapes) != 1 or engine.output_shapes[0][1:] != expected:
-            raise EngineError(
-                f"{file_name}: output shapes {engine.output_shapes}; [N, {expected[0]}, {expected[1]}] expected"
-            )
+        if len(shapes) != 1 or shapes[0][1:] != expected:
+            raise ContractError(f"{file_name}: output shapes {shapes}; [N, {expected[0]}, {expected[1]}] expected")
 
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}

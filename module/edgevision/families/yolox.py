@@ -11,10 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.base import Recognition, Thresholds
+from edgevision.families.base import ContractError, Recognition, Thresholds
 from edgevision.families.boxes import inverse_scales
-from edgevision.inference.engine import Engine
-from edgevision.inference.status import EngineError
 from edgevision.models.manifest import InputSpec, ModelManifest
 from edgevision.models.onnx_facts import ModelFacts
 from edgevision.preprocess import LetterboxMeta
@@ -48,13 +46,15 @@ class YoloxFamily:
         reason = f"one output [N, {anchors}, 5 + {columns - 5}]: YOLOX grid anchors of strides {list(strides)}"
         return Recognition(self.name, reason, yolox_input(width, height), columns - 5, strides=strides)
 
-    def check(self, engine: Engine, manifest: ModelManifest, file_name: str) -> None:
+    def check(self, facts: ModelFacts, manifest: ModelManifest, file_name: str) -> None:
         spec = manifest.input
-        check_image_input(engine, spec, file_name)
-        out_shape = engine.output_shapes[0]
+        check_image_input(facts, spec, file_name)
+        shapes = output_shapes(facts)
         expected = [anchor_count(spec.width, spec.height, manifest.strides), 5 + manifest.num_classes]
-        if len(engine.output_shapes) != 1 or out_shape[1:] != expected:
-            raise EngineError(f"{file_name}: output shape {out_shape} does not match the manifest's {['N', *expected]}")
+        if len(shapes) != 1 or shapes[0][1:] != expected:
+            raise ContractError(
+                f"{file_name}: output shape {shapes[0]} does not match the manifest's {['N', *expected]}"
+            )
 
     def extra_inputs(self, manifest: ModelManifest, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}
@@ -63,15 +63,27 @@ class YoloxFamily:
         return YoloxDecoder(manifest, score_threshold, nms_iou)
 
 
-def check_image_input(engine: Engine, spec: InputSpec, file_name: str) -> None:
-    """The engine's image input is the manifest's size (or, with the letterbox in the graph, frames)."""
-    if engine.takes_frames:
-        if engine.input_shape[1:] != ["height", "width", 3]:
-            raise EngineError(f"{file_name}: frame input shape {engine.input_shape}; [N, height, width, 3] expected")
-    elif engine.input_shape[1:] != [3, spec.height, spec.width]:
-        raise EngineError(
-            f"{file_name}: input shape {engine.input_shape} does not match the manifest's "
-            f"{['N', 3, spec.height, spec.width]}"
+def output_shapes(facts: ModelFacts) -> list[list[int | str]]:
+    return [list(o.shape) for o in facts.outputs]
+
+
+def check_image_input(facts: ModelFacts, spec: InputSpec, file_name: str) -> None:
+    """The image input is the manifest's size (or, with the letterbox in the graph, frames). A
+    height or width the export left open is fed at the manifest's size, so it fits."""
+    image = facts.image_input
+    if image is None:
+        raise ContractError(f"{file_name}: no 4-D image input")
+    shape = list(image.shape)
+    if image.dtype == "uint8":
+        if shape[1:] != ["height", "width", 3]:
+            raise ContractError(f"{file_name}: frame input shape {shape}; [N, height, width, 3] expected")
+        return
+    fed = [shape[1]] + [
+        d if isinstance(d, int) else size for d, size in zip(shape[2:], (spec.height, spec.width), strict=True)
+    ]
+    if fed != [3, spec.height, spec.width]:
+        raise ContractError(
+            f"{file_name}: input shape {shape} does not match the manifest's {['N', 3, spec.height, spec.width]}"
         )
 
 

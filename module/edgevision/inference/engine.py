@@ -28,6 +28,7 @@ from edgevision.inference.providers import (
     plan_providers,
     requested_providers,
 )
+from edgevision.inference.sessions import SessionFactory, create_session
 from edgevision.inference.status import EngineError, EngineStatus, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,14 @@ class Engine:
         fp16_model: Callable[[], Path] | None = None,
         extra_inputs: ExtraInputs | None = None,
         input_hw: tuple[int, int] | None = None,
+        sessions: SessionFactory = create_session,
     ) -> None:
         """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs.
         `extra_inputs` gives the values of inputs other than the image (one row per frame, from the
-        family); `input_hw` fixes an image input whose height and width the export left open."""
+        family); `input_hw` fixes an image input whose height and width the export left open;
+        `sessions` creates the ONNX Runtime sessions."""
         self.config = config or EngineConfig()
+        self._sessions = sessions
         self._extras = extra_inputs or (lambda names: {})
         self._input_hw = input_hw
         requested = requested_providers(self.config.provider, self.config.use_tensorrt)
@@ -65,7 +69,10 @@ class Engine:
         self.session = self._create_session(source, plan.candidates, dropped, declined)
         if source is not model and self.session.get_providers()[0] not in GPU_PROVIDERS:
             declined["fp16"] = "the GPU provider was dropped; the CPU runs the float32 model"
+            source = model
             self.session = self._create_session(model, [CPU], dropped, declined)
+        # The graph the session runs (the fp16 copy, or the model given).
+        self.source: Path | bytes = source
         in_use = self.session.get_providers()
         for provider in plan.candidates:
             if provider not in in_use and provider not in dropped:
@@ -131,20 +138,14 @@ class Engine:
         self, model: Path | bytes, providers: list[str], dropped: dict[str, str], declined: dict[str, str]
     ) -> ort.InferenceSession:
         """A session on the first provider that can create it and run once; each one that cannot
-        is dropped with its reason (or, for CUDA with graphs, first retried without them).
-
-        ONNX Runtime's own fallback is off: it would retry on its own provider list with default
-        options (EXHAUSTIVE cuDNN search, no memory limit) and report nothing useful.
-        """
-        source = str(model) if isinstance(model, Path) else model
+        is dropped with its reason (or, for CUDA with graphs, first retried without them)."""
         while True:
             stage = "session creation failed"
             try:
-                session = ort.InferenceSession(
-                    source,
-                    sess_options=session_options(self.config),
-                    providers=[(p, provider_options(self.config, p, self._cuda_graph)) for p in providers],
-                    enable_fallback=0,
+                session = self._sessions(
+                    model,
+                    session_options(self.config),
+                    [(p, provider_options(self.config, p, self._cuda_graph)) for p in providers],
                 )
                 stage = "warm-up run failed"
                 if session.get_providers()[0] in GPU_PROVIDERS:

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from edgevision.documents import DocumentError, read_document
 from edgevision.errors import BuildError
-from edgevision.families.names import FAMILY_NAMES
 
 MANIFEST_SUFFIX = ".json"
+# The detector families a manifest may name; edgevision.families holds one module for each.
+FAMILY_NAMES: tuple[str, ...] = ("yolox", "ultralytics", "end2end", "detr")
 
 
 class ManifestError(BuildError, ValueError):

@@ -7,6 +7,8 @@ Model files come from users and from the twin's model folder: everything read he
 from __future__ import annotations
 
 import ast
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,19 @@ class ModelFacts:
     def image_input(self) -> TensorFacts | None:
         """The 4-D float or uint8 input (the image); other inputs are sizes and such."""
         return next((i for i in self.inputs if len(i.shape) == 4 and i.dtype in ("float32", "float16", "uint8")), None)
+
+    def with_output_shapes(self, measured: Sequence[Sequence[object]]) -> ModelFacts:
+        """These facts with the output sizes the file leaves open filled in from a run's outputs
+        (`measured`, one shape per output; the batch stays open): a dynamic export's sizes are
+        known only once it has run."""
+        outputs = []
+        for output, shape in zip(self.outputs, measured, strict=True):
+            dims = tuple(
+                d if axis == 0 or isinstance(d, int) or not isinstance(m, int) else m
+                for axis, (d, m) in enumerate(zip(output.shape, shape, strict=True))
+            )
+            outputs.append(dataclasses.replace(output, shape=dims))
+        return dataclasses.replace(self, outputs=tuple(outputs))
 
 
 def read_facts(path: Path) -> ModelFacts:

@@ -1,9 +1,9 @@
-"""Find a model file: explicit path, the model directory, or a verified download."""
+"""Model files on disk: where they are kept, their SHA-256 against their manifest, and verified
+downloads. Which file a configuration names is resolved in edgevision.detector.resolve."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +12,7 @@ import platformdirs
 
 from edgevision.download import BASE_URL_ENV, DownloadError, IntegrityError, Pinned, download
 from edgevision.errors import BuildError
-from edgevision.families.registry import recognise_file
-from edgevision.models.manifest import ManifestError, ModelManifest, find_manifest, manifest_for_file
-from edgevision.models.onnx_facts import read_labels_file
-
-log = logging.getLogger(__name__)
+from edgevision.models.manifest import ModelManifest
 
 MODEL_DIR_ENV = "EDGEVISION_MODEL_DIR"
 # model.verify's process-wide default (the same variable the configuration reads): `require`
@@ -71,104 +67,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _looks_like_path(spec: str) -> bool:
-    return spec.endswith(".onnx") or os.sep in spec or spec.startswith(".")
-
-
-def resolve_model(
-    spec: str,
-    *,
-    manifest: str | ModelManifest | None = None,
-    model_dir: Path | None = None,
-    download: bool = True,
-    progress: bool = True,
-    verify: str | None = None,
-    family: str | None = None,
-    labels: Path | None = None,
-    announce: bool = True,
-) -> ResolvedModel:
-    """Resolve a model name or .onnx path to a file on disk and the manifest that describes it.
-
-    A name is looked up in the model directory, then downloaded from its manifest URL; its file
-    must match the manifest's SHA-256 (`verify`: require, the default unless EDGEVISION_MODEL__VERIFY
-    says warn). A path is the user's own choice: used as given and reported as not verified
-    unless it is the manifest's file. `announce`: log why it is not verified.
-    """
-    model = _resolve(spec, manifest, model_dir, download, progress, verify or default_verify(), family, labels)
-    if announce:
-        announce_verification(model)
-    return model
-
-
-def announce_verification(model: ResolvedModel) -> None:
-    """Logs why a model is not verified: a warning when its manifest's SHA-256 was not met."""
-    if not model.has_manifest:
-        log.info("%s: %s", model.path.name, model.verification)
-    elif not model.verified:
-        log.warning("%s: not verified: %s", model.path, model.verification)
-
-
-def _resolve(
-    spec: str,
-    manifest: ModelManifest | str | None,
-    model_dir: Path | None,
-    download: bool,
-    progress: bool,
-    verify: str,
-    family: str | None,
-    labels: Path | None,
-) -> ResolvedModel:
-    if isinstance(manifest, str):
-        manifest = find_manifest(manifest)
-    if _looks_like_path(spec):
-        path = Path(spec).expanduser()
-        if not path.is_file():
-            raise ModelUnavailableError(f"model file not found: {path}")
-        if manifest is None and family is None and labels is None:
-            manifest = manifest_for_file(path)
-        if manifest is None:
-            return _recognised(path, family, labels)
-        return _describe(_amended(manifest, family, labels), path, verify, by_path=True)
-
-    manifest = _amended(manifest or find_manifest(spec), family, labels)
-    directory = model_dir or default_model_dir()
-    path = directory / manifest.file
-    if path.is_file():
-        return _describe(manifest, path, verify, by_path=False)
-    if not download:
-        raise ModelUnavailableError(_missing_message(manifest, directory, "downloads are disabled"))
-    return _describe(manifest, download_model(manifest, directory, progress=progress), verify, by_path=False)
-
-
-def _amended(manifest: ModelManifest, family: str | None, labels: Path | None) -> ModelManifest:
-    """A manifest's model with the configuration's own class names; a family that contradicts it is an error."""
-    if family is not None and family != manifest.family:
-        raise ManifestError(f"model {manifest.name} is a {manifest.family} model by its manifest, not {family}")
-    if labels is None:
-        return manifest
-    names = read_labels_file(labels)
-    if len(names) != manifest.num_classes:
-        raise ManifestError(
-            f"labels file {labels.name} names {len(names)} classes; {manifest.name} has {manifest.num_classes}"
-        )
-    return manifest.model_copy(update={"labels": names})
-
-
-def _recognised(path: Path, family: str | None, labels: Path | None) -> ResolvedModel:
-    """A file no manifest describes: its family and classes read from the file itself."""
-    found = recognise_file(path, family, labels)
-    note = f"no manifest: recognised as {found.manifest.family} ({found.recognition.reason}); labels from {found.labels_from}"
-    return ResolvedModel(
-        manifest=found.manifest,
-        path=path,
-        sha256=sha256_of(path),
-        verified=False,
-        verification=note,
-        has_manifest=False,
-    )
-
-
-def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -> ResolvedModel:
+def describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -> ResolvedModel:
+    """The file checked against its manifest's SHA-256: verified, not (and why), or refused
+    (`verify` require, a file in the model directory whose hash differs)."""
     digest = sha256_of(path)
     verified = bool(manifest.sha256) and manifest.sha256 == digest
     if verified:
@@ -186,7 +87,7 @@ def _describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) -
     return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=False, verification=note)
 
 
-def _missing_message(manifest: ModelManifest, directory: Path, why: str) -> str:
+def missing_message(manifest: ModelManifest, directory: Path, why: str) -> str:
     expected = f" (SHA-256 {manifest.sha256})" if manifest.sha256 else ""
     return (
         f"model {manifest.name} is not available ({why}): put {manifest.file}{expected} into {directory}, "
@@ -198,11 +99,11 @@ def download_model(manifest: ModelManifest, directory: Path, *, progress: bool =
     """The manifest's file, downloaded into `directory` (see edgevision.download: HTTPS, size,
     deadline, SHA-256)."""
     if not manifest.url and not os.environ.get(BASE_URL_ENV):
-        raise ModelUnavailableError(_missing_message(manifest, directory, "its manifest has no download URL"))
+        raise ModelUnavailableError(missing_message(manifest, directory, "its manifest has no download URL"))
     pinned = Pinned(manifest.file, manifest.url, manifest.sha256, manifest.size_bytes)
     try:
         return download(pinned, directory, progress=progress)
     except IntegrityError as exc:
         raise ModelIntegrityError(f"download of {manifest.name}: {exc}") from exc
     except DownloadError as exc:
-        raise ModelUnavailableError(_missing_message(manifest, directory, str(exc))) from exc
+        raise ModelUnavailableError(missing_message(manifest, directory, str(exc))) from exc

@@ -9,16 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from edgevision.config.model import DEFAULT_MODEL, AppConfig, ModelConfig
-from edgevision.families.registry import family_for
-from edgevision.inference.engine import Engine
-from edgevision.inference.loader import load_engine
+from edgevision.config.model import DEFAULT_MODEL, AppConfig
+from edgevision.detector.loader import DetectorLoader
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import gpu_may_run
 from edgevision.metrics import PipelineMetrics
-from edgevision.models.store import ResolvedModel, announce_verification, resolve_model
 from edgevision.pipeline.batches import Batch
 from edgevision.pipeline.cameras import SourceFactory, real_source
 from edgevision.pipeline.failover import with_inference
@@ -29,42 +25,12 @@ from edgevision.sources.frames import Frame, FrameQueue
 
 log = logging.getLogger(__name__)
 
-# (model, engine settings, largest batch, letterbox in the graph) -> an engine.
-EngineLoader = Callable[[ResolvedModel, EngineConfig, int, bool], Engine]
-ModelLoader = Callable[[ModelConfig], ResolvedModel]
-
-
-class ModelResolver:
-    """Resolves configured models anew at every build (the file may have been replaced), but says
-    why one is not verified once per file and content, not at every rebuild or failover."""
-
-    def __init__(self) -> None:
-        self._announced: set[tuple[Path, str]] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, config: ModelConfig) -> ResolvedModel:
-        model = resolve_model(
-            config.spec,
-            manifest=config.manifest,
-            verify=config.verify,
-            family=config.family,
-            labels=Path(config.labels) if config.labels else None,
-            announce=False,
-        )
-        with self._lock:
-            first = (model.path, model.sha256) not in self._announced
-            self._announced.add((model.path, model.sha256))
-        if first:
-            announce_verification(model)
-        return model
-
 
 @dataclass(frozen=True)
 class Seams:
     """The pipeline's neighbours: where a test may put a stand-in (never for what it tests)."""
 
-    engine_loader: EngineLoader = load_engine
-    model_loader: ModelLoader = dataclasses.field(default_factory=ModelResolver)
+    detector_loader: DetectorLoader = dataclasses.field(default_factory=DetectorLoader)
     source_factory: SourceFactory = real_source
     # Whether a GPU provider may run for a configuration (None: ask ONNX Runtime's libraries).
     gpu_check: Callable[[AppConfig], bool] | None = None
@@ -107,8 +73,7 @@ class StageBuilder:
 
     def __init__(self, hooks: StageHooks, seams: Seams) -> None:
         self._hooks = hooks
-        self._load_engine = seams.engine_loader
-        self._load_model = seams.model_loader
+        self._detectors = seams.detector_loader
         self._gpu_check = seams.gpu_check or (lambda c: gpu_may_run(c.inference.provider, c.inference.use_tensorrt))
         # Batch ids per model key, running on across rebuilds (the publisher orders by them).
         self._batch_ids: dict[str, itertools.count] = {}
@@ -127,19 +92,20 @@ class StageBuilder:
 
     def _build(self, config: AppConfig, key: str) -> InferenceStages:
         model_config = config.model_for(key)
-        model = self._load_model(model_config)
+        model = self._detectors.resolve(model_config)
         inference = config.inference
         gpu_possible = self._gpu_check(config)
         layout = choose_layout(config, on_gpu=gpu_possible)
         in_graph = inference.preprocess == "graph"
-        engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
-        if gpu_possible and not engine.on_gpu:
+        detector = self._detectors.load(model, engine_config(config, layout), layout.max_batch, in_graph)
+        if gpu_possible and not detector.engine.on_gpu:
             log.warning("GPU provider not used; re-laying out inference for the CPU")
             layout = choose_layout(config, on_gpu=False)
-            engine = self._load_engine(model, engine_config(config, layout), layout.max_batch, in_graph)
-        if not engine.dynamic_batch and layout.max_batch > engine.input_shape[0]:
+            detector = self._detectors.load(model, engine_config(config, layout), layout.max_batch, in_graph)
+        engine = detector.engine
+        if detector.batch < layout.max_batch:
             # A fixed-batch export its family cannot rewrite (the loader said why).
-            layout = dataclasses.replace(layout, max_batch=int(engine.input_shape[0]))
+            layout = dataclasses.replace(layout, max_batch=detector.batch)
         if engine.status.cuda_graph and layout.workers > 1:
             # ONNX Runtime: a session replaying CUDA graphs may not be run from several threads.
             engine.status.declined["workers"] = (
@@ -167,11 +133,9 @@ class StageBuilder:
             max_wait_s=inference.max_batch_wait_ms / 1000.0,
             on_throttled=lambda frame: hooks.drop(frame, "throttled"),
         )
-        family = family_for(model.manifest)
         stages = InferenceStages(
             lane=key,
-            model=model,
-            engine=engine,
+            detector=detector,
             layout=layout,
             scheduler=scheduler,
             metrics=hooks.metrics,
@@ -181,9 +145,9 @@ class StageBuilder:
             idle=hooks.idle,
             drop=hooks.drop,
             preprocessed=hooks.preprocessed,
-            decoder=family.decoder(model.manifest, model_config.score_threshold, model_config.nms_iou),
+            decoder=detector.decoder(model_config.score_threshold, model_config.nms_iou),
             preprocess_workers=inference.preprocess_workers,
-            rescue=lambda: self._load_engine(model, cpu_config, layout.max_batch, in_graph),
+            rescue=lambda: self._detectors.load(model, cpu_config, layout.max_batch, in_graph).engine,
         )
         if engine.on_gpu:
             # Before any frame, and before the hung-run watchdog sees these stages: TensorRT

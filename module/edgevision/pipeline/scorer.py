@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgevision.config.model import ModelConfig
-from edgevision.detector import Detector, DetectorConfig, StageTimes
+from edgevision.detector.detector import Detector, DetectorConfig, StageTimes
 from edgevision.pipeline.stages import InferenceStages
 
 
@@ -25,8 +25,8 @@ class Scorer:
         with self._lock:
             detector = self._detector
             config = DetectorConfig(score_threshold=model.score_threshold, nms_iou=model.nms_iou)
-            if detector is None or detector.engine is not stages.engine or detector.config != config:
-                detector = self._detector = Detector(stages.model, engine=stages.engine, config=config)
+            if detector is None or detector.loaded is not stages.detector or detector.config != config:
+                detector = self._detector = Detector(stages.detector, config)
             times = StageTimes()
             detections = detector.detect([image], times)[0]
         return {

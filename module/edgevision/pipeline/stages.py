@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgevision.detector.load import LoadedDetector
 from edgevision.errors import first_line
 from edgevision.families.base import Decoder
 from edgevision.inference.engine import Engine
 from edgevision.metrics import PipelineMetrics
-from edgevision.models.store import ResolvedModel
 from edgevision.pipeline.batches import Batch, Producer, SlotPool
 from edgevision.pipeline.layout import Layout
 from edgevision.pipeline.scheduler import Scheduler
-from edgevision.preprocess import Preprocessor, preprocessor
+from edgevision.preprocess import Preprocessor
 from edgevision.sources.frames import Frame
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ class InferenceStages:
     def __init__(
         self,
         *,
-        model: ResolvedModel,
-        engine: Engine,
+        detector: LoadedDetector,
         layout: Layout,
         scheduler: Scheduler,
         metrics: PipelineMetrics,
@@ -55,8 +54,9 @@ class InferenceStages:
     ) -> None:
         self._arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.lane = lane
-        self.model = model
-        self.engine = engine
+        self.detector = detector
+        self.model = detector.model
+        self.engine = engine = detector.engine
         self.layout = layout
         self.scheduler = scheduler
         self.metrics = metrics
@@ -66,7 +66,7 @@ class InferenceStages:
         self._idle = idle
         self._drop = drop
         self._preprocessed = preprocessed
-        self.producer = Producer(model.name, engine.provider, model.manifest.labels, lane)
+        self.producer = Producer(detector.name, engine.provider, detector.labels, lane)
         self.decoder = decoder
         self._pre_workers = preprocess_workers
         self.pool = SlotPool(engine, layout.max_batch, per_size=layout.workers + preprocess_workers + 1)
@@ -165,7 +165,7 @@ class InferenceStages:
                 self._pre_q.put(_STOP)
 
     def _preprocess_loop(self) -> None:
-        prepare = preprocessor(self.model.manifest.input, self.engine.takes_frames)
+        prepare = self.detector.preprocessor()
         while (batch := self._pre_q.get()) is not _STOP:
             self._preprocess(batch, prepare)
             self._infer_q.put(batch)

@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
-from edgevision.sources.uri import SourceSpec
+from edgevision.config.source_uri import SourceSpec
 
 # A credentials file is a line, not a document.
 MAX_FILE_BYTES = 4096

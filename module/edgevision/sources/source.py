@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgevision.config.source_uri import SourceSpec
 from edgevision.redaction import redact_uri
 from edgevision.sources.credentials import CredentialsError, with_credentials
 from edgevision.sources.frames import BufferPool, Frame, FrameQueue
 from edgevision.sources.readers import EndOfStream, FrameReader, SourceFailure, open_reader
-from edgevision.sources.uri import SourceSpec
 
 if TYPE_CHECKING:
     from edgevision.config.camera import CameraConfig

@@ -12,12 +12,12 @@ from typing import Any
 
 from edgevision.config.model import AppConfig, UpstreamConfig
 from edgevision.errors import UpstreamError
-from edgevision.publish.iothub import IoTHubSink
 from edgevision.publish.messages import iso_time
 from edgevision.publish.results_modes import ResultsReducer
 from edgevision.publish.sinks import Sink
 from edgevision.state import state_dir
 from edgevision.upstream.connection import Connection, client_factory, stale_after
+from edgevision.upstream.iothub import IoTHubSink
 from edgevision.upstream.outbox import Outbox, OutboxLimits
 from edgevision.upstream.reported import Reporter
 from edgevision.upstream.sdk import call_with_timeout, classify

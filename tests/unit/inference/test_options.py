@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgevision.inference.loader import profile_for
+from edgevision.detector.load import profile_for
 from edgevision.inference.options import EngineConfig, padded_batch_sizes, provider_options, tensorrt_profile
 from edgevision.inference.providers import CUDA, TENSORRT, plan_providers
 from edgevision.models.manifest import InputSpec
+from edgevision.models.onnx_facts import read_facts
 
 
 def test_padded_batch_sizes() -> None:
@@ -43,9 +44,9 @@ def test_the_profile_is_read_from_the_model_file(tmp_path: Path) -> None:
         onnx.save(helper.make_model(graph), str(path))
         return path
 
-    assert profile_for(model("N"), 4) == ("images:1x3x32x48", "images:4x3x32x48", "images:4x3x32x48")
+    assert profile_for(read_facts(model("N")), 4) == ("images:1x3x32x48", "images:4x3x32x48", "images:4x3x32x48")
     # A fixed batch is the only shape there is.
-    assert profile_for(model(1), 4) == ("images:1x3x32x48",) * 3
+    assert profile_for(read_facts(model(1)), 4) == ("images:1x3x32x48",) * 3
 
 
 def test_the_profile_covers_every_input_and_sizes_the_export_left_open(tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_the_profile_covers_every_input_and_sizes_the_export_left_open(tmp_path:
     path = tmp_path / "detr.onnx"
     onnx.save(helper.make_model(graph), str(path))
     spec = InputSpec(width=640, height=480)
-    low, opt, high = profile_for(path, 4, spec, ["orig_target_sizes"])
+    low, opt, high = profile_for(read_facts(path), 4, spec)
     assert low == "images:1x3x480x640,orig_target_sizes:1x2"
     assert opt == high == "images:4x3x480x640,orig_target_sizes:4x2"
 

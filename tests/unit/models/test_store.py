@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from edgevision.detector.resolve import ModelResolver, resolve_model
 from edgevision.families.yolox import anchor_count
 from edgevision.models.manifest import ManifestError, available_manifests, find_manifest, load_manifest_file
-from edgevision.models.store import ModelIntegrityError, ModelUnavailableError, resolve_model, sha256_of
+from edgevision.models.store import ModelIntegrityError, ModelUnavailableError, sha256_of
 from tests.support.download_server import DownloadServer, serve_files
 from tests.support.processes import run_cli
 
@@ -161,7 +162,6 @@ def test_a_pipelines_resolver_says_a_model_is_not_verified_once_per_content(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from edgevision.config.model import ModelConfig
-    from edgevision.pipeline.build import ModelResolver
 
     path = tmp_path / "yolox_nano.onnx"  # the manifest's name, other bytes
     path.write_bytes(b"first" * 1000)

@@ -4,7 +4,6 @@ in tests/integration."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import random
 from typing import Any
@@ -147,7 +146,6 @@ def test_live_changes_do_not_rebuild_the_engine_and_a_new_model_does_without_los
 
 
 def test_a_new_engine_that_cannot_be_built_changes_nothing() -> None:
-    engines = EngineFactory()
     frames = {"a": itertools.repeat(frame_image(1), 10_000)}
     sink = CollectingSink()
     config = _config({"a": 10_000})
@@ -157,9 +155,8 @@ def test_a_new_engine_that_cannot_be_built_changes_nothing() -> None:
             raise FileNotFoundError("no such model")
         return stub_model(model_config)
 
-    seams = dataclasses.replace(
-        pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)), model_loader=broken_models
-    )
+    engines = EngineFactory(resolver=broken_models)
+    seams = pipeline_seams(engines, scripted_sources(frames, interval_s=0.002))
     pipeline = Pipeline(config, sink, seams=seams)
     pipeline.start()
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgevision.sources.uri import parse_source_uri, split_named_source
+from edgevision.config.source_uri import parse_source_uri, split_named_source
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgevision.families.registry import UnrecognisedModelError, recognise_file
+from edgevision.detector.recognise import UnrecognisedModelError, recognise_file
 from tests.support.onnx_shapes import COCO, shape_model, ultralytics_meta
 
 F = "float32"

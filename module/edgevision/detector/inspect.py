@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgevision.families.registry import FAMILIES, LabelsNeededError, UnrecognisedModelError, recognise_file
+from edgevision.detector.recognise import LabelsNeededError, UnrecognisedModelError, recognise_file
+from edgevision.families.registry import FAMILIES
 from edgevision.models.manifest import manifest_for_file
 from edgevision.models.onnx_facts import read_facts
 

@@ -5,29 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.families.registry import family_for
-from edgevision.inference.engine import BoundRunner, Engine
-from edgevision.inference.loader import load_engine
-from edgevision.inference.options import EngineConfig
-from edgevision.models.store import ResolvedModel
-from edgevision.preprocess import FrameError, preprocessor
+from edgevision.detector.load import LoadedDetector
+from edgevision.inference.engine import BoundRunner
+from edgevision.preprocess import FrameError
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
+    """What may change between calls on the same loaded detector (batch size, preprocessing and
+    family are the loaded detector's own)."""
+
     score_threshold: float = 0.3
     nms_iou: float = 0.45
-    # Above 1, the dynamic-batch copy of the model is used and frames run N at a time.
-    max_batch: int = 1
-    # "graph": the letterbox runs inside the model, on its execution provider.
-    preprocess: Literal["host", "graph"] = "host"
-    # None: the manifest's family.
-    family: str | None = None
 
 
 @dataclass
@@ -45,26 +38,17 @@ class StageTimes:
 
 
 class Detector:
-    """Not thread-safe: give each worker thread its own Detector (they may share an Engine)."""
+    """Not thread-safe: give each thread its own Detector (they may share a LoadedDetector)."""
 
-    def __init__(
-        self,
-        model: ResolvedModel,
-        engine_config: EngineConfig | None = None,
-        config: DetectorConfig | None = None,
-        engine: Engine | None = None,
-    ) -> None:
-        self.model = model
+    def __init__(self, loaded: LoadedDetector, config: DetectorConfig | None = None) -> None:
+        self.loaded = loaded
         self.config = config or DetectorConfig()
-        if self.config.max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        family = family_for(model.manifest, self.config.family)
-        in_graph = self.config.preprocess == "graph"
-        self.engine = engine or load_engine(model, engine_config, self.config.max_batch, in_graph, family)
-        self.labels = model.manifest.labels
-        self._prepare = preprocessor(model.manifest.input, self.engine.takes_frames).prepare
-        self._decode = family.decoder(model.manifest, self.config.score_threshold, self.config.nms_iou)
-        self.family = family.name
+        self.model = loaded.model
+        self.engine = loaded.engine
+        self.labels = loaded.labels
+        self.family = loaded.family.name
+        self._prepare = loaded.preprocessor().prepare
+        self._decode = loaded.decoder(self.config.score_threshold, self.config.nms_iou)
         self._runners: dict[int, BoundRunner] = {}
 
     def _runner(self, size: int) -> BoundRunner:
@@ -78,7 +62,7 @@ class Detector:
         times = times if times is not None else StageTimes()
         results: list[Detections] = []
         # A fixed-batch export runs at its own batch (the loader said why).
-        step = self.config.max_batch if self.engine.dynamic_batch else int(self.engine.input_shape[0])
+        step = self.loaded.batch
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
             t0 = time.perf_counter()
