@@ -37,10 +37,15 @@ PLACEHOLDER = LetterboxMeta(width=1, height=1, scale=1.0)
 
 
 class BatchInput(Protocol):
-    """The input side of an inference runner (edgevision.inference.engine.BoundRunner)."""
+    """The input side of an inference runner (edgevision.inference.runner.BoundRunner)."""
 
     @property
     def input(self) -> np.ndarray: ...
+
+    def frame_size(self, height: int, width: int) -> tuple[int, int]:
+        """The frame size a batch whose first frame is `height` x `width` is fed at (the engine
+        takes a bounded number of frame sizes; beyond them, the nearest one it has)."""
+        ...
 
     def frames(self, height: int, width: int) -> np.ndarray: ...
 
@@ -106,8 +111,9 @@ class Letterbox:
 class FrameFeed:
     """For a graph that letterboxes by itself: copy uint8 BGR frames into its batch as they are.
 
-    A batch takes the size of its first good frame; a frame of another size is fitted into that
-    size on the host (aspect kept, padded), and the graph's letterbox then scales it with the rest.
+    A batch takes the size of its first good frame (or, where the engine has as many frame sizes
+    as it takes, the nearest of them); a frame of another size is fitted into that size on the
+    host (aspect kept, padded), and the graph's letterbox then scales it with the rest.
     """
 
     def __init__(self, spec: InputSpec) -> None:
@@ -125,7 +131,7 @@ class FrameFeed:
         first = next((f for f in frames if f is not None), None)
         if first is None:
             return [PLACEHOLDER] * len(images), bad
-        h, w = first.shape[:2]
+        h, w = runner.frame_size(*first.shape[:2])
         batch = runner.frames(h, w)
         outer = place(h, w, self.spec)[0]
         metas: list[LetterboxMeta] = []

@@ -86,13 +86,19 @@ class AcceleratorInfo:
         return asdict(self)
 
 
+def paravirtualized(dev_root: Path = Path("/dev")) -> bool:
+    """Whether the GPU is shared with the Windows host (GPU-PV: /dev/dxg), where its memory is
+    short and shared: the first thing discovery checks, cheap enough for every engine."""
+    return (dev_root / "dxg").exists()
+
+
 def discover(targets: ProbeTargets | None = None) -> AcceleratorInfo:
     """Classify by device nodes first, then ask NVML and the CUDA driver in a child process."""
     targets = targets or ProbeTargets()
     probes: list[Probe] = []
 
     dxg = targets.dev_root / "dxg"
-    has_dxg = dxg.exists()
+    has_dxg = paravirtualized(targets.dev_root)
     probes.append(Probe("dev-dxg", has_dxg, f"{dxg} {'present' if has_dxg else 'not found'}"))
 
     nvidia_nodes = sorted(str(p) for p in targets.dev_root.glob("nvidia[0-9]*"))

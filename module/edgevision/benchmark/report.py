@@ -23,6 +23,10 @@ def markdown(report: dict[str, Any]) -> str:
         "(bare session.run at the run's batch); the column names the one that binds.",
         "",
     ]
+    failures = report.get("failures", [])
+    lines += ["Failures (a pipeline run below the naive loop, or under half its binding ceiling):", ""]
+    lines += [f"- {failure}" for failure in failures] if failures else ["- none"]
+    lines.append("")
     for name, entry in report["providers"].items():
         if not entry["available"]:
             lines += [f"## {name}: unavailable", "", entry["reason"], ""]

@@ -152,9 +152,11 @@ def run_benchmark(
     finally:
         if gpu is not None:
             gpu.close()
+    failures: list[str] = []
     for name, entry in results.items():
         if entry.get("available"):
             _judge(name, entry, os.cpu_count() or 1)
+            failures += failed_runs(name, entry)
     decoders = decoder_costs(repeats=plan.repeats * 2 + 1)
     track_frames = 40 if plan.frames < 100 else None
     tracking = {
@@ -176,6 +178,8 @@ def run_benchmark(
         "plan": vars(plan),
         "batches_not_measured": None if batches == list(plan.batches) else capacity.reason,
         "targets_vs_binding_ceiling": TARGETS,
+        # Runs that lose to the naive loop or reach under half their binding ceiling: a failure.
+        "failures": failures,
         "providers": results,
         # Each family's decoder on one core at a 640 input, 100 detections kept (budget 0.5 ms).
         "decoders_ms_per_frame": decoders,
@@ -217,3 +221,27 @@ def _judge(provider: str, entry: dict[str, Any], cores: int) -> None:
         run["vs_binding"] = round(run["fps"] / run["ceilings_fps"][run["binding"]], 3)
         run["target"] = TARGETS[provider]
         run["meets_target"] = run["vs_binding"] >= TARGETS[provider]
+
+
+def failed_runs(provider: str, entry: dict[str, Any]) -> list[str]:
+    """The pipeline runs that lose to the naive loop (below 1.0x) or reach less than half their
+    binding ceiling, each with the stage that took the time: the pipeline exists to beat both."""
+    naive = entry.get("naive", {}).get("fps")
+    failed = []
+    for run in entry["edgevision"]:
+        why = []
+        if run.get("vs_naive") is not None and run["vs_naive"] < 1.0:
+            why.append(f"{run['vs_naive']:.2f}x the naive loop ({naive} fps)")
+        if run.get("vs_binding") is not None and run["vs_binding"] < 0.5:
+            ceiling = run["ceilings_fps"][run["binding"]]
+            why.append(f"{run['vs_binding']:.0%} of its binding ceiling ({run['binding']}, {ceiling} fps)")
+        if not why:
+            continue
+        stages = {k: v for k, v in (run.get("stages_ms_per_frame") or {}).items() if v is not None}
+        worst = max(stages, key=stages.__getitem__) if stages else None
+        where = f"; most time in {worst}: {stages[worst]} ms a frame" if worst else ""
+        failed.append(
+            f"{provider} pipeline, {run['source']} x{run['cameras']}, preprocess {run['preprocess']}: "
+            f"{run['fps']} fps = {' and '.join(why)}{where}"
+        )
+    return failed

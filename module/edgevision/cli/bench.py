@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from edgevision.config.model import ModelConfig
-from edgevision.errors import EXIT_OK, UsageError
+from edgevision.errors import EXIT_FAILED, EXIT_OK, UsageError
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -63,4 +63,10 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
             summary[name]["best_limit_fps"] = max(r["fps"] for r in entry["limit"])
             summary[name]["naive_fps"] = entry["naive"]["fps"]
     print(json.dumps(summary))
-    return EXIT_OK
+    for failure in report["failures"]:
+        print(f"edgevision benchmark: FAILED: {failure}", file=sys.stderr)
+    if report["failures"] and args.quick:
+        # A quick run (a few dozen frames) is too short to judge a pipeline by; it says, not fails.
+        print("edgevision benchmark: a --quick run is not judged; run without --quick", file=sys.stderr)
+        return EXIT_OK
+    return EXIT_FAILED if report["failures"] else EXIT_OK

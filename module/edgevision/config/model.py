@@ -84,8 +84,10 @@ class InferenceConfig(_Section):
     inference_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     # Which GPU (CUDA ordinal); GPU-PV cannot select by index, so leave it 0 there.
     device_id: int = Field(default=0, ge=0, le=64)
-    # A cap on the CUDA arena (MiB); None: no cap. Under GPU-PV the GPU's memory is shared with
-    # Windows, so a cap keeps the module from taking what the host needs.
+    # The most GPU memory (MiB) the module's inference sessions may hold together, per process;
+    # None: no cap. Each model in use gets an equal share, divided among its sessions (one per
+    # input shape on a GPU) in proportion to their batch sizes. Under GPU-PV the GPU's memory is
+    # shared with Windows, so a cap keeps the module from taking what the host needs.
     gpu_mem_limit_mb: int | None = Field(default=None, ge=64, le=1 << 20)
     # TensorRT engine and timing caches; None: the user cache dir. The image points it at the
     # state volume so a re-created container does not build engines again.

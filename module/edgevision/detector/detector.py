@@ -10,7 +10,8 @@ import numpy as np
 
 from edgevision.detections import Detections
 from edgevision.detector.load import LoadedDetector
-from edgevision.inference.engine import BoundRunner
+from edgevision.inference.options import padded_batch_sizes
+from edgevision.inference.runner import BoundRunner
 from edgevision.preprocess import FrameError
 
 
@@ -50,6 +51,7 @@ class Detector:
         self._prepare = loaded.preprocessor().prepare
         self._decode = loaded.decoder(self.config.score_threshold, self.config.nms_iou)
         self._runners: dict[int, BoundRunner] = {}
+        self._sizes = padded_batch_sizes(loaded.batch) if loaded.engine.dynamic_batch else [loaded.batch]
 
     def _runner(self, size: int) -> BoundRunner:
         runner = self._runners.get(size)
@@ -66,7 +68,9 @@ class Detector:
         for start in range(0, len(frames), step):
             chunk = frames[start : start + step]
             t0 = time.perf_counter()
-            runner = self._runner(len(chunk))
+            # A partial batch is padded up to the next size the engine is planned for, as the
+            # pipeline does: on a GPU every other size would be a session of its own.
+            runner = self._runner(next(s for s in self._sizes if s >= len(chunk)))
             metas, bad = self._prepare(chunk, runner)
             if bad:
                 raise FrameError("; ".join(f"frame {start + i}: {why}" for i, why in bad.items()))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from edgevision.families.base import Decoder, Family
 from edgevision.families.registry import family_of
 from edgevision.inference.engine import Engine
-from edgevision.inference.options import EngineConfig, padded_batch_sizes, tensorrt_profile
+from edgevision.inference.options import EngineConfig, padded_batch_sizes
 from edgevision.inference.providers import TENSORRT, requested_providers
-from edgevision.inference.sessions import SessionFactory, create_session
+from edgevision.inference.sessions import SessionFactory
 from edgevision.inference.status import EngineError
 from edgevision.models.manifest import InputSpec
 from edgevision.models.onnx_facts import ModelFacts, ModelFileError, read_facts
@@ -96,12 +96,12 @@ def load_detector(
     config: EngineConfig | None = None,
     max_batch: int = 1,
     in_graph: bool = False,
-    sessions: SessionFactory = create_session,
+    sessions: SessionFactory | None = None,
 ) -> LoadedDetector:
     """The detector for this model: the dynamic-batch copy for batches above 1 (when the file's
     batch is fixed and its family can be rewritten), the letterbox-in-graph copy when `in_graph`,
     and its fp16 copy when the config asks and a GPU runs it. `sessions` creates the engine's
-    ONNX Runtime sessions (a test records what they are fed)."""
+    ONNX Runtime sessions (None: ONNX Runtime's own; a test records what they are fed)."""
     if max_batch < 1:
         raise ValueError("max_batch must be at least 1")
     config = config or EngineConfig()
@@ -124,7 +124,7 @@ def load_detector(
     facts = original if path == model.path else read_facts(path)
     config = dataclasses.replace(config, frames_in=in_graph)
     if not in_graph and TENSORRT in requested_providers(config.provider, config.use_tensorrt):
-        config = dataclasses.replace(config, tensorrt_profile=profile_for(facts, max_batch, spec))
+        config = dataclasses.replace(config, tensorrt_inputs=tensorrt_inputs(facts, spec))
     half = Variant(dynamic_batch=variant.dynamic_batch, frames_in=in_graph, fp16=True)
     engine = Engine(
         path,
@@ -133,6 +133,7 @@ def load_detector(
         extra_inputs=lambda names: family.extra_inputs(model.manifest, names),
         input_hw=(spec.height, spec.width),
         sessions=sessions,
+        batch_sizes=batch_sizes(facts, max_batch),
     )
     # The fp16 copy keeps the float32 inputs and outputs: the same facts hold for it.
     family.check(facts.with_output_shapes(engine.output_shapes), model.manifest, model.path.name)
@@ -141,20 +142,25 @@ def load_detector(
     return LoadedDetector(model=model, family=family, engine=engine, max_batch=max_batch)
 
 
-def profile_for(facts: ModelFacts, max_batch: int, spec: InputSpec | None = None) -> tuple[str, str, str]:
-    """The TensorRT profile of a model file: its image input (and any other input, e.g. a DETR
-    export's sizes) at every padded batch size up to `max_batch`, or its fixed batch. Height and
-    width an export left open are the manifest's."""
+def batch_sizes(facts: ModelFacts, max_batch: int) -> list[int]:
+    """The batch sizes a file's engine runs: its fixed batch, or the padded sizes up to `max_batch`."""
+    image = facts.image_input
+    fixed = image.shape[0] if image is not None and isinstance(image.shape[0], int) else None
+    return [fixed] if fixed else padded_batch_sizes(max_batch)
+
+
+def tensorrt_inputs(facts: ModelFacts, spec: InputSpec | None = None) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Each input of a model file with its dimensions after the batch, for TensorRT profiles: the
+    image (height and width an export left open are the manifest's) and any other input (a DETR
+    export's sizes)."""
     image = facts.image_input
     if image is None:
         raise EngineError(f"{facts.path.name}: no 4-D image input")
-    fixed = image.shape[0] if isinstance(image.shape[0], int) else None
-    sizes = [fixed] if fixed else padded_batch_sizes(max_batch)
     shape = [d if isinstance(d, int) else 0 for d in image.shape[1:]]
     if spec is not None:
         shape = [shape[0] or 3, shape[1] or spec.height, shape[2] or spec.width]
-    tails = [(image.name, shape)]
+    tails = [(image.name, tuple(shape))]
     for other in facts.inputs:
         if other is not image:
-            tails.append((other.name, [d if isinstance(d, int) else 1 for d in other.shape[1:]]))
-    return tensorrt_profile(tails, sizes)
+            tails.append((other.name, tuple(d if isinstance(d, int) else 1 for d in other.shape[1:])))
+    return tuple(tails)

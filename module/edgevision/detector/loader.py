@@ -7,7 +7,7 @@ from edgevision.config.model import ModelConfig
 from edgevision.detector.load import LoadedDetector, load_detector
 from edgevision.detector.resolve import ModelResolver
 from edgevision.inference.options import EngineConfig
-from edgevision.inference.sessions import SessionFactory, create_session
+from edgevision.inference.sessions import SessionFactory
 from edgevision.models.store import ResolvedModel
 
 
@@ -17,8 +17,8 @@ class DetectorLoader:
     file and content), `load` makes the engine for a provider and batch size (a pipeline loads
     one model several times: for the GPU, for the CPU after a failover, with a new layout)."""
 
-    def __init__(self, sessions: SessionFactory = create_session) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: SessionFactory | None = None) -> None:
+        self._sessions = sessions or SessionFactory()
         self._resolve = ModelResolver()
 
     def resolve(self, config: ModelConfig) -> ResolvedModel:

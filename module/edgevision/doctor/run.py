@@ -12,8 +12,9 @@ import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
 from edgevision.detector.loader import DetectorLoader
-from edgevision.doctor.checks import CHECKS, Check, Context, Failed, Skipped
+from edgevision.doctor.checks import CHECKS
 from edgevision.doctor.compare import generated_frame
+from edgevision.doctor.context import Check, Context, Failed, Skipped
 from edgevision.errors import first_line
 from edgevision.inference.providers import CUDA, TENSORRT, load_errors
 from edgevision.models.store import ResolvedModel

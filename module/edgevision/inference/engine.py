@@ -1,14 +1,23 @@
-"""One ONNX Runtime session on a verified execution provider, and IO-bound runners for it.
+"""A model on a verified execution provider: its ONNX Runtime sessions, and runners for them.
 
-The provider plan (edgevision.inference.providers) decides what to try; this module creates
-the session, drops a GPU provider that fails at creation, and records what really runs.
+The provider plan (edgevision.inference.providers) decides what to try; this module creates the
+sessions, drops a GPU provider that fails at creation, and records what really runs.
+
+On a GPU provider every session runs one input shape, and each input shape (batch size, and frame
+size for a model that takes frames) gets its own session. The CUDA provider plans its kernels
+again whenever a session's input shape differs from its previous run: on an H200 the same batch
+size at every run gave 1,000-1,600 fps, batch sizes mixed among 1, 2, 4 and 8 in one session gave
+4 fps (about 1 s a run; README, "One input shape per GPU session"). The CPU provider does not
+re-plan, so a CPU engine keeps one session for every shape.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+import math
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +26,30 @@ import onnxruntime as ort
 
 from edgevision.errors import first_line
 from edgevision.inference.feeds import NUMPY_TYPES, ExtraInputs, Feeds
-from edgevision.inference.options import EngineConfig, provider_options, session_options
+from edgevision.inference.options import EngineConfig, memory_share, provider_options, session_options
 from edgevision.inference.providers import (
     CPU,
     CUDA,
     GPU_PROVIDERS,
     TENSORRT,
-    load_errors,
     ort_reason,
     plan_providers,
     requested_providers,
 )
-from edgevision.inference.sessions import SessionFactory, create_session
+from edgevision.inference.runner import BoundRunner
+from edgevision.inference.sessions import SessionFactory
 from edgevision.inference.status import EngineError, EngineStatus, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
+Shape = tuple[int, ...]
+# The frame sizes a model that takes frames (preprocess: graph) is fed at; frames of further sizes
+# are fitted into the nearest of them on the host.
+MAX_FRAME_SIZES = 4
+
 
 class Engine:
-    """One ONNX Runtime session; `run` is thread-safe, each `runner` belongs to one thread."""
+    """A model's sessions; `run` is thread-safe, each `runner` belongs to one thread."""
 
     def __init__(
         self,
@@ -44,20 +58,26 @@ class Engine:
         fp16_model: Callable[[], Path] | None = None,
         extra_inputs: ExtraInputs | None = None,
         input_hw: tuple[int, int] | None = None,
-        sessions: SessionFactory = create_session,
+        sessions: SessionFactory | None = None,
+        batch_sizes: Sequence[int] = (1,),
     ) -> None:
         """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs.
         `extra_inputs` gives the values of inputs other than the image (one row per frame, from the
         family); `input_hw` fixes an image input whose height and width the export left open;
-        `sessions` creates the ONNX Runtime sessions."""
+        `sessions` creates the ONNX Runtime sessions; `batch_sizes` are the batches the engine
+        will run (its GPU memory limit is shared among their sessions)."""
         self.config = config or EngineConfig()
-        self._sessions = sessions
+        self.runtime = sessions or SessionFactory()
         self._extras = extra_inputs or (lambda names: {})
         self._input_hw = input_hw
+        self._batch = min(batch_sizes)
+        # Each session's share of the memory limit is in proportion to its batch; a frames model
+        # also has the session that probed the provider (at a small frame size).
+        self._planned = [*batch_sizes, *([self._batch] if self.config.frames_in else [])]
         requested = requested_providers(self.config.provider, self.config.use_tensorrt)
         plan = plan_providers(
             requested,
-            load_errors(requested),
+            self.runtime.load_errors(requested),
             fp16=self.config.fp16,
             cuda_graph=self.config.cuda_graph,
             fp16_available=fp16_model is not None,
@@ -71,7 +91,7 @@ class Engine:
             declined["fp16"] = "the GPU provider was dropped; the CPU runs the float32 model"
             source = model
             self.session = self._create_session(model, [CPU], dropped, declined)
-        # The graph the session runs (the fp16 copy, or the model given).
+        # The graph the sessions run (the fp16 copy, or the model given).
         self.source: Path | bytes = source
         in_use = self.session.get_providers()
         for provider in plan.candidates:
@@ -90,8 +110,10 @@ class Engine:
             precision="fp16" if source is not model and provider in GPU_PROVIDERS else "fp32",
             cuda_graph=cuda_graph,
             declined=declined,
+            one_shape_per_session=provider in GPU_PROVIDERS,
         )
         self._graph_ids = itertools.count(1)
+        # Said once per engine, however many sessions it makes later.
         for name, reason in self.status.dropped.items():
             log.warning("%s not used, running on %s: %s", name, provider, reason)
         for name, reason in declined.items():
@@ -111,11 +133,16 @@ class Engine:
         self.output_names: list[str] = [o.name for o in outputs]
         self.output_types: list[type] = [NUMPY_TYPES.get(o.type, np.float32) for o in outputs]
         self.output_shapes: list[list[int | str | None]] = [list(o.shape) for o in outputs]
+        probe = feeds.zeros(self._batch)
         if any(not isinstance(d, int) for shape in self.output_shapes for d in shape[1:]):
-            # A dynamic export leaves output sizes open; one run at batch 1 tells them, so the
-            # runners can allocate their buffers once.
-            produced = self.session.run(None, feeds.zeros(1))
+            # A dynamic export leaves output sizes open; one run (at the shape the session was
+            # warmed up with) tells them, so the runners can allocate their buffers once.
+            produced = self.session.run(None, probe)
             self.output_shapes = [[s[0], *r.shape[1:]] for s, r in zip(self.output_shapes, produced, strict=True)]
+        self._lock = threading.Lock()
+        # On a GPU: the session of each input shape; the first one serves the shape it probed with.
+        self._sessions: dict[Shape, Any] = {tuple(probe[self.input_name].shape): self.session}
+        self._frame_sizes: set[tuple[int, int]] = set()
 
     @property
     def provider(self) -> str:
@@ -134,18 +161,104 @@ class Engine:
     def dynamic_batch(self) -> bool:
         return not isinstance(self.input_shape[0], int)
 
+    @property
+    def path(self) -> Path | bytes:
+        return self.source
+
+    def session_for(self, shape: Shape) -> Any:
+        """The session that runs this image input shape: on a GPU, the one made for it (made now,
+        and warmed up, if it is new); on the CPU, the engine's one session."""
+        if not self.status.one_shape_per_session:
+            return self.session
+        with self._lock:
+            session = self._sessions.get(shape)
+            if session is None:
+                session = self._sessions[shape] = self._shape_session(shape)
+                self.status.sessions = len(self._sessions)
+        return session
+
+    def _shape_session(self, shape: Shape) -> Any:
+        batch = shape[0]
+        providers = [
+            (p, provider_options(self.config, p, self._cuda_graph, batch, self._memory(batch)))
+            for p in self.status.in_use
+        ]
+        try:
+            session = self.runtime.create(self.source, session_options(self.config), providers)
+            if session.get_providers()[0] != self.provider:
+                raise EngineError(f"ONNX Runtime made a session on {session.get_providers()[0]}, not {self.provider}")
+            self._warm_up(session, shape)
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"{self.provider} session for input shape {list(shape)}: {ort_reason(exc)}") from exc
+        return session
+
+    def _memory(self, batch: int) -> int | None:
+        """A GPU session's share of the engine's memory limit, in bytes."""
+        return memory_share(self.config.gpu_mem_limit_mb, batch, self._planned)
+
+    @property
+    def frame_sizes(self) -> list[tuple[int, int]]:
+        """The frame sizes (height, width) a frames model has been fed at."""
+        with self._lock:
+            return sorted(self._frame_sizes)
+
+    def frame_size_for(self, height: int, width: int) -> tuple[int, int]:
+        """The frame size a frames model is fed a batch at: the batch's own while the engine takes
+        fewer than MAX_FRAME_SIZES sizes, else the size it has nearest in shape and area (each
+        frame size costs a session per batch size on a GPU and buffers in every runner: a camera
+        that keeps changing its resolution must not make them without bound)."""
+        size = (height, width)
+        with self._lock:
+            if size in self._frame_sizes:
+                return size
+            if len(self._frame_sizes) < MAX_FRAME_SIZES:
+                self._frame_sizes.add(size)
+                self._note_memory_plan()
+                return size
+            nearest = min(
+                self._frame_sizes,
+                key=lambda s: (
+                    abs(math.log(s[0] * width / (s[1] * height))),
+                    abs(math.log(s[0] * s[1] / (height * width))),
+                ),
+            )
+            if "frame_sizes" not in self.status.declined:
+                reason = (
+                    f"frames of more than {MAX_FRAME_SIZES} sizes (the first refused: {width}x{height}): each is "
+                    f"fitted on the host into the nearest size the model has (here {nearest[1]}x{nearest[0]})"
+                )
+                self.status.declined["frame_sizes"] = reason
+                log.warning("%s", reason)
+        return nearest
+
+    def _note_memory_plan(self) -> None:
+        """A frames model's memory shares are planned for one frame size: a second one is said."""
+        if self.config.gpu_mem_limit_mb is None or not self.on_gpu or len(self._frame_sizes) < 2:
+            return
+        sizes = ", ".join(f"{w}x{h}" for h, w in sorted(self._frame_sizes))
+        reason = (
+            f"planned for one frame size; frames of {len(self._frame_sizes)} sizes ({sizes}) each need their own "
+            f"GPU sessions, so this model may hold up to {len(self._frame_sizes)} x its share "
+            "(use preprocess: host, or one resolution per model)"
+        )
+        self.status.declined["gpu_mem_limit_mb"] = reason
+        log.warning("gpu_mem_limit_mb: %s", reason)
+
     def _create_session(
         self, model: Path | bytes, providers: list[str], dropped: dict[str, str], declined: dict[str, str]
-    ) -> ort.InferenceSession:
+    ) -> Any:
         """A session on the first provider that can create it and run once; each one that cannot
         is dropped with its reason (or, for CUDA with graphs, first retried without them)."""
         while True:
             stage = "session creation failed"
             try:
-                session = self._sessions(
+                memory = self._memory(self._batch) if providers[0] in GPU_PROVIDERS else None
+                session = self.runtime.create(
                     model,
                     session_options(self.config),
-                    [(p, provider_options(self.config, p, self._cuda_graph)) for p in providers],
+                    [(p, provider_options(self.config, p, self._cuda_graph, self._batch, memory)) for p in providers],
                 )
                 stage = "warm-up run failed"
                 if session.get_providers()[0] in GPU_PROVIDERS:
@@ -169,18 +282,22 @@ class Engine:
                 dropped[gpu[0]] = reason
                 providers = [p for p in providers if p != gpu[0]]
 
-    def _warm_up(self, session: ort.InferenceSession) -> None:
-        """One run on zeros, at the smallest batch the model takes."""
+    def _warm_up(self, session: Any, shape: Shape | None = None) -> None:
+        """One run on zeros: at `shape`, else at the engine's smallest batch."""
         feeds = Feeds.of(session, self._extras, self._input_hw)
-        batch = feeds.image_shape[0] if isinstance(feeds.image_shape[0], int) else 1
+        batch = shape[0] if shape is not None else self._batch
+        inputs = feeds.zeros(batch)
+        if shape is not None:
+            inputs[feeds.image] = np.zeros(shape, dtype=inputs[feeds.image].dtype)
         options = ort.RunOptions()
         if self._cuda_graph:
             options.add_run_config_entry("gpu_graph_id", "-1")  # not captured: its buffers are temporary
-        session.run(None, feeds.zeros(batch), options)
+        session.run(None, inputs, options)
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
         """Run one batch; allocates its outputs (use a runner on the hot path)."""
-        return self.session.run(self.output_names, {self.input_name: batch, **self.feeds.others(len(batch))})
+        session = self.session_for(tuple(batch.shape))
+        return session.run(self.output_names, {self.input_name: batch, **self.feeds.others(len(batch))})
 
     def next_graph_id(self) -> int:
         """A fresh CUDA graph id: each runner and input shape captures its own graph."""
@@ -189,107 +306,3 @@ class Engine:
     def runner(self, batch_size: int) -> BoundRunner:
         """A runner with preallocated buffers for one batch size; not shared between threads."""
         return BoundRunner(self, batch_size)
-
-
-class BoundRunner:
-    """Runs fixed-size batches through preallocated input and output buffers.
-
-    Fill `input` in place (or, for a model that takes uint8 frames, the array `frames(h, w)`
-    returns), then call `run()`. The returned arrays are overwritten by the next run.
-    """
-
-    def __init__(self, engine: Engine, batch_size: int) -> None:
-        if not engine.dynamic_batch and engine.input_shape[0] != batch_size:
-            raise EngineError(f"model has a fixed batch of {engine.input_shape[0]}, not {batch_size}")
-        self.batch_size = batch_size
-        self.takes_frames = engine.takes_frames
-        self._engine = engine
-        self._bound = engine.status.io_binding
-        # Per input shape, allocated once: (host array, device copy or None).
-        self._inputs: dict[tuple[int, ...], tuple[np.ndarray, ort.OrtValue | None]] = {}
-        self._current: tuple[int, ...] | None = None
-        self._bound_shape: tuple[int, ...] | None = None
-        if self._bound:
-            self._binding = engine.session.io_binding()
-        if not self.takes_frames:
-            self._select([batch_size] + [_static_dim(d, "input") for d in engine.input_shape[1:]], np.float32)
-        # Inputs besides the image hold the same values every run: made and bound once.
-        self._extra = engine.feeds.others(batch_size)
-        self.outputs: list[np.ndarray] = []
-        # A captured CUDA graph replays fixed device addresses: outputs stay on the device and
-        # each input shape gets its own graph id.
-        self._graph = engine.status.cuda_graph
-        self._graph_options: dict[tuple[int, ...], ort.RunOptions] = {}
-        self._device_outputs: list[ort.OrtValue] = []
-        if not self._bound:
-            return
-        for name, values in self._extra.items():
-            if engine.on_gpu:
-                device = ort.OrtValue.ortvalue_from_numpy(values, "cuda", engine.config.device_id)
-                self._binding.bind_ortvalue_input(name, device)
-            else:
-                self._binding.bind_cpu_input(name, values)
-        for name, dims, dtype in zip(engine.output_names, engine.output_shapes, engine.output_types, strict=True):
-            shape = [batch_size] + [_static_dim(d, name) for d in dims[1:]]
-            if self._graph:
-                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, "cuda", engine.config.device_id)
-                self._device_outputs.append(value)
-                self._binding.bind_ortvalue_output(name, value)
-                continue
-            out = np.empty(shape, dtype=dtype)
-            self.outputs.append(out)
-            # Outputs land in host buffers allocated once; on a GPU, ORT copies into them.
-            self._binding.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(out))
-
-    @property
-    def input(self) -> np.ndarray:
-        """The input buffer of the next run."""
-        assert self._current is not None, "frames(h, w) selects the input of a frame model"
-        return self._inputs[self._current][0]
-
-    def frames(self, height: int, width: int) -> np.ndarray:
-        """The uint8 [batch, height, width, 3] buffer for frames of this size; the next run's input."""
-        if not self.takes_frames:
-            raise EngineError("this model takes a preprocessed tensor, not frames")
-        return self._select([self.batch_size, height, width, 3], np.uint8)
-
-    def _select(self, shape: list[int], dtype: type) -> np.ndarray:
-        key = tuple(shape)
-        if key not in self._inputs:
-            host = np.zeros(shape, dtype=dtype)
-            device = None
-            if self._bound and self._engine.on_gpu:
-                device = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, "cuda", self._engine.config.device_id)
-            self._inputs[key] = (host, device)
-        self._current = key
-        return self._inputs[key][0]
-
-    def run(self) -> list[np.ndarray]:
-        host, device = self._inputs[self._current]
-        if not self._bound:
-            return self._engine.session.run(self._engine.output_names, {self._engine.input_name: host} | self._extra)
-        if self._bound_shape != self._current:
-            if device is not None:
-                self._binding.bind_ortvalue_input(self._engine.input_name, device)
-            else:
-                # On the CPU the session reads the host buffer directly: no copy at all.
-                self._binding.bind_cpu_input(self._engine.input_name, host)
-            self._bound_shape = self._current
-        if device is not None:
-            device.update_inplace(host)
-        if not self._graph:
-            self._engine.session.run_with_iobinding(self._binding)
-            return self.outputs
-        options = self._graph_options.get(self._current)
-        if options is None:
-            options = self._graph_options[self._current] = ort.RunOptions()
-            options.add_run_config_entry("gpu_graph_id", str(self._engine.next_graph_id()))
-        self._engine.session.run_with_iobinding(self._binding, options)
-        # OrtValue has no in-place copy to host; this is the one allocation per run CUDA graphs cost.
-        return [value.numpy() for value in self._device_outputs]
-
-
-def _static_dim(dim: Any, what: str) -> int:
-    if not isinstance(dim, int):
-        raise EngineError(f"{what} has a non-static dimension {dim!r}; only the batch may vary")
-    return dim

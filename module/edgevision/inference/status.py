@@ -27,6 +27,10 @@ class EngineStatus:
     cuda_graph: bool = False
     # Options asked for but not in effect, with the reason (fp16 on the CPU, a graph not captured).
     declined: dict[str, str] = field(default_factory=dict)
+    # On a GPU provider each input shape has its own session (a CUDA session re-plans whenever its
+    # input shape changes); on the CPU one session runs every shape.
+    one_shape_per_session: bool = False
+    sessions: int = 1
 
     @property
     def fell_back(self) -> bool:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgevision.detections import Detections
-from edgevision.inference.engine import BoundRunner, Engine
+from edgevision.inference.engine import Engine
 from edgevision.inference.options import padded_batch_sizes
+from edgevision.inference.runner import BoundRunner
 from edgevision.preprocess import LetterboxMeta
 from edgevision.sources.frames import Frame
 
@@ -76,6 +77,10 @@ class SlotPool:
         first frames. `frame_size` (height, width) is what a frame model is fed. Returns the
         milliseconds each size took."""
         took: dict[int, float] = {}
+        if self._engine.takes_frames and self._engine.status.one_shape_per_session:
+            # A frames model on a GPU has a session per frame size, made (and warmed up) when a
+            # camera's first frame of that size comes: one made at the model's size would idle.
+            return took
         for size in self.sizes:
             with self._cond:
                 self._created[size] += 1

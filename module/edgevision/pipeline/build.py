@@ -37,7 +37,10 @@ class Seams:
 
 
 def engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
+    """One model's engine settings. inference.gpu_mem_limit_mb is per process: each model in use
+    gets an equal share, which its engine divides among its sessions."""
     inference = config.inference
+    limit = inference.gpu_mem_limit_mb
     return EngineConfig(
         provider=inference.provider,
         use_tensorrt=inference.use_tensorrt,
@@ -45,7 +48,7 @@ def engine_config(config: AppConfig, layout: Layout) -> EngineConfig:
         inter_op_threads=1,
         allow_spinning=ALLOW_SPINNING,
         device_id=inference.device_id,
-        gpu_mem_limit_mb=inference.gpu_mem_limit_mb,
+        gpu_mem_limit_mb=None if limit is None else limit / len(config.model_keys()),
         tensorrt_cache_dir=inference.tensorrt_cache_dir,
         fp16=inference.fp16,
         cuda_graph=inference.cuda_graph,
@@ -150,9 +153,12 @@ class StageBuilder:
             rescue=lambda: self._detectors.load(model, cpu_config, layout.max_batch, in_graph).engine,
         )
         if engine.on_gpu:
-            # Before any frame, and before the hung-run watchdog sees these stages: TensorRT
-            # builds or loads its engine, cuDNN picks algorithms, the arena grows, per batch size.
+            # Before any frame, and before the hung-run watchdog sees these stages: each batch
+            # size's session is made, TensorRT builds or loads its engine, cuDNN picks algorithms.
             spec = model.manifest.input
             took = stages.pool.warm_up((spec.height, spec.width))
-            log.info("warmed up batch sizes %s on %s (ms: %s)", list(took), engine.provider, took)
+            if took:
+                log.info("warmed up batch sizes %s on %s (ms: %s)", list(took), engine.provider, took)
+            else:
+                log.info("%s: a session per batch and frame size, made as each camera's frames come", engine.provider)
         return stages

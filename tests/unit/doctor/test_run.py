@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from edgevision.accel.discover import AcceleratorInfo
-from edgevision.doctor.checks import Check, Failed, Skipped
+from edgevision.doctor.context import Check, Failed, Skipped
 from edgevision.doctor.run import Result, _within, as_json, as_table
 from tests.support.fakes import stub_model
 
