@@ -53,7 +53,7 @@ RUN pip install --no-cache-dir -c /tmp/constraints.txt /wheels/*.whl \
  && mkdir -p /models /data/state/tensorrt /data/state/cache \
  && chown -R 10001 /models /data
 USER 10001
-# `benchmark` writes benchmarks/results/ here: mount a folder on /data/benchmarks/results to keep it.
+# `benchmark` writes benchmark-results/ here: mount a folder on /data/benchmark-results to keep it.
 # /data/state holds the upstream outbox; the deployment mounts a named volume there so messages
 # not yet acknowledged by edgeHub survive a container restart.
 WORKDIR /data

@@ -32,7 +32,12 @@ endif
 
 # The main job's camera: the pedestrians clip from the assets, played in real time (or SOURCE=URI).
 SOURCE ?= $(wildcard $(EDGEVISION_ASSETS)/video/pedestrians-720p.avi)
-RUN_ARGS ?= --sink jsonl:out/results.jsonl --metrics-interval 5
+# Each `make run` writes a new results file (its path printed before and after the run); a
+# `jsonl:PATH` sink of your own (RUN_ARGS, --sink, the configuration) appends to PATH instead.
+ifndef RESULTS
+  RESULTS := out/results-$(shell date +%Y%m%d-%H%M%S).jsonl
+endif
+RUN_ARGS ?= --sink jsonl:$(RESULTS) --metrics-interval 5
 
 # The image. `make image` builds the production one (its CUDA base comes from a registry) with
 # docker, or podman where there is no docker; `make image-test` builds the same Dockerfile on a
@@ -79,8 +84,9 @@ gpu: venv
 # With no SOURCE (no assets here), `edgevision run` plays its pinned public sample clip.
 run: model
 	$(BIN)/edgevision gpu
+	@echo "results and metrics go to $(RESULTS)"
 	$(BIN)/edgevision run $(if $(SOURCE),--source $(SOURCE)) --model $(MODEL) $(RUN_ARGS)
-	@echo "results and metrics: out/results.jsonl"
+	@echo "results and metrics: $(RESULTS)"
 
 # System packages the tests need: a C compiler (fake driver libraries) and mosquitto (local edgeHub).
 test-deps:

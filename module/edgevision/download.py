@@ -89,27 +89,52 @@ def download(
     url = source_url(pinned, settings)
     _check_scheme(url, settings)
     target = directory / pinned.file
+    lock_path = directory / f".{pinned.file}.lock"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        lock = (directory / f".{pinned.file}.lock").open("a")
+        lock = _lock(lock_path)
     except OSError as exc:
         raise DownloadError(f"cannot write to {directory}: {exc.strerror}") from exc
     with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for stale in directory.glob(f".{pinned.file}.*.part"):
-            stale.unlink(missing_ok=True)  # a download that was killed: only one runs under the lock
-        if target.is_file() and pinned.sha256 and _sha256(target) == pinned.sha256:
-            return target  # another process finished it while this one waited
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{pinned.file}.", suffix=".part", delete=False)  # noqa: SIM115
-        part = Path(handle.name)
         try:
-            with handle:
-                digest = _fetch(url, pinned, settings, handle, progress)
-            if pinned.sha256 and digest != pinned.sha256:
-                raise IntegrityError(f"{url} has SHA-256 {digest}, expected {pinned.sha256}; the file was discarded")
-            os.replace(part, target)
+            return _download_locked(pinned, url, target, settings, progress)
         finally:
-            part.unlink(missing_ok=True)
+            # Nothing is left behind, the lock file included: it goes while still held, and a
+            # process waiting on it sees that it no longer locks the file on disk (_lock).
+            lock_path.unlink(missing_ok=True)
+
+
+def _lock(path: Path) -> Any:
+    """`path` opened and exclusively locked, and still the file at `path` once locked (a holder
+    that finished may have removed it meanwhile: then open and wait again)."""
+    while True:
+        handle = path.open("a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+
+
+def _download_locked(pinned: Pinned, url: str, target: Path, settings: DownloadSettings, progress: bool) -> Path:
+    """The download itself, under the lock: one at a time per file."""
+    directory = target.parent
+    for stale in directory.glob(f".{pinned.file}.*.part"):
+        stale.unlink(missing_ok=True)  # a download that was killed: only one runs under the lock
+    if target.is_file() and pinned.sha256 and _sha256(target) == pinned.sha256:
+        return target  # another process finished it while this one waited
+    handle = tempfile.NamedTemporaryFile(dir=directory, prefix=f".{pinned.file}.", suffix=".part", delete=False)  # noqa: SIM115
+    part = Path(handle.name)
+    try:
+        with handle:
+            digest = _fetch(url, pinned, settings, handle, progress)
+        if pinned.sha256 and digest != pinned.sha256:
+            raise IntegrityError(f"{url} has SHA-256 {digest}, expected {pinned.sha256}; the file was discarded")
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
     log.info("saved %s to %s", pinned.file, target)
     return target
 

@@ -55,7 +55,15 @@ class HttpService:
             return
         token, origin = resolve_token(settings, self._state)
         if settings.token is None:
-            log.warning("HTTP endpoints but /healthz and /readyz need a bearer token: it is in %s", origin)
+            opened = "/healthz, /readyz and /metrics are" if not settings.metrics_auth else "/healthz and /readyz are"
+            log.warning(
+                "HTTP endpoints on %s:%d: %s open; every other path needs a bearer token, which is in %s "
+                "(set http.token to choose it)",
+                settings.bind,
+                settings.port,
+                opened,
+                origin,
+            )
         try:
             self.server = HttpServer(self._control, settings, token)
         except OSError as exc:

@@ -146,7 +146,9 @@ class Module:
         """One line saying how the module runs: mode, configuration, cameras, provider."""
         status = self._pipeline().status()
         provider = status.get("provider") or {}
-        dropped = "; ".join(f"{p} not used: {r}" for p, r in (provider.get("dropped") or {}).items())
+        # The reasons were warned above, once per model: here only what runs instead.
+        dropped = ", ".join(provider.get("dropped") or {})
+        dropped = f"{dropped} not used: see the warning above" if dropped else ""
         cameras = ", ".join(status["cameras"]) or "none yet"
         source = self.configuration.source
         if self.configuration.damaged:

@@ -87,9 +87,17 @@ def test_make_run_on_a_fresh_copy_without_assets(model_path: Path, videos: dict[
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert sorted(host.requests) == ["/files/one-by-one-person-detection.mp4", "/files/yolox_nano.onnx"]
-    assert (tmp_path / "cache" / "edgevision" / "models" / "yolox_nano.onnx").is_file()
+    models = tmp_path / "cache" / "edgevision" / "models"
+    # The download left the model and nothing else (no part, no lock file).
+    assert sorted(p.name for p in models.iterdir()) == ["yolox_nano.onnx"]
     assert "playing the sample clip" in output and "CC BY 4.0" in output
-    lines = [json.loads(line) for line in (clone / "out" / "results.jsonl").read_text().splitlines()]
+    # Each run writes a fresh results file and says where.
+    (printed,) = {
+        line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("results and metrics:")
+    }
+    assert printed.startswith("out/results-") and printed.endswith(".jsonl")
+    assert [p.name for p in (clone / "out").iterdir()] == [Path(printed).name]
+    lines = [json.loads(line) for line in (clone / printed).read_text().splitlines()]
     results = [m for m in lines if m["type"] == "result"]
     capture = cv2.VideoCapture(str(clip))
     frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))

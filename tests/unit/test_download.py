@@ -4,6 +4,8 @@ within a deadline, nothing left behind, and a base URL for mirrors."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +32,8 @@ def _pin(host: DownloadServer) -> Pinned:
 
 
 def _left(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if not p.name.endswith(".lock"))
+    """Every file a download left, its lock file included."""
+    return sorted(p.name for p in directory.iterdir())
 
 
 def test_https_download_is_checked_and_renamed_into_place(host: DownloadServer, tmp_path: Path) -> None:
@@ -83,3 +86,31 @@ def test_a_base_url_points_every_download_at_a_mirror(host: DownloadServer, tmp_
     unreachable = Pinned(PIN.file, "https://github.invalid/releases/clip.mp4", PIN.sha256, PIN.size_bytes)
     path = download(unreachable, tmp_path, settings=DownloadSettings(base_url=host.base_url), progress=False)
     assert path.read_bytes() == BODY and host.requests == ["/files/clip.mp4"]
+
+
+def test_downloads_of_one_file_at_once_run_one_after_another_and_leave_only_the_file(
+    host: DownloadServer, tmp_path: Path
+) -> None:
+    got: list[bytes] = []
+
+    def fetch() -> None:
+        got.append(download(_pin(host), tmp_path, progress=False).read_bytes())
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # One download; the others found it done under the lock. No lock file, no part left.
+    assert got == [BODY] * 4 and host.requests == ["/files/clip.mp4"]
+    assert _left(tmp_path) == ["clip.mp4"]
+
+
+def test_a_failed_download_leaves_nothing(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = Pinned(PIN.file, f"https://127.0.0.1:{port}/clip.mp4", PIN.sha256, PIN.size_bytes)
+    with pytest.raises(DownloadError):
+        download(refused, tmp_path / "models", progress=False)
+    assert _left(tmp_path / "models") == []

@@ -117,7 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--providers", nargs="+", default=["cpu", "cuda", "tensorrt"], choices=("cpu", "cuda", "tensorrt")
     )
-    bench.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON, Markdown, PNG")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmark-results"),
+        help="folder for JSON, Markdown, PNG (default: ./benchmark-results; --out benchmarks/results records "
+        "them in the repository)",
+    )
     bench.add_argument(
         "--soak",
         type=_positive_float,

@@ -149,8 +149,8 @@ def _sample_camera(flags: dict[str, Any]) -> dict[str, Any]:
         path, sample = sample_clip()
     except SampleUnavailable as exc:
         raise UsageError(
-            f"no camera: give --source URI (rtsp://..., http://..., a video file, an image folder, /dev/video0) "
-            f"or cameras in --config; the sample clip could not be fetched ({exc})"
+            f"no camera: give one with --source URI (make run SOURCE=URI; rtsp://..., http://..., a video file, "
+            f"an image folder, /dev/video0) or cameras in --config; the sample clip could not be fetched ({exc})"
         ) from None
     print(
         f"edgevision: no camera given: playing the sample clip {path} ({sample.credit}); "

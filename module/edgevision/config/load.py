@@ -68,13 +68,16 @@ def _describe(error: Any, camera_ids: list[str] | None = None) -> str:
 
 
 def merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `patch` into `base` (JSON merge-patch rules: None deletes a key)."""
+    """Deep-merge `patch` into `base` by JSON merge-patch rules (RFC 7386): None deletes a key,
+    also inside a mapping `base` does not have yet (it is merged into an empty one), so a null
+    never reaches the result."""
     merged = dict(base)
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
+        elif isinstance(value, Mapping):
+            under = merged.get(key)
+            merged[key] = merge(under if isinstance(under, Mapping) else {}, value)
         else:
             merged[key] = value
     return merged

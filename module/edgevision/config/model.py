@@ -240,7 +240,7 @@ class AppConfig(_Section):
         loaded = len(self.model_keys())
         if loaded > self.inference.max_engines:
             raise ValueError(
-                f"{loaded} models would be loaded at once (the model section and each camera's own); "
+                f"{loaded} models would be loaded at once (each model the cameras use); "
                 f"inference.max_engines is {self.inference.max_engines}"
             )
         return self
@@ -252,9 +252,11 @@ class AppConfig(_Section):
         return camera.model if camera.model else DEFAULT_MODEL
 
     def model_keys(self) -> list[str]:
-        """The models loaded: the `model` section's always, then each one a camera names."""
-        named = sorted({self.model_key(c) for c in self.cameras} - {DEFAULT_MODEL})
-        return [DEFAULT_MODEL, *named]
+        """The models loaded: those the cameras use (the `model` section's first, when one does).
+        A model no camera uses is never loaded, fetched or verified; with no camera at all (a
+        module waiting for its twin) the `model` section's is, for POST /score and readiness."""
+        used = {self.model_key(c) for c in self.cameras} or {DEFAULT_MODEL}
+        return ([DEFAULT_MODEL] if DEFAULT_MODEL in used else []) + sorted(used - {DEFAULT_MODEL})
 
     def model_for(self, key: str) -> ModelConfig:
         return self.model if key == DEFAULT_MODEL else self.models[key]

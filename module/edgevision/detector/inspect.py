@@ -9,6 +9,7 @@ from edgevision.detector.recognise import LabelsNeededError, UnrecognisedModelEr
 from edgevision.families.registry import FAMILIES
 from edgevision.models.manifest import manifest_for_file
 from edgevision.models.onnx_facts import read_facts
+from edgevision.models.store import sha256_of
 
 # Class names shown in full up to this many; beyond, the first ones and a count.
 SHOWN_NAMES = 20
@@ -28,20 +29,32 @@ def inspect_model(path: Path, family: str | None = None, labels: Path | None = N
     builtin = manifest_for_file(path)
     if builtin is not None:
         report["builtin_manifest"] = builtin.name
-    try:
-        found = recognise_file(path, family, labels)
-    except LabelsNeededError as exc:
-        # The family is known; only the class names are missing.
-        recognition, names, labels_from = exc.recognition, [], f"unknown: {exc}"
-    except UnrecognisedModelError as exc:
-        return {**report, "recognised": False, "why_not": str(exc)}
+    if builtin is not None and family is None and labels is None:
+        # What `detect` and `run` do with this file: the built-in manifest that names it.
+        digest = sha256_of(path)
+        matches = builtin.sha256 == digest
+        report["sha256"] = {"file": digest, "manifest": builtin.sha256, "matches": matches}
+        family_name, layout, spec = builtin.family, builtin.layout, builtin.input
+        why = f"the built-in manifest {builtin.name} names this file ({builtin.file})" + (
+            "" if matches else "; its SHA-256 differs from the manifest's (run by path, it is reported as not verified)"
+        )
+        names, labels_from = list(builtin.labels), f"the built-in manifest {builtin.name}"
     else:
-        recognition, names, labels_from = found.recognition, list(found.manifest.labels), found.labels_from
-    spec = recognition.input
+        try:
+            found = recognise_file(path, family, labels)
+        except LabelsNeededError as exc:
+            # The family is known; only the class names are missing.
+            recognition, names, labels_from = exc.recognition, [], f"unknown: {exc}"
+        except UnrecognisedModelError as exc:
+            return {**report, "recognised": False, "why_not": str(exc)}
+        else:
+            recognition, names, labels_from = found.recognition, list(found.manifest.labels), found.labels_from
+        family_name, layout, spec, why = recognition.family, recognition.layout, recognition.input, recognition.reason
     image = facts.image_input
-    assert image is not None  # recognised families all have one
+    if image is None:
+        return {**report, "recognised": False, "why_not": f"{path.name}: no 4-D image input"}
     batch = image.shape[0]
-    if isinstance(batch, int) and not FAMILIES[recognition.family].rewrites_batch:
+    if isinstance(batch, int) and not FAMILIES[family_name].rewrites_batch:
         batches = f"{batch} only (a fixed batch; export with a dynamic batch to batch frames)"
     elif isinstance(batch, int):
         batches = f"any (fixed at {batch} in the file; the module makes a dynamic-batch copy)"
@@ -50,9 +63,9 @@ def inspect_model(path: Path, family: str | None = None, labels: Path | None = N
     return {
         **report,
         "recognised": True,
-        "family": recognition.family,
-        "layout": recognition.layout,
-        "why": recognition.reason,
+        "family": family_name,
+        "layout": layout,
+        "why": why,
         "input": {
             "name": image.name,
             "width": spec.width,

@@ -14,7 +14,7 @@ from edgevision.inference.engine import Engine
 from edgevision.inference.options import EngineConfig, padded_batch_sizes
 from edgevision.inference.providers import TENSORRT, requested_providers
 from edgevision.inference.sessions import SessionFactory
-from edgevision.inference.status import EngineError
+from edgevision.inference.status import EngineError, Once
 from edgevision.models.manifest import InputSpec
 from edgevision.models.onnx_facts import ModelFacts, ModelFileError, read_facts
 from edgevision.models.store import ResolvedModel
@@ -97,11 +97,13 @@ def load_detector(
     max_batch: int = 1,
     in_graph: bool = False,
     sessions: SessionFactory | None = None,
+    said: Once | None = None,
 ) -> LoadedDetector:
     """The detector for this model: the dynamic-batch copy for batches above 1 (when the file's
     batch is fixed and its family can be rewritten), the letterbox-in-graph copy when `in_graph`,
     and its fp16 copy when the config asks and a GPU runs it. `sessions` creates the engine's
-    ONNX Runtime sessions (None: ONNX Runtime's own; a test records what they are fed)."""
+    ONNX Runtime sessions (None: ONNX Runtime's own; a test records what they are fed); `said`
+    remembers the warnings already given for this model (a loader keeps one for all its loads)."""
     if max_batch < 1:
         raise ValueError("max_batch must be at least 1")
     config = config or EngineConfig()
@@ -134,6 +136,7 @@ def load_detector(
         input_hw=(spec.height, spec.width),
         sessions=sessions,
         batch_sizes=batch_sizes(facts, max_batch),
+        said=said,
     )
     # The fp16 copy keeps the float32 inputs and outputs: the same facts hold for it.
     family.check(facts.with_output_shapes(engine.output_shapes), model.manifest, model.path.name)

@@ -3,11 +3,15 @@ and the benchmark are handed a DetectorLoader, and a test may hand them a stand-
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 from edgevision.config.model import ModelConfig
 from edgevision.detector.load import LoadedDetector, load_detector
 from edgevision.detector.resolve import ModelResolver
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.sessions import SessionFactory
+from edgevision.inference.status import Once
 from edgevision.models.store import ResolvedModel
 
 
@@ -20,6 +24,9 @@ class DetectorLoader:
     def __init__(self, sessions: SessionFactory | None = None) -> None:
         self._sessions = sessions or SessionFactory()
         self._resolve = ModelResolver()
+        # A fallback is warned once per model, however many engines it takes.
+        self._said: dict[tuple[Path, str], Once] = {}
+        self._lock = threading.Lock()
 
     def resolve(self, config: ModelConfig) -> ResolvedModel:
         return self._resolve(config)
@@ -27,4 +34,6 @@ class DetectorLoader:
     def load(
         self, model: ResolvedModel, engine: EngineConfig | None = None, max_batch: int = 1, in_graph: bool = False
     ) -> LoadedDetector:
-        return load_detector(model, engine, max_batch, in_graph, self._sessions)
+        with self._lock:
+            said = self._said.setdefault((model.path, model.sha256), Once())
+        return load_detector(model, engine, max_batch, in_graph, self._sessions, said)

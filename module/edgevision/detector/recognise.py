@@ -51,11 +51,16 @@ def why_not(facts: ModelFacts, family: str | None = None) -> str:
         hint = " It has no 4-D image input."
     elif not all(isinstance(d, int) for d in facts.image_input.shape[2:]) and (meta is None or meta.imgsz is None):
         hint = " Its image input leaves height and width open and no metadata gives its size: write a manifest."
-    target = f"the {family} family's layouts" if family else f"any known family ({', '.join(FAMILY_NAMES)})"
+    if family:
+        advice = (
+            f"If it is not a {family} model, leave the family out (--family / model.family) and the module "
+            "recognises it from the file; otherwise write a manifest (see the README, 'Your own model')."
+        )
+        return f"{facts.path.name}: inputs {inputs}; outputs {shapes}: does not fit the {family} family's layouts.{hint} {advice}"
     return (
-        f"{facts.path.name}: inputs {inputs}; outputs {shapes}: does not fit {target}.{hint} "
-        "Name the family with --family / model.family if the file is one of them, or write a manifest "
-        "(see the README, 'Your own model')."
+        f"{facts.path.name}: inputs {inputs}; outputs {shapes}: does not fit any known family "
+        f"({', '.join(FAMILY_NAMES)}).{hint} Name the family with --family / model.family if the file is one "
+        "of them, or write a manifest (see the README, 'Your own model')."
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgevision.doctor.compare import Outputs, agree, max_difference, run, unmatched
-from edgevision.doctor.context import Check, Context, Failed, Skipped
+from edgevision.doctor.context import Check, Context, Failed, Skipped, Tolerance
 from edgevision.doctor.sequence import batch_sequence
 from edgevision.inference.engine import Engine
 from edgevision.inference.options import EngineConfig, padded_batch_sizes, provider_options
@@ -26,11 +26,11 @@ SEQUENCE_RULE = "a run after a batch-size change: at most 10x the steady run"
 GRAPH_RAW_ATOL, GRAPH_SCORE_TOL = 0.5, 0.05
 FP16_RAW_ATOL, FP16_SCORE_TOL = 1.0, 0.1
 MATCH_IOU = 0.9
-GRAPH_TOLERANCE = f"|diff| <= {GRAPH_RAW_ATOL} (YOLOX); IoU >= {MATCH_IOU}"
+GRAPH_TOLERANCE = Tolerance(GRAPH_RAW_ATOL, MATCH_IOU)
 # Batched against single runs on a GPU: measured on an H200 up to 0.44 (other cuDNN algorithms
 # per batch size, the same detections).
 BATCH_RAW_ATOL, BATCH_SCORE_TOL = 0.5, 0.05
-BATCH_TOLERANCE = f"|diff| <= {BATCH_RAW_ATOL} (YOLOX); IoU >= {MATCH_IOU}"
+BATCH_TOLERANCE = Tolerance(BATCH_RAW_ATOL, MATCH_IOU)
 
 
 def discovery(ctx: Context) -> tuple[str, dict[str, Any]]:
@@ -267,7 +267,7 @@ CHECKS = (
     Check("io-binding", CUDA, "exact", io_binding(CUDA_NAME), gpu=True),
     Check("batching", CUDA, BATCH_TOLERANCE, batching(CUDA_NAME), gpu=True),
     Check("batch-sequence", CUDA, SEQUENCE_RULE, batch_sequence(CUDA_NAME), gpu=True),
-    Check("fp16", CUDA, f"|diff| <= {FP16_RAW_ATOL} (YOLOX); IoU >= {MATCH_IOU}", fp16, gpu=True),
+    Check("fp16", CUDA, Tolerance(FP16_RAW_ATOL, MATCH_IOU), fp16, gpu=True),
     Check("graph-preprocessing", CUDA, GRAPH_TOLERANCE, graph_preprocessing(CUDA_NAME), gpu=True),
     Check("cuda-graph", CUDA, "exact", cuda_graph, gpu=True),
     Check("tensorrt", TENSORRT, "second start reuses the engine", tensorrt, gpu=True),

@@ -62,9 +62,24 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """A comparison's tolerance as the model's family reads it: YOLOX's raw outputs are in units
+    the raw tolerance was measured in (grid offsets, sigmoid scores); other families' boxes are in
+    input pixels, where the detections decide and the raw difference is only reported."""
+
+    raw: float
+    iou: float
+
+    def describe(self, family: str) -> str:
+        if family == "yolox":
+            return f"raw |diff| <= {self.raw}; detections IoU >= {self.iou}"
+        return f"detections IoU >= {self.iou} (raw outputs reported)"
+
+
+@dataclass(frozen=True)
 class Check:
     name: str
     provider: str | None
-    tolerance: str | None
+    tolerance: str | Tolerance | None
     run: Callable[[Context], tuple[str, dict[str, Any]]]
     gpu: bool = False

@@ -14,7 +14,7 @@ from edgevision.accel.discover import AcceleratorInfo
 from edgevision.detector.loader import DetectorLoader
 from edgevision.doctor.checks import CHECKS
 from edgevision.doctor.compare import generated_frame
-from edgevision.doctor.context import Check, Context, Failed, Skipped
+from edgevision.doctor.context import Check, Context, Failed, Skipped, Tolerance
 from edgevision.errors import first_line
 from edgevision.inference.providers import CUDA, TENSORRT, load_errors
 from edgevision.models.store import ResolvedModel
@@ -95,7 +95,9 @@ def run_checks(
                 check.provider,
                 status,
                 detail,
-                check.tolerance,
+                check.tolerance.describe(model.manifest.family)
+                if isinstance(check.tolerance, Tolerance)
+                else check.tolerance,
                 round(time.perf_counter() - started, 2),
                 limit,
                 figures,

@@ -38,7 +38,7 @@ from edgevision.inference.providers import (
 )
 from edgevision.inference.runner import BoundRunner
 from edgevision.inference.sessions import SessionFactory
-from edgevision.inference.status import EngineError, EngineStatus, ProviderUnavailableError
+from edgevision.inference.status import EngineError, EngineStatus, Once, ProviderUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,14 @@ class Engine:
         input_hw: tuple[int, int] | None = None,
         sessions: SessionFactory | None = None,
         batch_sizes: Sequence[int] = (1,),
+        said: Once | None = None,
     ) -> None:
         """`fp16_model` builds the half-precision copy; used only when `config.fp16` and a GPU runs.
         `extra_inputs` gives the values of inputs other than the image (one row per frame, from the
         family); `input_hw` fixes an image input whose height and width the export left open;
         `sessions` creates the ONNX Runtime sessions; `batch_sizes` are the batches the engine
-        will run (its GPU memory limit is shared among their sessions)."""
+        will run (its GPU memory limit is shared among their sessions); `said` remembers the
+        warnings already given for this model by its other engines."""
         self.config = config or EngineConfig()
         self.runtime = sessions or SessionFactory()
         self._extras = extra_inputs or (lambda names: {})
@@ -113,11 +115,14 @@ class Engine:
             one_shape_per_session=provider in GPU_PROVIDERS,
         )
         self._graph_ids = itertools.count(1)
-        # Said once per engine, however many sessions it makes later.
+        # Said once per model, however many sessions and engines it has.
+        said = said or Once()
         for name, reason in self.status.dropped.items():
-            log.warning("%s not used, running on %s: %s", name, provider, reason)
+            if said.first(("dropped", name, reason)):
+                log.warning("%s not used, running on %s: %s", name, provider, reason)
         for name, reason in declined.items():
-            log.warning("%s not in effect: %s", name, reason)
+            if said.first(("declined", name, reason)):
+                log.warning("%s not in effect: %s", name, reason)
         forced = {"cuda": CUDA, "tensorrt": TENSORRT}.get(self.config.provider)
         if self.config.strict and forced and provider != forced:
             raise ProviderUnavailableError(f"{forced} required but unavailable: {self.status.dropped.get(forced)}")

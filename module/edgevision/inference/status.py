@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Hashable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,3 +40,20 @@ class EngineStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class Once:
+    """What has been said already: a model's fallback reason is warned once, however many engines
+    it takes (the layout for the CPU after a GPU that did not start, a rescue engine, a GPU tried
+    again after a failover)."""
+
+    def __init__(self) -> None:
+        self._said: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        with self._lock:
+            if key in self._said:
+                return False
+            self._said.add(key)
+            return True

@@ -81,7 +81,11 @@ def describe(manifest: ModelManifest, path: Path, verify: str, by_path: bool) ->
     if by_path:
         note = f"given by path ({why})"
     elif manifest.sha256 and verify == "require":
-        raise ModelIntegrityError(f"{path}: {why}: refused (model.verify is require; warn runs it anyway)")
+        raise ModelIntegrityError(
+            f"{path}: {why}: refused because model.verify is require. To run this file anyway, set model.verify: "
+            f"warn in the configuration (or EDGEVISION_MODEL__VERIFY=warn); to get the manifest's file, delete "
+            f"{path.name} and it is downloaded again"
+        )
     else:
         note = f"{why} (model.verify: {verify})" if manifest.sha256 else why
     return ResolvedModel(manifest=manifest, path=path, sha256=digest, verified=False, verification=note)

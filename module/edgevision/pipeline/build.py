@@ -102,7 +102,8 @@ class StageBuilder:
         in_graph = inference.preprocess == "graph"
         detector = self._detectors.load(model, engine_config(config, layout), layout.max_batch, in_graph)
         if gpu_possible and not detector.engine.on_gpu:
-            log.warning("GPU provider not used; re-laying out inference for the CPU")
+            # The reason was warned when the GPU engine was made: this is only the consequence.
+            log.info("GPU provider not used; inference laid out for the CPU")
             layout = choose_layout(config, on_gpu=False)
             detector = self._detectors.load(model, engine_config(config, layout), layout.max_batch, in_graph)
         engine = detector.engine

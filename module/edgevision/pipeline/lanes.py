@@ -91,8 +91,10 @@ class Lanes:
         self.by_key: dict[str, Lane] = {}
 
     @property
-    def default(self) -> Lane | None:
-        return self.by_key.get(DEFAULT_MODEL)
+    def primary(self) -> Lane | None:
+        """The `model` section's lane when a camera uses it, else the first other model's: what
+        POST /score runs and the top of /status describes."""
+        return self.by_key.get(DEFAULT_MODEL) or next((self.by_key[k] for k in sorted(self.by_key)), None)
 
     def start(self, config: AppConfig) -> None:
         """Build every model's stages (raises before any runs), then start them."""

@@ -19,7 +19,7 @@ from edgevision import __version__
 from edgevision.accel.discover import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.analytics.camera import Analytics
-from edgevision.config.model import DEFAULT_MODEL, AppConfig
+from edgevision.config.model import AppConfig
 from edgevision.control import PreviewImage, Probe
 from edgevision.errors import NotReady
 from edgevision.metrics import PipelineMetrics
@@ -118,12 +118,13 @@ class Pipeline:
             self.cameras.add(camera, self.config.sources)
         self.lanes.run()
         self._supervisor.start()
-        default = self.lanes.by_key[DEFAULT_MODEL].stages
+        primary = self.lanes.primary
+        assert primary is not None, "a pipeline loads at least one model"
         self.event(
             "started",
             version=__version__,
-            provider=default.engine.provider,
-            model=default.model.name,
+            provider=primary.stages.engine.provider,
+            model=primary.stages.model.name,
             cameras=[c.id for c in self.config.cameras],
             models={key: lane.stages.model.name for key, lane in self.lanes.by_key.items()},
         )
@@ -200,8 +201,8 @@ class Pipeline:
 
     @property
     def _stages(self) -> InferenceStages | None:
-        """The default model's stages (the `model` section's): /score and the top of /status."""
-        lane = self.lanes.default
+        """The primary model's stages (the `model` section's when used): /score and the top of /status."""
+        lane = self.lanes.primary
         return lane.stages if lane is not None else None
 
     @property
@@ -239,7 +240,7 @@ class Pipeline:
         return self.metrics.snapshot(queues=queues, extra=extra, advance=advance)
 
     def status(self) -> dict[str, Any]:
-        default = self.lanes.default
+        default = self.lanes.primary
         return {
             "version": __version__,
             "started_at": iso_time(self.started_at) if self.started_at else None,

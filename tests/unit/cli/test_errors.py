@@ -51,7 +51,8 @@ def test_run_without_a_camera_or_its_sample_says_what_to_pass() -> None:
     proc = run_cli("run", env={"EDGEVISION_DOWNLOAD_BASE_URL": "https://127.0.0.1:9/samples"})
     assert proc.returncode == 2
     _assert_one_line_error(proc.stderr)
-    assert "no camera: give --source URI" in proc.stderr and "sample clip could not be fetched" in proc.stderr
+    assert "no camera: give one with --source URI (make run SOURCE=URI" in proc.stderr
+    assert "sample clip could not be fetched" in proc.stderr
 
 
 def test_run_reads_the_file_named_by_edgevision_config(tmp_path: Path) -> None:

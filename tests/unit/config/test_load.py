@@ -80,6 +80,16 @@ def test_merge_follows_json_merge_patch() -> None:
     assert base["model"]["score_threshold"] == 0.3
 
 
+def test_a_null_in_a_section_the_base_lacks_is_dropped_not_kept() -> None:
+    """`run --model FILE` with no configuration file: the flag's model section sets `path` and
+    clears `name`; with no model section in the base, the null must not reach validation."""
+    merged = configuration.merge({}, {"model": {"path": "mine.onnx", "name": None}})
+    assert merged == {"model": {"path": "mine.onnx"}}
+    assert configuration.validate(merged).model.spec == "mine.onnx"
+    nested = configuration.merge({"cameras": [{"id": "a"}]}, {"cameras": {"b": {"uri": "x", "model": None}}})
+    assert nested == {"cameras": {"b": {"uri": "x"}}}
+
+
 def test_the_environment_variables_of_the_tools_are_not_configuration() -> None:
     environ = {
         "EDGEVISION_ASSETS": "/a",

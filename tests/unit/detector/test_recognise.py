@@ -161,7 +161,7 @@ def test_a_model_of_no_known_layout_says_what_it_saw_and_how_to_name_the_family(
 
 
 def test_naming_a_family_the_file_does_not_fit_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UnrecognisedModelError, match="the yolox family"):
+    with pytest.raises(UnrecognisedModelError, match="the yolox family") as refused:
         _recognised(
             tmp_path,
             [("images", F, [1, 3, 320, 320])],
@@ -169,6 +169,9 @@ def test_naming_a_family_the_file_does_not_fit_is_refused(tmp_path: Path) -> Non
             ultralytics_meta(),
             family="yolox",
         )
+    # The family was named already: the advice is to leave it out, not to name it.
+    message = str(refused.value)
+    assert "leave the family out" in message and "Name the family with" not in message
 
 
 def test_names_that_are_not_a_plain_literal_are_never_evaluated(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgevision.detections import Detections
 from edgevision.doctor.compare import Outputs, agree
+from edgevision.doctor.context import Tolerance
 from edgevision.doctor.sequence import pipeline_sequence, slow_changes
 
 
@@ -55,3 +56,10 @@ def test_a_run_after_a_change_over_ten_times_the_steady_run_fails() -> None:
     ]
     # One session per shape: a change costs nothing; a slow run of the same size is not a change.
     assert slow_changes(steady, [(1, 3.2), (8, 5.6), (8, 70.0), (1, 3.0)]) == []
+
+
+def test_the_tolerance_column_is_the_models_family_s() -> None:
+    tolerance = Tolerance(0.5, 0.9)
+    assert tolerance.describe("yolox") == "raw |diff| <= 0.5; detections IoU >= 0.9"
+    assert tolerance.describe("end2end") == "detections IoU >= 0.9 (raw outputs reported)"
+    assert "YOLOX" not in tolerance.describe("detr")

@@ -122,7 +122,8 @@ def test_download_verifies_and_writes_atomically(
     manifest = _nano(url=model_server.url("yolox_nano.onnx"), sha256=sha256_of(model_path), size_bytes=None)
     model = resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path / "models", progress=False)
     assert model.verified and model.path.read_bytes() == model_path.read_bytes()
-    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [".yolox_nano.onnx.lock", "yolox_nano.onnx"]
+    # The model and nothing else: no part file, no lock file.
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["yolox_nano.onnx"]
     # Second resolve is a cache hit.
     resolve_model("yolox-nano", manifest=manifest, model_dir=tmp_path / "models")
     assert len(model_server.requests) == 1

@@ -6,6 +6,7 @@ tests/support/sessions.py, so the GPU path runs as on a GPU, and ONNX Runtime co
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ import pytest
 from edgevision.config.load import validate
 from edgevision.detector.loader import DetectorLoader
 from edgevision.inference.providers import CPU, CUDA
+from edgevision.module import Module
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
 from tests.support.fakes import frame_image, scripted_sources
-from tests.support.sessions import FakeGpuSessions
+from tests.support.sessions import CUDA_FAILURE, FakeGpuSessions
 from tests.support.sinks import CollectingSink
 from tests.support.tiny_model import tiny_model
 from tests.support.waits import wait_for
@@ -149,11 +151,12 @@ def test_a_session_for_a_new_frame_size_that_fails_is_failed_over_and_nothing_is
     models: dict[str, dict[str, str]],
 ) -> None:
     # The GPU cannot run the second camera's frame size: made at that camera's first batch, on
-    # the inference thread, its failure is a GPU failure like any other.
+    # the inference thread, its failure is a GPU failure like any other. (Batches of one: each
+    # frame leads its batch, so the second size is always met.)
     fake = FakeGpuSessions(fail_run=lambda n, shape: shape[1:3] == (30, 40))
     frames = {"a": _frames(200), "b": [frame_image(i, size=(30, 40)) for i in range(200)]}
     pipeline = _pipeline(
-        fake, frames, 0.002, model=models["tiny"], inference={"provider": "cuda", "preprocess": "graph", "max_batch": 4}
+        fake, frames, 0.002, model=models["tiny"], inference={"provider": "cuda", "preprocess": "graph", "max_batch": 1}
     )
     pipeline.start()
     assert pipeline.wait(60)
@@ -165,3 +168,42 @@ def test_a_session_for_a_new_frame_size_that_fails_is_failed_over_and_nothing_is
     (switched, *_) = pipeline.sink.events("provider_switched")
     assert "CUDA failure 700" in switched["reason"]
     assert fake.mixed() == []
+
+
+def test_a_gpu_that_does_not_start_is_warned_once_per_model_and_the_start_line_does_not_repeat_it(
+    models: dict[str, dict[str, str]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # CUDA loads but fails its first run: each model falls back to the CPU (and is laid out again).
+    fake = FakeGpuSessions(fail_run=lambda n, shape: True)
+    frames = {"a": _frames(10), "b": _frames(10), "c": _frames(10)}
+    module = Module(
+        {
+            "model": models["tiny"],
+            "models": {"second": models["other"]},
+            "cameras": {
+                "a": {"uri": "synthetic:64x48@0", "max_frames": 10},
+                "b": {"uri": "synthetic:64x48@0", "max_frames": 10},
+                "c": {"uri": "synthetic:64x48@0", "max_frames": 10, "model": "second"},
+            },
+            "inference": {"provider": "cuda"},
+            "http": {"enabled": False},
+            "metrics_interval_s": 3600,
+        },
+        environ={"EDGEVISION_STATE_DIR": str(tmp_path / "state")},
+        seams=Seams(
+            detector_loader=DetectorLoader(sessions=fake),
+            source_factory=scripted_sources(frames),
+            gpu_check=lambda _config: True,
+        ),
+    )
+    module.start()
+    try:
+        line = module.startup_summary()
+    finally:
+        module.request_stop()
+        assert module.wait(30)
+    warnings = [r.getMessage() for r in caplog.records if "not used, running on" in r.getMessage()]
+    assert len(warnings) == 2 and all(CUDA_FAILURE in w for w in warnings)  # one per model
+    assert "provider: CPUExecutionProvider (CUDAExecutionProvider not used: see the warning above)" in line
+    assert CUDA_FAILURE not in line

@@ -93,7 +93,9 @@ def test_moving_a_camera_to_the_default_model_hands_over_every_batch_first() -> 
     count = 300
     frames = {cid: [frame_image(i) for i in range(count)] for cid in ("a", "b")}
     sink = CollectingSink()
-    document = _document({"a": (count, "people"), "b": (count, "people")}, inference={"workers": 2})
+    # Camera c keeps the default model loaded (a model no camera uses is not loaded at all).
+    document = _document({"a": (count, "people"), "b": (count, "people"), "c": (count, None)}, inference={"workers": 2})
+    frames["c"] = [frame_image(i) for i in range(count)]
     for camera in document["cameras"].values():
         camera["every_frame"] = True
     pipeline = Pipeline(
@@ -107,7 +109,7 @@ def test_moving_a_camera_to_the_default_model_hands_over_every_batch_first() -> 
     # No engine was loaded for the move: both models were loaded already.
     assert len(engines.loaded) == loads
     assert pipeline.wait(30)
-    for cid in ("a", "b"):
+    for cid in ("a", "b", "c"):
         assert [r["seq"] for r in sink.of_type("result") if r["camera"] == cid] == list(range(count)), cid
 
 
@@ -139,7 +141,7 @@ def test_each_model_fails_over_on_its_own() -> None:
 def test_a_camera_naming_an_undefined_model_or_too_many_models_is_refused() -> None:
     with pytest.raises(ConfigError, match="cameras name model\\(s\\) trucks that `models` does not define"):
         validate(_document({"a": (1, "trucks")}))
-    many = _document({"a": (1, "people"), "c": (1, "cars")}, inference={"max_engines": 2})
+    many = _document({"a": (1, "people"), "c": (1, "cars"), "d": (1, None)}, inference={"max_engines": 2})
     with pytest.raises(ConfigError, match=r"3 models would be loaded at once.*max_engines is 2"):
         validate(many)
     with pytest.raises(ConfigError, match="not 'default'"):
