@@ -44,11 +44,12 @@ class Convergence:
         self,
         base_document: Mapping[str, Any],
         last_good: LastKnownGood | None = None,
-        confine: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+        confine: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        """`confine`: what a remote document (twin, method) may name on disk; see config/remote.py."""
+        """`confine(remote, under)`: what a remote document (twin, method) may name, given the
+        document it is merged over; see config/remote.py."""
         self.base_document = dict(base_document)
-        self._confine = confine or dict
+        self._confine = confine or (lambda document, _under: dict(document))
         self.document = dict(base_document)
         self.config: AppConfig = validate(self.document)
         self.desired = DesiredDocument()
@@ -73,7 +74,7 @@ class Convergence:
         if remembered is None:
             return False
         try:
-            candidate = merge(self.base_document, self._confine(remembered.document))
+            candidate = merge(self.base_document, self._confine(remembered.document, self.base_document))
             config = validate(candidate)
         except ConfigError as exc:
             log.error("the last known good configuration does not fit the local base any more: %s", exc)
@@ -117,7 +118,7 @@ class Convergence:
                 error = ConfigError([f"patch: a JSON object expected, not {type(patch).__name__}"])
                 self._rejected(error, None, source)
                 raise error
-            return self._apply(merge(self.document, self._remote(patch, None, source)), None, source)
+            return self._apply(merge(self.document, self._remote(patch, None, source, self.document)), None, source)
 
     # -- applying --------------------------------------------------------------------------------
 
@@ -125,16 +126,19 @@ class Convergence:
         with self._lock:
             document, version = self.desired.snapshot()
             try:
-                self._apply(merge(self.base_document, self._remote(document, version, "twin")), version, "twin")
+                remote = self._remote(document, version, "twin", self.base_document)
+                self._apply(merge(self.base_document, remote), version, "twin")
             except ConfigError:
                 return  # reported; the running configuration stays
             if self._last_good is not None and self._saved != (document, version):
                 self._last_good.save(document, version)
                 self._saved = (document, version)
 
-    def _remote(self, document: Mapping[str, Any], version: int | None, source: str) -> dict[str, Any]:
+    def _remote(
+        self, document: Mapping[str, Any], version: int | None, source: str, under: Mapping[str, Any]
+    ) -> dict[str, Any]:
         try:
-            return self._confine(document)
+            return self._confine(document, under)
         except ConfigError as exc:
             self._rejected(exc, version, source)
             raise

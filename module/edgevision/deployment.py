@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import jsonschema
 
 from edgevision.config.load import merge, validate
+from edgevision.config.model import AppConfig
 from edgevision.documents import DocumentError, read_document
 from edgevision.errors import EXIT_USAGE, ConfigError, EdgevisionError
 
@@ -78,12 +80,21 @@ def render(
     properties = merge(twin.get("properties.desired", {}), dict(desired or {}))
     if gpu == "cpu":
         properties = merge(properties, {"inference": {"provider": "cpu"}})
+    if "remote" in properties:
+        raise DeploymentError(
+            f"desired properties of {MODULE}: remote: set only by the module's local configuration "
+            "(the module refuses it from the twin)"
+        )
     _check_twin(properties)
     try:
-        validate(properties)
+        config = validate(properties)
     except ConfigError as exc:
         raise DeploymentError(f"desired properties of {MODULE}: {exc}") from None
     twin["properties.desired"] = properties
+    # What the twin names that only the local configuration may allow (config/remote.py): the
+    # module's own environment allows exactly that, no more.
+    options = module["settings"]["createOptions"]
+    options["Env"] = [*options.get("Env", []), *allowances(config)]
 
     for name, entry in all_modules(agent):
         settings = entry.setdefault("settings", {})
@@ -151,6 +162,20 @@ def join_create_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of split_create_options (what edgeAgent does)."""
     keys = sorted(k for k in settings if re.fullmatch(r"createOptions(0[1-7])?", k))
     return json.loads("".join(settings[k] for k in keys)) if keys else {}
+
+
+def allowances(config: AppConfig) -> list[str]:
+    """Environment entries (local configuration) that let the module take these cameras from its
+    twin: the local sources they name, and the hosts their credentials references go to."""
+    local = {"synthetic": lambda t: "synthetic:", "usb": lambda t: f"/dev/video{t}"}
+    sources = sorted({local.get(c.spec.kind, str)(c.spec.target) for c in config.cameras if c.spec.kind != "stream"})
+    hosts = sorted({h for c in config.cameras if c.credentials and (h := urlsplit(c.uri).hostname)})
+    entries = []
+    if sources:
+        entries.append(f"EDGEVISION_REMOTE__LOCAL_SOURCES={json.dumps(sources)}")
+    if hosts:
+        entries.append(f"EDGEVISION_REMOTE__CREDENTIAL_HOSTS={json.dumps(hosts)}")
+    return entries
 
 
 def _check_twin(properties: Mapping[str, Any], where: str = "") -> None:

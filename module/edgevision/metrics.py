@@ -35,6 +35,8 @@ class CameraStats:
         self.inferred = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.corrupt = 0
+        # Frames refused for their size (sources.max_frame_pixels).
+        self.oversize = 0
         self.outages = 0
         self.reconnects = 0
         self.stalls = 0
@@ -57,6 +59,10 @@ class CameraStats:
     def corrupt_frame(self) -> None:
         with self._lock:
             self.corrupt += 1
+
+    def oversize_frame(self) -> None:
+        with self._lock:
+            self.oversize += 1
 
     def dropped_frames(self, reason: str, count: int = 1) -> None:
         with self._lock:
@@ -129,6 +135,7 @@ class CameraStats:
                 "dropped": sum(self.dropped.values()),
                 "dropped_by_reason": dict(self.dropped),
                 "corrupt": self.corrupt,
+                "oversize": self.oversize,
                 "fps": round(fps, 2),
                 "fps_avg": round(self.inferred / uptime_s, 2) if uptime_s > 0 else 0.0,
                 "latency_ms": percentiles(self._latency),

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from edgevision.accel.discover import AcceleratorInfo
+from edgevision.config.load import validate
 from edgevision.config.model import AppConfig
-from edgevision.config.remote import Folders, confine, secrets_dir
+from edgevision.config.remote import Folders, Policy, confine, secrets_dir
 from edgevision.control import Control, PreviewImage, Probe
 from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
@@ -60,7 +61,11 @@ class Module:
         self.mode = edge_mode(self._environ)
         last_good = LastKnownGood(state_dir(self._environ)) if self.mode else None
         folders = Folders(state_dir(self._environ), default_model_dir(), secrets_dir(self._environ))
-        self.configuration = Convergence(base_document, last_good, confine=lambda d: confine(d, folders))
+        # What the twin and methods may point cameras at: the local configuration's `remote` section.
+        policy = Policy.of(validate(base_document))
+        self.configuration = Convergence(
+            base_document, last_good, confine=lambda document, under: confine(document, folders, policy, under)
+        )
         self.configuration.on_rejected = self._rejected
         self.configuration.on_change = self._report_now
         self.accelerator = accelerator

@@ -342,3 +342,52 @@ print(json.dumps(marks))
     print(f"\nRSS after 500 frames {marks['early']:.1f} MB, after {marks['inferred']} frames {marks['late']:.1f} MB")
     assert marks["inferred"] == 5000
     assert marks["late"] - marks["early"] < 50
+
+
+@pytest.mark.slow
+def test_frames_over_the_pixel_cap_are_refused_counted_and_never_queued(videos: dict[str, Path]) -> None:
+    """A live camera sending frames too large (here 1280x720 against a 500,000-pixel cap, as a
+    hostile one would send 7000x7000) is refused with a reason and tried again with a growing wait;
+    a recorded file of them fails; a camera within the cap beside them is untouched."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parents[1] / "support" / "streams" / "mjpeg_server.py"),
+            str(port),
+            str(videos["pedestrians"]),
+            "25",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    sink = CollectingSink()
+    config = configuration.validate(
+        {
+            "cameras": [
+                {"id": "huge", "uri": f"http://127.0.0.1:{port}/stream.mjpg"},
+                {"id": "file", "uri": str(videos["pedestrians"]), "every_frame": True},
+                {"id": "fine", "uri": str(videos["traffic"]), "every_frame": True, "max_frames": 40},
+            ],
+            "sources": {"max_frame_pixels": 500_000, "reconnect_initial_s": 0.2, "reconnect_max_s": 1.0},
+            "metrics_interval_s": 1,
+        }
+    )
+    pipeline = Pipeline(config, sink)
+    pipeline.start()
+    try:
+        _wait_for(lambda: pipeline.metrics.camera("huge").oversize >= 2, 30, "the oversize frames refused")
+        _wait_for(lambda: pipeline.metrics.camera("fine").inferred >= 40, 60, "the camera within the cap")
+        snapshot = pipeline.metrics_snapshot()["cameras"]
+        huge, file = snapshot["huge"], snapshot["file"]
+        assert huge["captured"] == 0 and huge["state"] == "reconnecting"
+        assert "1280x720 frame (921600 pixels) is over sources.max_frame_pixels (500000)" in huge["last_error"]
+        assert file["state"] == "failed" and file["oversize"] == 1 and file["captured"] == 0
+        assert snapshot["fine"]["inferred"] == 40
+        assert not [r for r in sink.of_type("result") if r["camera"] in ("huge", "file")]
+    finally:
+        pipeline.request_stop()
+        pipeline.wait(30)
+        server.kill()
+        server.wait()

@@ -53,6 +53,7 @@ class StandInControl:
                     "inferred": 9,
                     "dropped": 1,
                     "corrupt": 0,
+                    "oversize": 0,
                     "dropped_by_reason": {"queue_full": 1},
                     "fps": 4.5,
                     "state": "streaming",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,11 @@ from tests.support.edgehub.workload import WorkloadAPI
 
 # The local-development pair and edgeAgent's variables: a module gets one or the other.
 _EDGE_NAMES = ("EdgeHubConnectionString", "EdgeModuleCACertificateFile")
+
+
+def _local_sources() -> list[str]:
+    assets = Path(os.environ.get("EDGEVISION_ASSETS") or Path(__file__).resolve().parents[3] / "shared" / "assets")
+    return ["synthetic:", str(assets.resolve() / "video")]
 
 
 class ModuleProcess:
@@ -38,6 +44,9 @@ class ModuleProcess:
             "EDGEVISION_STATE_DIR": str(state_dir),
             # Several modules may run in one test: the endpoints are not what is tested here.
             "EDGEVISION_HTTP__ENABLED": "false",
+            # The device's owner lets the twin name synthetic cameras (test scenes) and the test
+            # clips, nothing else local (config/remote.py).
+            "EDGEVISION_REMOTE__LOCAL_SOURCES": json.dumps(_local_sources()),
             **(env or {}),
         }
         # A file, not a pipe: a module that logs more than a pipe holds must never block on it.

@@ -231,3 +231,25 @@ def test_every_file_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["edgevision"]' in text and 'CMD ["run"]' in text and "/usr/lib/wsl/lib" in text
     assert "HEALTHCHECK" in text and "/healthz" in text and "USER 10001" in text
+
+
+def test_the_manifest_allows_in_the_modules_environment_exactly_what_its_twin_names(template: dict) -> None:
+    desired = {
+        "cameras": {
+            "clip": {"uri": "/clips/traffic.mp4"},
+            "front": {"uri": "rtsp://10.0.0.5/s", "credentials": "env:FRONT"},
+            "plain": {"uri": "rtsp://10.0.0.6/s"},
+        }
+    }
+    module = _module(render(template, gpu="cpu", variables=VARIABLES, desired=desired))
+    options = join_create_options(module["settings"])
+    env = [e for e in options["Env"] if e.startswith("EDGEVISION_REMOTE__")]
+    assert env == [
+        'EDGEVISION_REMOTE__LOCAL_SOURCES=["/clips/traffic.mp4"]',
+        'EDGEVISION_REMOTE__CREDENTIAL_HOSTS=["10.0.0.5"]',
+    ]
+    # What the module then reads from its environment lets exactly those through from its twin.
+    local = configuration.from_environment(dict(e.split("=", 1) for e in env))
+    assert local == {"remote": {"local_sources": ["/clips/traffic.mp4"], "credential_hosts": ["10.0.0.5"]}}
+    with pytest.raises(DeploymentError, match="remote: set only by the module's local configuration"):
+        render(template, gpu="cpu", variables=VARIABLES, desired={"remote": {"local_sources": ["/"]}})

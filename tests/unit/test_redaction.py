@@ -27,9 +27,9 @@ SECRET = "hunter2"
         ("rtsp://cam/live?Password=hunter2;channel=1", "rtsp://cam/live?Password=***;channel=1"),
         (
             "https://x.blob.core.windows.net/v.mp4?sv=2024&sig=hunter2%3D",
-            "https://x.blob.core.windows.net/v.mp4?sv=2024&sig=***",
+            "https://x.blob.core.windows.net/v.mp4?sv=***&sig=***",
         ),
-        ("http://cam/a?access_token=hunter2#frag", "http://cam/a?access_token=***#frag"),
+        ("http://cam/a?access_token=hunter2#frag", "http://cam/a?access_token=***#***"),
         ("http://cam/a?api-key=hunter2", "http://cam/a?api-key=***"),
         ("rtsp://10.0.0.5/stream1", "rtsp://10.0.0.5/stream1"),
         ("/data/clips/a@b.mp4", "/data/clips/a@b.mp4"),

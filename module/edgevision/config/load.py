@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgevision.config.model import AppConfig
-from edgevision.documents import DocumentError, read_document
+from edgevision.documents import MAX_DEPTH, DocumentError, depth, read_document
 from edgevision.errors import ConfigError
 
 ENV_PREFIX = "EDGEVISION_"
@@ -43,6 +43,8 @@ def validate(document: Mapping[str, Any]) -> AppConfig:
     """Validate a whole configuration document; every problem is named in the error."""
     if not isinstance(document, Mapping):
         raise ConfigError([f"document: a JSON object expected, not {type(document).__name__}"])
+    if depth(document) > MAX_DEPTH:
+        raise ConfigError([f"document: nested deeper than {MAX_DEPTH} levels"])
     try:
         size = len(json.dumps(document, default=str))
     except (TypeError, ValueError) as exc:

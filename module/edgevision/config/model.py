@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgevision.config.camera import CAMERA_KEY, CameraConfig
+from edgevision.config.trust import RemoteConfig
 from edgevision.models.manifest import FAMILY_NAMES
 
 ProviderChoice = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -104,6 +105,10 @@ class SourceOptions(_Section):
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
     stall_timeout_s: float = Field(default=10.0, gt=0, le=600)
     open_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    # A decoded frame over this many pixels is refused (a camera error, counted as `oversize`):
+    # 12 MP covers 4K UHD (8.3 MP) and 4000 x 3000 cameras at 36 MB a frame; a 7000 x 7000 MJPEG
+    # stream (147 MB a frame) took the process from 169 MB to 802 MB without it.
+    max_frame_pixels: int = Field(default=12_000_000, ge=4096, le=200_000_000)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceOptions:
@@ -202,6 +207,8 @@ class AppConfig(_Section):
     sink: SinkConfig = SinkConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     http: HttpConfig = HttpConfig()
+    # What the twin and direct methods may point cameras at (local configuration only).
+    remote: RemoteConfig = RemoteConfig()
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")
@@ -243,6 +250,18 @@ class AppConfig(_Section):
                 f"{loaded} models would be loaded at once (each model the cameras use); "
                 f"inference.max_engines is {self.inference.max_engines}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _synthetic_within_the_frame_cap(self) -> AppConfig:
+        cap = self.sources.max_frame_pixels
+        for camera in self.cameras:
+            spec = camera.spec
+            if spec.kind == "synthetic" and spec.width * spec.height > cap:
+                raise ValueError(
+                    f"cameras.{camera.id}.uri: synthetic frames of {spec.width}x{spec.height} are "
+                    f"{spec.width * spec.height} pixels; sources.max_frame_pixels is {cap}"
+                )
         return self
 
     def camera(self, camera_id: str) -> CameraConfig | None:

@@ -1,9 +1,11 @@
-"""What a remote source (the module twin, a direct method) may name on the device's disk: only
-the module's own folders. Anyone who can write the twin could otherwise have the module create
-files anywhere it may write, load any file as a model, or read any file as a camera's password
-and send it to an address of their choosing.
+"""What a remote source (the module twin, a direct method) may name: on the device's disk only the
+module's own folders, as cameras no local source the local configuration has not allowed, and a
+camera's credentials only to the hosts the local configuration allows. Anyone who can write the
+twin could otherwise have the module create files anywhere it may write, load any file as a model,
+play any file it can read as a camera (and see it in a snapshot), or send a camera's password to
+an address of their choosing.
 
-The local base (file, environment, command line) is the device owner's and may name any path.
+The local base (file, environment, command line) is the device owner's and may name anything.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from edgevision.config.model import AppConfig
+from edgevision.config.source_uri import parse_source_uri
 from edgevision.errors import ConfigError
 
 SECRETS_DIR_ENV = "EDGEVISION_SECRETS_DIR"
@@ -33,11 +38,42 @@ class Folders:
     secrets: Path
 
 
-def confine(document: Mapping[str, Any], folders: Folders) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Policy:
+    """What the local configuration lets a remote one point cameras at (its `remote` section)."""
+
+    # Folders, device paths or `synthetic:` a remote camera may name.
+    local_sources: tuple[str, ...] = ()
+    # Hosts a camera's credentials reference may be sent to (lower case).
+    credential_hosts: frozenset[str] = frozenset()
+    # URIs the local configuration names itself: a remote camera may repeat them.
+    local_uris: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, local: AppConfig) -> Policy:
+        hosts = local.remote.credential_hosts
+        if hosts is None:
+            hosts = tuple(h for c in local.cameras if c.spec.kind == "stream" and (h := _host(c.uri)))
+        return cls(
+            local_sources=local.remote.local_sources,
+            credential_hosts=frozenset(h.lower() for h in hosts),
+            local_uris=frozenset(c.uri for c in local.cameras),
+        )
+
+
+def confine(
+    document: Mapping[str, Any],
+    folders: Folders,
+    policy: Policy | None = None,
+    under: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The remote document with its paths made absolute inside their folder (a relative one is
-    taken from that folder); ConfigError naming every path that leads elsewhere."""
+    taken from that folder) and its cameras held to `policy` (`under`: the document it will be
+    merged over); ConfigError naming every path, source or host that leads elsewhere."""
     confined = copy.deepcopy(dict(document))
     problems: list[str] = []
+    if "remote" in confined:
+        problems.append("remote: set only by the local configuration (a twin or method may not widen its own reach)")
 
     def place(section: str, field: str, folder: Path, what: str) -> None:
         node = confined.get(section)
@@ -73,20 +109,89 @@ def confine(document: Mapping[str, Any], folders: Folders) -> dict[str, Any]:
                     )
                 else:
                     model[field] = str(inside)
-    cameras = confined.get("cameras")
-    entries = cameras.items() if isinstance(cameras, dict) else enumerate(cameras) if isinstance(cameras, list) else ()
-    for key, camera in entries:
-        reference = camera.get("credentials") if isinstance(camera, dict) else None
+    existing = _cameras(under or {})
+    for name, camera in _cameras(confined).items():
+        reference = camera.get("credentials")
         if isinstance(reference, str) and reference.startswith("file:"):
             inside = _inside(reference[len("file:") :], folders.secrets)
             if inside is None:
-                name = camera.get("id", key) if isinstance(camera, dict) else key
                 problems.append(f"cameras.{name}.credentials: a credentials file must be inside {folders.secrets}")
             else:
                 camera["credentials"] = f"file:{inside}"
+        if policy is not None:
+            problems += _camera_problems(name, camera, existing.get(name, {}), policy, folders)
     if problems:
         raise ConfigError(problems)
     return confined
+
+
+def _cameras(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A document's cameras by id, whichever form they take (a mapping of id to camera or URI, or
+    a list of cameras with ids); entries are the document's own dicts (edited in place)."""
+    cameras = document.get("cameras")
+    found: dict[str, dict[str, Any]] = {}
+    if isinstance(cameras, Mapping):
+        for key, camera in cameras.items():
+            if isinstance(camera, str) and isinstance(cameras, dict):
+                camera = cameras[key] = {"uri": camera}
+            if isinstance(camera, dict):
+                found[str(key)] = camera
+    elif isinstance(cameras, list):
+        for index, camera in enumerate(cameras):
+            if isinstance(camera, dict):
+                found[str(camera.get("id", index))] = camera
+    return found
+
+
+def _camera_problems(
+    name: str, camera: Mapping[str, Any], before: Mapping[str, Any], policy: Policy, folders: Folders
+) -> list[str]:
+    """A remote camera's source (a local one only where allowed) and where its credentials would go."""
+    problems = []
+    uri = camera.get("uri")
+    if isinstance(uri, str) and uri not in policy.local_uris:
+        try:
+            spec = parse_source_uri(uri)
+        except ValueError:
+            spec = None  # validation says what is wrong with it
+        if spec is not None and spec.kind != "stream" and not _allowed_local(spec.kind, spec.target, policy):
+            problems.append(
+                f"cameras.{name}.uri: a twin or method may not name a local source (a file, folder, device or "
+                "synthetic:) unless remote.local_sources in the local configuration allows it"
+            )
+    if "uri" in camera or "credentials" in camera:
+        merged = {**before, **camera}
+        reference, target = merged.get("credentials"), merged.get("uri")
+        if isinstance(reference, str) and isinstance(target, str):
+            host = _host(target)
+            if host is None or host.lower() not in policy.credential_hosts:
+                problems.append(
+                    f"cameras.{name}.credentials: a credentials reference is sent only to the camera hosts the "
+                    f"local configuration allows (remote.credential_hosts; by default the hosts of its own "
+                    f"cameras), not to {host or 'this address'}"
+                )
+    return problems
+
+
+def _allowed_local(kind: str, target: str, policy: Policy) -> bool:
+    for allowed in policy.local_sources:
+        if kind == "synthetic" and allowed == "synthetic:":
+            return True
+        if kind == "usb" and target in (allowed, allowed.removeprefix("/dev/video")):
+            return True
+        if kind in ("file", "folder") and os.path.isabs(allowed):
+            real, folder = os.path.realpath(target), os.path.realpath(allowed)
+            if real == folder or os.path.commonpath([real, folder]) == folder:
+                return True
+    return False
+
+
+def _host(uri: str) -> str | None:
+    """A stream URI's host name or address, without user part or port (None if it has none)."""
+    try:
+        return urlsplit(uri).hostname
+    except ValueError:
+        return None
 
 
 def _inside(value: str, folder: Path) -> Path | None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
+from edgevision.redaction import redact_uri
+
 SourceKind = Literal["stream", "file", "folder", "usb", "synthetic"]
 
 _SYNTHETIC = re.compile(r"^(?P<w>\d{1,5})x(?P<h>\d{1,5})(?:@(?P<fps>\d+(?:\.\d+)?))?$")
@@ -46,18 +48,22 @@ def parse_source_uri(uri: str) -> SourceSpec:
     if lowered.startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://")):
         parts = urlsplit(uri)
         if not parts.hostname:
-            raise ValueError(f"{uri!r}: no host in the URL")
+            raise ValueError(f"{redact_uri(uri)!r}: no host in the URL")
         try:
             parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError as exc:
-            raise ValueError(f"{uri!r}: {exc}") from None
+        except ValueError:
+            # urllib's message quotes a piece of the address, where a password may be: not echoed.
+            raise ValueError(
+                f"{redact_uri(uri)!r}: the port is not a number (a password holding ':', '/', '?', '#' or '@' must be "
+                "percent-encoded, or given with credentials: env:NAME or file:/path)"
+            ) from None
         return SourceSpec("stream", uri)
     if lowered.startswith("synthetic:"):
         return _synthetic(uri)
     if lowered.startswith("usb:"):
         index = uri[4:]
         if not index.isdigit():
-            raise ValueError(f"{uri!r}: usb: needs a device index, e.g. usb:0")
+            raise ValueError(f"{redact_uri(uri)!r}: usb: needs a device index, e.g. usb:0")
         return SourceSpec("usb", index)
     match = re.fullmatch(r"/dev/video(\d+)", uri)
     if match:
@@ -73,11 +79,11 @@ def parse_source_uri(uri: str) -> SourceSpec:
         if parts.netloc and parts.netloc != "localhost":
             path = parts.netloc + path  # file:relative/path
     elif "://" in uri:
-        raise ValueError(f"{uri!r}: unsupported scheme (rtsp, http, https, file, usb, synthetic)")
+        raise ValueError(f"{redact_uri(uri)!r}: unsupported scheme (rtsp, http, https, file, usb, synthetic)")
     else:
         path = uri
     if not path:
-        raise ValueError(f"{uri!r}: no path")
+        raise ValueError(f"{redact_uri(uri)!r}: no path")
     kind: SourceKind = "folder" if Path(path).is_dir() else "file"
     return SourceSpec(kind, path, loop=loop)
 
@@ -88,7 +94,7 @@ def _synthetic(uri: str) -> SourceSpec:
     if spec_text:
         match = _SYNTHETIC.match(spec_text)
         if not match:
-            raise ValueError(f"{uri!r}: synthetic sources look like synthetic:1280x720@30")
+            raise ValueError(f"{redact_uri(uri)!r}: synthetic sources look like synthetic:1280x720@30")
         width, height = int(match["w"]), int(match["h"])
         fps = float(match["fps"]) if match["fps"] else fps
     query = parse_qs(query_text)
@@ -97,11 +103,11 @@ def _synthetic(uri: str) -> SourceSpec:
         height = int(query.get("height", [height])[0])
         fps = float(query.get("fps", [fps])[0])
     except ValueError:
-        raise ValueError(f"{uri!r}: width, height and fps must be numbers") from None
+        raise ValueError(f"{redact_uri(uri)!r}: width, height and fps must be numbers") from None
     if not (16 <= width <= 8192 and 16 <= height <= 8192):
-        raise ValueError(f"{uri!r}: frame size must be 16..8192 pixels a side")
+        raise ValueError(f"{redact_uri(uri)!r}: frame size must be 16..8192 pixels a side")
     if fps < 0:
-        raise ValueError(f"{uri!r}: fps must be >= 0 (0: as fast as possible)")
+        raise ValueError(f"{redact_uri(uri)!r}: fps must be >= 0 (0: as fast as possible)")
     return SourceSpec("synthetic", "synthetic", width=width, height=height, fps=fps)
 
 

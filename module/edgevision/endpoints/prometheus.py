@@ -38,7 +38,7 @@ class PipelineCollector(Collector):
             "edgevision_latency_ms", "Capture to publish latency (ms)", labels=["camera", "provider"]
         )
         for camera, c in snapshot["cameras"].items():
-            for state in ("captured", "inferred", "dropped", "corrupt"):
+            for state in ("captured", "inferred", "dropped", "corrupt", "oversize"):
                 frames.add_metric([camera, state], c[state])
             for reason, count in c["dropped_by_reason"].items():
                 dropped.add_metric([camera, reason], count)

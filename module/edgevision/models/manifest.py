@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgevision.documents import DocumentError, read_document
+from edgevision.documents import DocumentError, read_bounded, read_document
 from edgevision.errors import BuildError
 
 MANIFEST_SUFFIX = ".json"
@@ -115,11 +115,10 @@ def load_manifest_file(path: Path) -> ModelManifest:
     if isinstance(raw, dict) and isinstance(raw.get("labels"), str):
         labels_path = path.parent / raw["labels"]
         try:
-            raw["labels"] = [
-                line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()
-            ]
-        except OSError as exc:
-            raise ManifestError(f"manifest {path}: cannot read labels file {labels_path}: {exc.strerror}") from exc
+            text = read_bounded(labels_path, "labels file").decode("utf-8", errors="replace")
+        except DocumentError as exc:
+            raise ManifestError(f"manifest {path}: {exc}") from exc
+        raw["labels"] = [line.strip() for line in text.splitlines() if line.strip()]
     try:
         return ModelManifest.model_validate({**raw, "origin": path})
     except ValidationError as exc:

@@ -53,6 +53,8 @@ class Source:
         self._first_seq = start_seq
         self._thread: threading.Thread | None = None
         self._reading_since: float | None = None
+        # How long to wait before trying again a camera that sent a frame over the pixel cap.
+        self._refused_backoff = options.reconnect_initial_s
 
     @property
     def next_seq(self) -> int:
@@ -184,6 +186,9 @@ class Source:
                     return "retry"
                 continue
             corrupt_run = 0
+            if image.shape[0] * image.shape[1] > self.options.max_frame_pixels:
+                return self._refuse(image)
+            self._refused_backoff = self.options.reconnect_initial_s
             self.metrics.stage("decode", decode_s)
             if pace:
                 # Recorded and synthetic sources play in real time unless every frame is wanted.
@@ -199,6 +204,27 @@ class Source:
             if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
                 return "finished"
         return "stopped"
+
+    def _refuse(self, image: np.ndarray) -> str:
+        """A frame over sources.max_frame_pixels: counted, said, never queued. A live camera is
+        closed and tried again with a growing wait (each try decodes one such frame at most); a
+        recorded one fails."""
+        height, width = image.shape[:2]
+        self.pool.release(image)
+        self.stats.oversize_frame()
+        reason = (
+            f"a {width}x{height} frame ({width * height} pixels) is over sources.max_frame_pixels "
+            f"({self.options.max_frame_pixels}): refused"
+        )
+        if not self.spec.live:
+            log.error("camera %s: %s", self.camera.id, reason)
+            self.stats.set_state("failed", reason)
+            return "failed"
+        if self.stats.outage_began(reason):
+            log.warning("camera %s: %s; trying again", self.camera.id, reason)
+        self._stop.wait(self._refused_backoff)
+        self._refused_backoff = min(self._refused_backoff * 2, self.options.reconnect_max_s)
+        return "retry"
 
     def _emit(self, image: np.ndarray, generation: int) -> bool:
         with self._lock:

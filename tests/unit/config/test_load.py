@@ -102,3 +102,17 @@ def test_the_environment_variables_of_the_tools_are_not_configuration() -> None:
     assert configuration.from_environment(environ) == {"http": {"port": 9700}}
     with pytest.raises(ConfigError, match="surprise"):
         configuration.load(environ={"EDGEVISION_SURPRISE": "1"})
+
+
+def test_synthetic_frames_are_held_to_the_pixel_cap() -> None:
+    # From the twin, synthetic:8192x8192 took the process to 1.7 GB.
+    with pytest.raises(ConfigError, match=r"cameras.s.uri: synthetic frames of 8192x8192 are 67108864 pixels"):
+        configuration.validate({"cameras": {"s": {"uri": "synthetic:8192x8192@30"}}})
+    assert (
+        configuration.validate({"cameras": {"s": {"uri": "synthetic:4000x3000@30"}}}).sources.max_frame_pixels
+        == 12_000_000
+    )
+    with pytest.raises(ConfigError):
+        configuration.validate(
+            {"cameras": {"s": {"uri": "synthetic:1280x720"}}, "sources": {"max_frame_pixels": 10_000}}
+        )

@@ -1,4 +1,5 @@
-"""What the twin or a direct method may name on disk: the module's own folders only."""
+"""What the twin or a direct method may name: on disk the module's own folders only; as a camera, no
+local source unless allowed; a camera's credentials only to the hosts the local configuration allows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgevision.config.remote import Folders, confine
+from edgevision.config.load import validate
+from edgevision.config.remote import Folders, Policy, confine
 from edgevision.errors import ConfigError
 
 
@@ -64,3 +66,66 @@ def test_a_symbolic_link_out_of_the_folder_is_followed_and_refused(folders: Fold
 
 def test_manifest_model_names_are_not_paths(folders: Folders) -> None:
     assert confine({"model": {"name": "yolox-nano"}}, folders) == {"model": {"name": "yolox-nano"}}
+
+
+LOCAL = {
+    "cameras": {
+        "front": {"uri": "rtsp://10.0.0.5/stream1", "credentials": "env:FRONT_CAMERA"},
+        "clip": {"uri": "/media/clips/yard.mp4"},
+    }
+}
+
+
+def _policy(**remote: object) -> Policy:
+    return Policy.of(validate({**LOCAL, "remote": remote} if remote else LOCAL))
+
+
+def _refused(document: dict, folders: Folders, policy: Policy, under: dict = LOCAL) -> str:
+    with pytest.raises(ConfigError) as refused:
+        confine(document, folders, policy, under)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["/etc/hostname", "file:/etc/passwd", "/var/lib", "/dev/video0", "usb:0", "synthetic:8192x8192@30"],
+)
+def test_a_remote_camera_may_not_name_a_local_source_by_default(folders: Folders, uri: str) -> None:
+    message = _refused({"cameras": {"x": {"uri": uri}}}, folders, _policy())
+    assert "cameras.x.uri: a twin or method may not name a local source" in message
+    assert "remote.local_sources" in message
+
+
+def test_local_sources_the_local_configuration_allows(folders: Folders, tmp_path: Path) -> None:
+    clips = tmp_path / "clips"
+    (clips / "day").mkdir(parents=True)
+    policy = _policy(local_sources=[str(clips), "/dev/video1", "synthetic:"])
+    for uri in (str(clips / "day" / "a.mp4"), f"file:{clips}/b.mp4", "/dev/video1", "synthetic:64x48@5"):
+        confine({"cameras": {"x": {"uri": uri}}}, folders, policy, LOCAL)
+    # Outside the folder (.. included), or another device: still refused.
+    for uri in (str(clips / ".." / "secret.txt"), "/dev/video0"):
+        _refused({"cameras": {"x": {"uri": uri}}}, folders, policy)
+    # A URI the local configuration names itself may be repeated, e.g. by a twin copying it.
+    confine({"cameras": {"x": {"uri": "/media/clips/yard.mp4"}}}, folders, _policy(), LOCAL)
+
+
+def test_credentials_go_only_to_the_hosts_the_local_configuration_allows(folders: Folders) -> None:
+    policy = _policy()
+    # A new camera on a new host with the local camera's password: refused, and the host named.
+    message = _refused(
+        {"cameras": {"x": {"uri": "http://attacker.example/", "credentials": "env:FRONT_CAMERA"}}}, folders, policy
+    )
+    assert "cameras.x.credentials" in message and "not to attacker.example" in message
+    # The local camera moved to another host keeps its credentials: refused too.
+    _refused({"cameras": {"front": {"uri": "rtsp://attacker.example/s"}}}, folders, policy)
+    # Another stream on the camera's own host, any port: allowed; without credentials: anywhere.
+    confine({"cameras": {"x": {"uri": "rtsp://10.0.0.5:8554/s2", "credentials": "env:X"}}}, folders, policy, LOCAL)
+    confine({"cameras": {"x": {"uri": "http://other.example/mjpeg"}}}, folders, policy, LOCAL)
+    # The local configuration may name the hosts itself.
+    named = _policy(credential_hosts=["cams.example"])
+    confine({"cameras": {"x": {"uri": "rtsp://CAMS.example/a", "credentials": "env:X"}}}, folders, named, LOCAL)
+
+
+def test_a_remote_document_may_not_widen_its_own_reach(folders: Folders) -> None:
+    message = _refused({"remote": {"local_sources": ["/"]}}, folders, _policy())
+    assert message.startswith("invalid configuration: remote: set only by the local configuration")
