@@ -23,9 +23,16 @@ _ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 def resolve_token(settings: HttpConfig, state: Path) -> tuple[str, str]:
     """The token and where it comes from (for the log; never the token itself)."""
     configured = settings.secret()
-    if configured is not None:
-        return configured, "http.token"
     path = state / TOKEN_FILE
+    if configured is not None:
+        # A token made earlier no longer opens anything: it must not lie there as if it did.
+        if path.is_file():
+            try:
+                path.unlink()
+                log.warning("http.token is set: the token the module made earlier (%s) is removed", path)
+            except OSError as exc:
+                log.warning("http.token is set, but the earlier token file %s stays: %s", path, exc.strerror)
+        return configured, "http.token"
     try:
         kept = path.read_text(encoding="ascii").strip() if path.is_file() else None
     except (OSError, UnicodeDecodeError):

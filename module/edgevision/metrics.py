@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgevision.outcomes import WINDOW_S, Outcomes
+
 LATENCY_WINDOW = 2048  # samples per camera kept for percentiles
 # Cumulative latency histogram buckets (ms), for Prometheus.
 LATENCY_BUCKETS_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -165,6 +167,9 @@ class PipelineMetrics:
         self._last_snapshot = clock()
         # Engine switches at run time (GPU -> CPU fallbacks and restores).
         self.provider_switches = 0
+        # Frames inference ran or failed, and results the sink wrote or lost, lately and in all.
+        self.inference = Outcomes(clock=clock)
+        self.results = Outcomes(clock=clock)
 
     def camera(self, camera: str) -> CameraStats:
         with self._lock:
@@ -242,7 +247,21 @@ class PipelineMetrics:
             },
             "queues": queues,
             "provider_switches": self.provider_switches,
+            "inference": _outcomes(self.inference),
+            "results_written": _outcomes(self.results),
         }
         if extra:
             document.update(extra)
         return document
+
+
+def _outcomes(outcomes: Outcomes) -> dict[str, Any]:
+    recent = outcomes.recent()
+    return {
+        "window_s": WINDOW_S,
+        "ok_recent": recent.ok,
+        "failed_recent": recent.failed,
+        "failed_total": recent.total_failed,
+        "failing": recent.failing,
+        "last_error": recent.last_error,
+    }

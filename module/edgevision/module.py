@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -78,6 +79,8 @@ class Module:
         self._local: SinkSwitch | None = None
         self.pipeline: Pipeline | None = None
         self.endpoints = HttpService(self, state_dir(self._environ))
+        # When a stop was asked for (monotonic): the upstream's grace counts from it.
+        self._stop_requested: float | None = None
         self.methods = Methods(self)
 
     @property
@@ -165,6 +168,8 @@ class Module:
         return line + (f" ({dropped})" if dropped else "")
 
     def request_stop(self) -> None:
+        if self._stop_requested is None:
+            self._stop_requested = time.monotonic()
         if self.pipeline is not None:
             self.pipeline.request_stop()
 
@@ -172,7 +177,9 @@ class Module:
         done = self.pipeline.wait(timeout) if self.pipeline is not None else True
         if done:
             if self.link is not None:
-                self.link.close(self.reported_state() if self.pipeline is not None else None)
+                # What is left of the grace since the stop was asked for (a stop without one: all).
+                deadline = (self._stop_requested or time.monotonic()) + self.config.upstream.stop_grace_s
+                self.link.close(self.reported_state() if self.pipeline is not None else None, deadline)
                 self.link = None
             if self._local is not None:
                 self._local.close()

@@ -184,3 +184,20 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+class RepeatFilter(logging.Filter):
+    """On a noisy library's logger (the IoT SDK logs "Exception caught in background thread"
+    every retry, every 10 s of an outage): a message that repeats the one before it is dropped, so
+    the log has one line per change of state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first_line = record.getMessage().split("\n", 1)[0]
+        if self._last.get(record.name) == first_line:
+            return False
+        self._last[record.name] = first_line
+        return True

@@ -25,9 +25,40 @@ def state_dir(environ: Mapping[str, str]) -> Path:
     return Path(environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("edgevision"))
 
 
+def private_folder(path: Path) -> None:
+    """`path` made (with its parents) and readable by the owner only (0700): the outbox and the
+    last known good configuration hold results and camera addresses. A folder someone else owns
+    (a volume mounted as is) is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if path.stat().st_uid == os.getuid() and path.stat().st_mode & 0o077:
+            path.chmod(0o700)
+    except OSError as exc:
+        log.warning("cannot make %s private (0700): %s", path, exc.strerror)
+
+
+def private_file(path: Path) -> None:
+    """`path` readable by the owner only (0600): created empty if it does not exist (a database
+    made in it keeps that mode, its journal files included: SQLite copies it), tightened if an
+    earlier version left it readable by others."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for each in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            if each.stat().st_uid == os.getuid() and each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("cannot make %s private (0600): %s", each, exc.strerror)
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` readable by the owner only, all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         os.fchmod(fd, 0o600)

@@ -345,3 +345,26 @@ def test_methods_and_patches_work_after_edgehub_loses_subscriptions(hub_factory,
         module.stop()
         raise AssertionError(f"patch not applied and reported:\n{module.stderr[-4000:]}") from None
     assert module.stop() == 0
+
+
+def test_a_stop_with_edgehub_frozen_ends_within_the_grace(hub_factory, run_module, broker: Mosquitto) -> None:
+    """IoT Edge kills a module 10 s after SIGTERM: with edgeHub hung (SIGSTOP, the port open and
+    nothing answered), every upstream call at the stop shares upstream.stop_grace_s (8 s)."""
+    hub = hub_factory(
+        {
+            "cameras": {"syn": {"uri": "synthetic:320x240@20"}},
+            "upstream": {"results_mode": "every_frame", "report_min_interval_s": 0.2},
+            "metrics_interval_s": 1,
+        }
+    )
+    module = run_module(hub)
+    hub.wait_for(lambda: len(_results(hub)) >= 20, 60, "results flowing")
+    broker.freeze()
+    try:
+        time.sleep(1)  # calls are in flight and unanswered now
+        started = time.monotonic()
+        code = module.stop()
+        took = time.monotonic() - started
+    finally:
+        broker.thaw()
+    assert took < 10.0 and code == 0, (took, code, module.stderr[-2000:])

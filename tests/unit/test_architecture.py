@@ -16,8 +16,8 @@ SOURCES = sorted((ROOT / PACKAGE).rglob("*.py"))
 # it, never from its own row or a row below. A new package or module gets a row here.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # The ground: nothing of the package.
-    ("edgevision", "accel", "control", "detections", "download", "geometry", "metrics", "redaction", "state"),
-    ("errors", "status_line"),
+    ("edgevision", "accel", "control", "detections", "download", "geometry", "outcomes", "redaction", "state"),
+    ("errors", "metrics", "status_line"),
     ("documents", "imageio"),
     # Manifests, model files and their derived copies.
     ("models",),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from edgevision.cli.parser import build_parser
 from edgevision.errors import EXIT_FAILED, EdgevisionError
-from edgevision.redaction import RedactingFilter, redact_text
+from edgevision.redaction import RedactingFilter, RepeatFilter, redact_text
 
 log = logging.getLogger("edgevision")
 
@@ -28,8 +28,11 @@ def _configure_logging(verbosity: int) -> None:
     handler.addFilter(RedactingFilter())
     logging.basicConfig(level=level, handlers=[handler])
     # The SDK logs every publish at INFO; its warnings are what operators need.
+    repeats = RepeatFilter()
     for noisy in ("azure.iot.device", "paho"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbosity > 2 else logging.WARNING)
+    # Their records reach the handler from many child loggers: the filter sits on the handler.
+    handler.addFilter(lambda record: not record.name.startswith(("azure.", "paho")) or repeats.filter(record))
 
 
 def _handler(command: str):  # a command function

@@ -134,11 +134,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     final = module.metrics_snapshot()
     for line in summary_lines(final):
         print(line, file=sys.stderr)
+    return exit_status(final)
+
+
+def exit_status(final: dict[str, Any]) -> int:
+    """Non-zero, with one line saying why, when the run did not do its job: no camera could be
+    read, inference failed for every frame, or results were lost to the sink."""
     cameras = final["cameras"].values()
+    inference, written = final.get("inference", {}), final.get("results_written", {})
+    problem = None
     if cameras and all(c["state"] == "failed" and c["inferred"] == 0 for c in cameras):
-        print("edgevision: error: no camera could be read", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+        problem = "no camera could be read"
+    elif inference.get("failed_total") and not sum(c["inferred"] for c in cameras):
+        problem = f"inference failed for every frame ({inference['failed_total']}): {inference['last_error']}"
+    elif written.get("failed_total"):
+        problem = f"{written['failed_total']} result(s) could not be written: {written['last_error']}"
+    if problem is None:
+        return EXIT_OK
+    print(f"edgevision: error: {problem}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _sample_camera(flags: dict[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,9 @@ class UpstreamConfig(_Section):
     results_mode: Literal["every_frame", "on_change", "summary", "analytics_only"] = "on_change"
     heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
     summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    # IoT Edge (and docker stop) kill a module 10 s after SIGTERM: at a stop, every upstream call
+    # (the last messages, reported properties, the client's shutdown) shares this long in all.
+    stop_grace_s: float = Field(default=8.0, gt=0, le=600)
     # The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and
     # restarts; beyond any of these limits the oldest are dropped (and counted).
     queue_size: int = Field(default=100_000, ge=1, le=10_000_000)
@@ -171,6 +174,8 @@ class HttpConfig(_Section):
     # metrics-collector module sends no token, so it is open unless this asks for one.
     metrics_auth: bool = False
     max_connections: int = Field(default=64, ge=1, le=4096)
+    # Connections one client address may hold at once (loopback included).
+    max_connections_per_client: int = Field(default=8, ge=1, le=4096)
     backlog: int = Field(default=128, ge=1, le=4096)
     # A client must send its whole request (headers and body) within this.
     request_timeout_s: float = Field(default=10.0, gt=0, le=300)

@@ -24,6 +24,8 @@ from edgevision.errors import ConfigError
 
 SECRETS_DIR_ENV = "EDGEVISION_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = "/run/secrets"
+# URIs of network streams (everything else a camera may name is on the device).
+_STREAMS = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://")
 # Model names that are paths (the rest are manifest names, looked up among the known manifests).
 _MODEL_SUFFIXES = (".onnx", ".json")
 
@@ -149,12 +151,13 @@ def _camera_problems(
     """A remote camera's source (a local one only where allowed) and where its credentials would go."""
     problems = []
     uri = camera.get("uri")
-    if isinstance(uri, str) and uri not in policy.local_uris:
+    if isinstance(uri, str) and uri not in policy.local_uris and not uri.lower().startswith(_STREAMS):
         try:
             spec = parse_source_uri(uri)
+            allowed = _allowed_local(spec.kind, spec.target, policy)
         except ValueError:
-            spec = None  # validation says what is wrong with it
-        if spec is not None and spec.kind != "stream" and not _allowed_local(spec.kind, spec.target, policy):
+            allowed = False  # not even a source it could name; validation says more
+        if not allowed:
             problems.append(
                 f"cameras.{name}.uri: a twin or method may not name a local source (a file, folder, device or "
                 "synthetic:) unless remote.local_sources in the local configuration allows it"

@@ -14,6 +14,13 @@ SourceKind = Literal["stream", "file", "folder", "usb", "synthetic"]
 
 _SYNTHETIC = re.compile(r"^(?P<w>\d{1,5})x(?P<h>\d{1,5})(?:@(?P<fps>\d+(?:\.\d+)?))?$")
 _TRUE = {"1", "true", "yes", "on"}
+# What a camera file may be, by its suffix: video containers and streams, and images.
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv",
+     ".wmv", ".3gp", ".ogv", ".y4m", ".h264", ".264", ".h265", ".265", ".hevc", ".mjpeg", ".mjpg", ".gif"}
+)  # fmt: skip
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,12 @@ def parse_source_uri(uri: str) -> SourceSpec:
     if not path:
         raise ValueError(f"{redact_uri(uri)!r}: no path")
     kind: SourceKind = "folder" if Path(path).is_dir() else "file"
+    if kind == "file" and Path(path).suffix.lower() not in MEDIA_SUFFIXES:
+        # FFmpeg plays more than video: a text file through its tty demuxer, rendered as frames
+        # anyone with a snapshot could read.
+        raise ValueError(
+            f"{redact_uri(uri)!r}: a camera file must be a video or an image ({', '.join(sorted(MEDIA_SUFFIXES))})"
+        )
     return SourceSpec(kind, path, loop=loop)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import hmac
 import ipaddress
 import logging
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 # Connections from the container itself (the HEALTHCHECK) are let in past the cap, up to this many
 # more: a flood from the network must not get the module restarted for failing its health check.
 LOOPBACK_RESERVE = 8
+# A connection that has waited this long for its request headers may make room for a new one
+# (a real client sends them in milliseconds).
+EVICTABLE_AFTER_S = 1.0
+# An address (not loopback) that sent this many requests without a valid token within
+# STRIKE_WINDOW_S is refused at connect until its oldest strike is that old.
+STRIKES = 20
+STRIKE_WINDOW_S = 10.0
+MAX_TRACKED_ADDRESSES = 4096
 # Paths anyone may call: liveness and readiness probes (orchestrators send no token).
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -36,41 +45,88 @@ _BUSY = (
 
 
 class Admission:
-    """The protocol factory the listening socket uses: a connection over the cap is answered 503
-    and closed; one let in must complete its request's headers within `deadline_s`."""
+    """The protocol factory the listening socket uses. A connection is let in while the server has
+    room (the cap, plus a reserve for loopback: the HEALTHCHECK's own) and its address holds fewer
+    than `per_client`; otherwise the oldest connection that has not yet sent its request headers
+    (of that address, or any) makes room, and only if there is none is the new one answered 503.
+    So slow clients can hold nothing a real client needs. An address (not loopback) that keeps
+    sending requests without the token is refused at connect for a while, before any parsing."""
 
-    def __init__(self, server: web.Server, max_connections: int, deadline_s: float) -> None:
+    def __init__(self, server: web.Server, max_connections: int, deadline_s: float, per_client: int = 8) -> None:
         self._server = server
         self.max_connections = max_connections
+        self.per_client = per_client
         self.deadline_s = deadline_s
         self.refused = 0
         self.expired = 0
-        # Handlers still waiting for their request's headers (aiohttp's take no weak references;
-        # each is held at most `deadline_s`).
-        self._waiting: dict[int, Any] = {}
+        self.evicted = 0
+        self.penalised = 0
+        # Handlers still waiting for their request's headers, oldest first (aiohttp's take no
+        # weak references; each is held at most `deadline_s`).
+        self._waiting: dict[int, tuple[Any, str | None, float]] = {}
+        # Requests refused for a missing or wrong token, by address: when (monotonic).
+        self._strikes: dict[str, collections.deque[float]] = {}
 
     def __call__(self) -> asyncio.Protocol:
         return _Gate(self)
 
     def admit(self, transport: asyncio.Transport) -> asyncio.Protocol | None:
-        limit = self.max_connections + (LOOPBACK_RESERVE if _loopback(transport) else 0)
-        if len(self._server.connections) >= limit:
+        address = _address(transport)
+        loopback = _loopback(address)
+        if not loopback and address is not None and self._penalised(address):
+            self.penalised += 1
+            return None
+        mine = sum(1 for c in self._server.connections if _address(getattr(c, "transport", None)) == address)
+        if mine >= self.per_client and not self._evict(lambda a: a == address):
+            self.refused += 1
+            return None
+        limit = self.max_connections + (LOOPBACK_RESERVE if loopback else 0)
+        if len(self._server.connections) >= limit and not self._evict(lambda a: loopback or not _loopback(a)):
             self.refused += 1
             return None
         handler = self._server()
-        self._waiting[id(handler)] = handler
+        self._waiting[id(handler)] = (handler, address, time.monotonic())
         asyncio.get_running_loop().call_later(self.deadline_s, self._expire, id(handler))
         return handler
 
+    def _evict(self, which: Callable[[str | None], bool]) -> bool:
+        """Close the oldest connection that has waited EVICTABLE_AFTER_S or more for its headers
+        and whose address `which` takes (a client that just connected is about to send them)."""
+        old_enough = time.monotonic() - EVICTABLE_AFTER_S
+        for key, (handler, address, since) in list(self._waiting.items()):
+            if since > old_enough:
+                break  # oldest first: the rest are younger still
+            transport = getattr(handler, "transport", None)
+            if which(address) and transport is not None and not transport.is_closing():
+                del self._waiting[key]
+                self.evicted += 1
+                transport.abort()
+                return True
+        return False
+
     def received(self, handler: Any) -> None:
-        """The request's headers arrived: the connection no longer expires."""
+        """The request's headers arrived: the connection no longer expires or makes room."""
         self._waiting.pop(id(handler), None)
 
-    def _expire(self, key: int) -> None:
-        handler = self._waiting.pop(key, None)
-        if handler is None:
+    def strike(self, address: str | None) -> None:
+        """A request refused for its token (loopback is the container itself: never held back)."""
+        if address is None or _loopback(address):
             return
-        transport = getattr(handler, "transport", None)
+        now = time.monotonic()
+        if address not in self._strikes and len(self._strikes) >= MAX_TRACKED_ADDRESSES:
+            self._strikes.pop(next(iter(self._strikes)))  # the longest known: bounded memory
+        strikes = self._strikes.setdefault(address, collections.deque(maxlen=STRIKES))
+        strikes.append(now)
+
+    def _penalised(self, address: str) -> bool:
+        strikes = self._strikes.get(address)
+        return bool(strikes) and len(strikes) == STRIKES and time.monotonic() - strikes[0] < STRIKE_WINDOW_S
+
+    def _expire(self, key: int) -> None:
+        entry = self._waiting.pop(key, None)
+        if entry is None:
+            return
+        transport = getattr(entry[0], "transport", None)
         if transport is not None and not transport.is_closing():
             self.expired += 1
             transport.abort()
@@ -93,10 +149,14 @@ class _Gate(asyncio.Protocol):
         handler.connection_made(transport)
 
 
-def _loopback(transport: asyncio.BaseTransport) -> bool:
-    peer = transport.get_extra_info("peername")
+def _address(transport: asyncio.BaseTransport | None) -> str | None:
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else None
+
+
+def _loopback(address: str | None) -> bool:
     try:
-        return bool(peer) and ipaddress.ip_address(peer[0]).is_loopback
+        return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
@@ -118,7 +178,11 @@ class TokenCheck:
         scheme, _, value = header.strip().partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer":
-            offered = value.encode()
+            # aiohttp hands over undecodable header bytes as surrogates: compared as they came.
+            try:
+                offered = value.encode("utf-8", "surrogateescape")
+            except UnicodeError:
+                return False
         elif scheme.lower() == "basic":
             try:
                 offered = base64.b64decode(value, validate=True).partition(b":")[2]
@@ -146,6 +210,8 @@ def guard_middleware(
             admitted.received(request.protocol)
         check = tokens()
         if check.required(request.path) and not check.accepts(request.headers.get("Authorization")):
+            if admitted is not None:
+                admitted.strike(request.remote)
             response: web.StreamResponse = web.json_response(
                 {"error": "a bearer token is required (http.token)"}, status=401, headers=UNAUTHORIZED_HEADERS
             )

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +39,8 @@ _PARSER_LOG.setLevel(logging.CRITICAL)
 MAX_SCORE_BYTES = 16 * 1024 * 1024
 # How long a 429 waits before it is sent.
 BUSY_ANSWER_DELAY_S = 1.0
+# /metrics is rendered at most once in this long (scrapers come every 10-60 s).
+METRICS_RENDER_S = 1.0
 PATHS = ["/healthz", "/metrics", "/preview/<camera>.mjpg", "/readyz", "/score", "/status"]
 # Header limits, and how long an unread body is drained after an early answer (aiohttp's 10 s
 # would let an endless chunked body hold the connection).
@@ -65,6 +68,10 @@ class HttpServer:
         self._listener: asyncio.AbstractServer | None = None
         self.admission: Admission | None = None
         self.gate: ScoreGate | None = None
+        self._reading: asyncio.Semaphore | None = None
+        # When /metrics was last rendered, and that render; how many renders there were.
+        self._rendered: tuple[float, asyncio.Future[bytes]] | None = None
+        self.renders = 0
         self.previews = PreviewStreams(control, settings.preview_fps, settings.preview_viewers, self._calls)
 
     def set_token(self, token: str, metrics_auth: bool) -> None:
@@ -111,9 +118,18 @@ class HttpServer:
             app, access_log=None, handle_signals=False, auto_decompress=False, logger=_PARSER_LOG, **_LIMITS
         )
         await self._runner.setup()
-        self.admission = Admission(self._runner.server, self.settings.max_connections, self.settings.request_timeout_s)
-        self.gate = ScoreGate(self.settings.score_queue, self.settings.score_share)
-        self._listener = await self._loop.create_server(self.admission, sock=self._sock)
+        settings = self.settings
+        self.admission = Admission(
+            self._runner.server,
+            settings.max_connections,
+            settings.request_timeout_s,
+            settings.max_connections_per_client,
+        )
+        self.gate = ScoreGate(settings.score_queue, settings.score_share)
+        # Bodies are read before a place in the scoring queue is taken, a few at a time.
+        self._reading = asyncio.Semaphore(max(2 * settings.score_queue, 2))
+        # asyncio listens again on the socket it is given, with its own backlog unless told.
+        self._listener = await self._loop.create_server(self.admission, sock=self._sock, backlog=settings.backlog)
 
     async def _close(self) -> None:
         self.previews.close()
@@ -147,7 +163,14 @@ class HttpServer:
             return web.json_response({"error": str(exc)}, status=503)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
-        data = await self._call(generate_latest, self._registry)
+        """Rendered at most once every METRICS_RENDER_S: requests meanwhile share the last render
+        (or the one under way), so scrapers, however many, cost one render a second."""
+        now = time.monotonic()
+        if self._rendered is None or now - self._rendered[0] >= METRICS_RENDER_S:
+            render = self._loop.run_in_executor(self._calls, generate_latest, self._registry)
+            self._rendered = (now, asyncio.ensure_future(render))
+            self.renders += 1
+        data = await asyncio.shield(self._rendered[1])
         return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _preview(self, request: web.Request) -> web.StreamResponse:
@@ -163,13 +186,15 @@ class HttpServer:
             return _error(415, "send the image as it is, without a Content-Encoding")
         assert self.gate is not None
         try:
-            async with self.gate.place() as ticket:
+            # The body first, within the deadline and outside the queue: a client that declares a
+            # body and holds it back keeps a reading slot at most request_timeout_s, never the gate.
+            if self._reading.locked():
+                raise Busy
+            async with self._reading:
                 body = await asyncio.wait_for(request.read(), self.settings.request_timeout_s)
-                _kind, width, height = inspect_image(body, self.settings.score_max_pixels)
-                async with self.gate.turn(ticket, self.settings.request_timeout_s):
-                    result = await self._loop.run_in_executor(
-                        self._scoring, self._decode_and_score, body, width, height
-                    )
+            _kind, width, height = inspect_image(body, self.settings.score_max_pixels)
+            async with self.gate.place() as ticket, self.gate.turn(ticket, self.settings.request_timeout_s):
+                result = await self._loop.run_in_executor(self._scoring, self._decode_and_score, body, width, height)
         except Busy:
             # Answered late on purpose: a client that ignores Retry-After and asks again at once
             # would otherwise cost the cameras a parse and an answer per request, thousands a

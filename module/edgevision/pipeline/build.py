@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from edgevision.config.model import DEFAULT_MODEL, AppConfig
 from edgevision.detector.loader import DetectorLoader
+from edgevision.errors import first_line
 from edgevision.inference.options import EngineConfig
 from edgevision.inference.providers import gpu_may_run
+from edgevision.inference.status import EngineError
 from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
 from edgevision.pipeline.cameras import SourceFactory, real_source
@@ -153,11 +155,18 @@ class StageBuilder:
             preprocess_workers=inference.preprocess_workers,
             rescue=lambda: self._detectors.load(model, cpu_config, layout.max_batch, in_graph).engine,
         )
-        if engine.on_gpu:
-            # Before any frame, and before the hung-run watchdog sees these stages: each batch
-            # size's session is made, TensorRT builds or loads its engine, cuDNN picks algorithms.
-            spec = model.manifest.input
+        # Before any frame, and before the hung-run watchdog sees these stages: each batch size
+        # runs once (on a GPU its session is made, TensorRT builds or loads its engine, cuDNN picks
+        # algorithms). A model that cannot run fails here, so a live swap to it is refused and the
+        # running one kept.
+        spec = model.manifest.input
+        try:
             took = stages.pool.warm_up((spec.height, spec.width))
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"model {model.name} fails its first run: {first_line(exc)}") from exc
+        if engine.on_gpu:
             if took:
                 log.info("warmed up batch sizes %s on %s (ms: %s)", list(took), engine.provider, took)
             else:

@@ -217,7 +217,13 @@ class Pipeline:
 
     def readiness(self) -> Probe:
         last = [(c.camera, c.last_frame_mono) for c in list(self.metrics.cameras.values())]
-        return health.readiness(self.model is not None, last, time.monotonic())
+        return health.readiness(
+            self.model is not None,
+            last,
+            time.monotonic(),
+            self.metrics.inference.recent(),
+            self.metrics.results.recent(),
+        )
 
     def metrics_snapshot(self, advance: bool = False) -> dict[str, Any]:
         """The metrics message's figures; only the periodic message advances the interval."""
@@ -250,6 +256,7 @@ class Pipeline:
             **stage_status(default.stages if default is not None else None),
             "models": self.lanes.status(),
             "analytics": self.analytics.snapshot(),
+            "readiness": self.readiness().body,
         }
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:

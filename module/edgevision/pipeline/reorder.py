@@ -9,6 +9,7 @@ import threading
 import time
 
 from edgevision.analytics.camera import Analytics
+from edgevision.errors import first_line
 from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
 from edgevision.preview_frames import PreviewFrames
@@ -81,6 +82,7 @@ class ReorderBuffer:
             stats = self._metrics.camera(frame.camera)
             if batch.error is not None or batch.detections is None:
                 stats.dropped_frames("error")
+                self._metrics.inference.failed(batch.error or "no detections")
                 continue
             if index in batch.bad_frames:
                 stats.dropped_frames("bad_frame")
@@ -106,10 +108,13 @@ class ReorderBuffer:
                 track_ids=analysed.track_ids,
                 counts=analysed.counts,
             )
+            self._metrics.inference.ok()
             try:
                 sink.publish(message)
+                self._metrics.results.ok()
             except Exception as exc:  # noqa: BLE001 - a failing sink must not stop the pipeline
                 self.sink_errors += 1
+                self._metrics.results.failed(f"the results sink failed: {first_line(exc)}")
                 if self.sink_errors == 1 or self.sink_errors % 1000 == 0:
                     log.error("sink failed (%d so far): %s", self.sink_errors, exc)
             stats.inferred_frame(latency_ms)

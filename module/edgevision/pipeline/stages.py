@@ -25,6 +25,8 @@ from edgevision.sources.frames import Frame
 log = logging.getLogger(__name__)
 
 _STOP = object()
+# A batch failing for the reason last logged is logged again at most this often.
+FAILURE_LOG_S = 30.0
 
 
 class InferenceStages:
@@ -87,6 +89,9 @@ class InferenceStages:
         self._rescue_engine: Engine | None = None
         # Each worker's run in progress and its start, to tell a hung run from a slow one.
         self._runs: dict[str, tuple[float, Batch]] = {}
+        # The last failure logged and when, and how many since that were not.
+        self._failure_said: tuple[str, float] | None = None
+        self._failures_unsaid = 0
         self._abandoned: set[int] = set()
 
     def restaged(self) -> InferenceStages:
@@ -218,11 +223,26 @@ class InferenceStages:
             else:
                 batch.error = f"inference failed: {reason}"
             if batch.error:
-                log.error("batch %d: %s", batch.id, batch.error)
+                self._say_failure(batch.id, batch.error)
         finally:
             self._runs.pop(worker, None)
         self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
         self.metrics.batch(len(batch.frames))
+
+    def _say_failure(self, batch_id: int, error: str) -> None:
+        """A failed batch in the log: each new reason at once, the same one at most every
+        FAILURE_LOG_S with how many were not logged (a model that fails every run would otherwise
+        write a line a frame)."""
+        now = time.monotonic()
+        with self._lock:
+            said = self._failure_said
+            if said is not None and said[0] == error and now - said[1] < FAILURE_LOG_S:
+                self._failures_unsaid += 1
+                return
+            unsaid, self._failures_unsaid = self._failures_unsaid, 0
+            self._failure_said = (error, now)
+        more = f" ({unsaid} more batches failed since the last line)" if unsaid else ""
+        log.error("batch %d: %s%s", batch_id, error, more)
 
     def _run_rescued(self, batch: Batch) -> list[np.ndarray]:
         with self._lock:

@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from edgevision.config.model import SinkConfig
 from edgevision.errors import ConfigError
@@ -30,8 +30,10 @@ class Sink(Protocol):
 class JsonLinesSink:
     """One JSON document per line, to stdout or to a file rotated by size.
 
-    A line is written with a single call and files are flushed on close, so a clean stop never
-    leaves half a line behind.
+    Flush policy: each line is handed to the operating system as it is published (one write
+    call), so a killed process (kill -9) loses none; nothing is fsync'ed, so a power cut may lose
+    the last seconds. A line that cannot be written (a full disk) raises to the publisher, which
+    counts it; closing never raises.
     """
 
     def __init__(self, path: Path | None = None, rotate_bytes: int = 100 * 1024 * 1024, backups: int = 5) -> None:
@@ -41,27 +43,35 @@ class JsonLinesSink:
         self._lock = threading.Lock()
         self._size = 0
         self.lines = 0
-        self._stream: IO[str] = sys.stdout if path is None else self._open()
+        self._closed = False
+        # A file is written through its descriptor, unbuffered: each line is one write call.
+        self._fd: int | None = None if path is None else self._open()
 
-    def _open(self) -> IO[str]:
+    def _open(self) -> int:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        stream = self.path.open("a", encoding="utf-8", buffering=1 << 16)
-        self._size = self.path.stat().st_size
-        return stream
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(fd).st_size
+        return fd
 
     def publish(self, message: dict[str, Any]) -> None:
-        line = encode(message) + "\n"
+        data = (encode(message) + "\n").encode("utf-8")
         with self._lock:
-            if self.path is not None and self._size + len(line) > self.rotate_bytes and self._size > 0:
-                self._rotate()
-            self._stream.write(line)
-            self._size += len(line.encode("utf-8")) if not line.isascii() else len(line)
+            if self._closed:
+                raise OSError("the results sink is closed")
+            if self._fd is None:
+                sys.stdout.write(data.decode("utf-8"))
+                sys.stdout.flush()
+            else:
+                if self._size + len(data) > self.rotate_bytes and self._size > 0:
+                    self._rotate()
+                _write_all(self._fd, data)
+            self._size += len(data)
             self.lines += 1
 
     def _rotate(self) -> None:
-        assert self.path is not None
-        self._stream.close()
+        assert self.path is not None and self._fd is not None
+        os.close(self._fd)
         if self.backups == 0:
             self.path.unlink(missing_ok=True)
         else:
@@ -71,20 +81,36 @@ class JsonLinesSink:
                     os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         log.info("rotated %s", self.path)
-        self._stream = self._open()
+        self._fd = self._open()
 
     def flush(self) -> None:
-        with self._lock:
-            self._stream.flush()
+        """Nothing is held back: each line was written when it was published."""
+        if self._fd is None:
+            with self._lock:
+                try:
+                    sys.stdout.flush()
+                except (OSError, ValueError) as exc:
+                    log.error("the results sink cannot flush: %s", exc)
 
     def close(self) -> None:
-        """Flush and close; closing again does nothing (owners may share a sink)."""
+        """Close; closing again does nothing (owners may share a sink). Never raises."""
         with self._lock:
-            if self._stream.closed:
+            if self._closed:
                 return
-            self._stream.flush()
-            if self._stream is not sys.stdout:
-                self._stream.close()
+            self._closed = True
+            if self._fd is not None:
+                try:
+                    os.close(self._fd)
+                except OSError as exc:
+                    log.error("the results sink could not be closed cleanly: %s", exc.strerror or exc)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One write call for a line (a short write, rare, is finished; a failed one raises)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 class DiscardSink:

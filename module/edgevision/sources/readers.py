@@ -9,11 +9,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edgevision.config.source_uri import SourceSpec
+from edgevision.config.source_uri import IMAGE_SUFFIXES, SourceSpec
 from edgevision.redaction import redact_uri
 from edgevision.sources.frames import BufferPool
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class SourceFailure(RuntimeError):

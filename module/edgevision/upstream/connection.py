@@ -222,10 +222,12 @@ class Connection:
             "client_rebuilds": self.rebuilds,
         }
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 5.0) -> None:
+        """The client's shutdown, given up after `timeout_s` (with a frozen edgeHub it waits on
+        calls that will not be answered; the process is ending anyway)."""
         self._stop.set()
         try:
-            self.client.shutdown()
+            call_with_timeout(self.client.shutdown, timeout_s)
         except Exception as exc:  # noqa: BLE001
             log.debug("client shutdown: %s", exc)
 

@@ -47,10 +47,10 @@ class IoTHubSink:
         if self.local is not None:
             self.local.flush()
 
-    def close(self) -> None:
+    def close(self, flush_s: float = 5.0) -> None:
         with self._lock:
             for message in self.reducer.flush():
                 self._send(message)
-        self.sender.flush(timeout=5.0)
+        self.sender.flush(timeout=flush_s)
         if self.local is not None:
             self.local.close()

@@ -221,16 +221,24 @@ class EdgeLink:
             "outbox_damaged": {k: outbox.damaged[k] for k in ("moved_to", "lost")} if outbox.damaged else None,
         }
 
-    def close(self, final_state: Mapping[str, Any] | None) -> None:
+    def close(self, final_state: Mapping[str, Any] | None, deadline: float | None = None) -> None:
+        """Stop, within `deadline` (monotonic) in all: each step gets at most what is left of it,
+        so a frozen edgeHub cannot hold the stop past the runtime's grace. What is not sent by
+        then stays in the outbox for the next start."""
+        deadline = deadline if deadline is not None else time.monotonic() + 8.0
+
+        def left(at_most: float) -> float:
+            return max(0.0, min(at_most, deadline - time.monotonic()))
+
         self._stop.set()
         if self.iot_sink is not None:
-            # Unfinished summaries go out, the local copy is closed, the queue gets 5 s to drain.
-            self.iot_sink.close()
+            # Unfinished summaries go out, the local copy is closed, the queue gets a while to drain.
+            self.iot_sink.close(flush_s=left(5.0) * 0.5)
         if final_state is not None:
             self.reporter.update(final_state)
         self.reporter.stop()
         if self.sender is not None:
-            self.sender.stop()
+            self.sender.stop(join_s=left(self.sender.call_timeout_s + 1))
         if self.outbox is not None:
             self.outbox.close()
-        self.connection.shutdown()
+        self.connection.shutdown(timeout_s=left(5.0))

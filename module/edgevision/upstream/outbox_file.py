@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgevision.state import move_aside
+from edgevision.state import move_aside, private_file, private_folder
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,15 @@ def open_database(path: str, max_bytes: int) -> Opened:
         return Opened(_connect(MEMORY, max_bytes), MEMORY)
     damaged = None
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_folder(Path(path).parent)
+        private_file(Path(path))
         try:
             return Opened(_connect(path, max_bytes), path)
         except sqlite3.DatabaseError as exc:
             if _unwritable(exc):
                 raise
             damaged = _set_aside(Path(path), str(exc))
+        private_file(Path(path))
         return Opened(_connect(path, max_bytes), path, damaged=damaged)
     except (OSError, sqlite3.DatabaseError) as exc:
         reason = f"{path} cannot be written ({_why(exc)}): messages are kept in memory only, lost on a restart"

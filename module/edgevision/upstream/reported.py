@@ -90,7 +90,9 @@ class Reporter:
 
     def update(self, state: Mapping[str, Any]) -> None:
         with self._lock:
-            self._wanted = dict(state)
+            # A twin cannot hold a null (in a patch it deletes): a value that is None is left out,
+            # or the reporter and the twin would never agree and the patch would go out forever.
+            self._wanted = without_nulls(state)
             if merge_patch(self._reported, self._wanted):
                 self._lock.notify_all()
 
@@ -132,6 +134,10 @@ class Reporter:
                     # The twin was read meanwhile: what it said, with this patch on top, is what
                     # it holds; the next round diffs against that.
                     self._reported = merge(self._reported, patch)
+
+
+def without_nulls(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: without_nulls(v) if isinstance(v, Mapping) else v for k, v in document.items() if v is not None}
 
 
 def reported_properties(

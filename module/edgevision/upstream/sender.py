@@ -106,11 +106,11 @@ class MessageSender:
             time.sleep(0.05)
         return True
 
-    def stop(self) -> None:
+    def stop(self, join_s: float | None = None) -> None:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
-        self._thread.join(timeout=self.call_timeout_s + 1)
+        self._thread.join(timeout=self.call_timeout_s + 1 if join_s is None else join_s)
 
     def stats(self) -> dict[str, Any]:
         outbox = self.outbox.stats()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -68,6 +69,15 @@ class Mosquitto:
         if forget_sessions:
             for stored in self.store.iterdir():
                 stored.unlink()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the port stays open, nothing is answered (a hung edgeHub)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:

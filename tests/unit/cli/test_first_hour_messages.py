@@ -52,3 +52,33 @@ def test_the_http_token_line_says_what_is_open_and_where_the_token_is(
         service.stop()
     assert "/healthz, /readyz and /metrics are open; every other path needs a bearer token" in line
     assert str(tmp_path) in line and "set http.token" in line
+
+
+def test_a_token_made_earlier_is_removed_once_one_is_configured(tmp_path: Path) -> None:
+    from edgevision.http_service import TOKEN_FILE, resolve_token
+
+    made, origin = resolve_token(HttpConfig(), tmp_path)
+    assert (tmp_path / TOKEN_FILE).read_text() == made and "made now" in origin
+    configured = "a-configured-token-0123456789"
+    token, origin = resolve_token(HttpConfig(token=configured), tmp_path)
+    assert token == configured and origin == "http.token"
+    assert not (tmp_path / TOKEN_FILE).exists()  # it no longer opened anything
+
+
+def test_a_library_repeating_itself_is_logged_once_per_change() -> None:
+    from edgevision.redaction import RepeatFilter
+
+    repeats = RepeatFilter()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "azure.iot.device.common.handle_exceptions", logging.ERROR, __file__, 1, message, (), None
+        )
+
+    passed = [
+        repeats.filter(record(m))
+        for m in ["Exception caught in background thread.  Unable to handle."] * 5
+        + ["Connected"]
+        + ["Exception caught in background thread.  Unable to handle."] * 2
+    ]
+    assert passed == [True, False, False, False, False, True, True, False]

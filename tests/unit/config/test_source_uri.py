@@ -54,3 +54,15 @@ def test_source_uri_details(tmp_path: Path) -> None:
 def test_bad_source_uris(uri: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_source_uri(uri)
+
+
+def test_a_file_that_is_not_a_video_or_an_image_is_not_a_camera(tmp_path: Path) -> None:
+    """FFmpeg renders a text file as video (its tty demuxer): a camera would show it to anyone
+    with a snapshot."""
+    text = tmp_path / "notes.txt"
+    text.write_text("secret notes")
+    for uri in (str(text), f"file:{text}", str(tmp_path / "no-suffix")):
+        with pytest.raises(ValueError, match="a camera file must be a video or an image"):
+            parse_source_uri(uri)
+    assert parse_source_uri(str(tmp_path / "clip.MP4")).kind == "file"
+    assert parse_source_uri(str(tmp_path / "still.jpeg")).kind == "file"

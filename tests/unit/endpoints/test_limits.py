@@ -115,23 +115,46 @@ def test_a_body_shorter_than_its_length_times_out(server: HttpServer) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_connections_are_capped_and_idle_ones_expire(server: HttpServer) -> None:
-    # Loopback (the HEALTHCHECK's own) gets a reserve past the cap: fill both.
+def test_idle_connections_give_way_and_expire(control: StandInControl) -> None:
+    """Connections that send nothing fill the cap and the loopback reserve (the HEALTHCHECK's
+    own): once they have waited a second, a real request still gets in, the oldest idle one
+    making room; the rest expire. A burst of new ones finds no room and is told so (503)."""
+    server = serve(control, max_connections=4, request_timeout_s=4.0, max_connections_per_client=64)
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4 + LOOPBACK_RESERVE)]
     try:
-        wait_for(lambda: server.admission.refused == 0 and len(idle) == 12, 1, "connections")
         time.sleep(0.2)
         refused = _raw(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _status(refused) == 503 and b"too many connections" in refused
-        # None of them sent a request within request_timeout_s: the server drops them.
-        for client in idle:
-            client.settimeout(5)
-            assert client.recv(100) == b""
-        assert server.admission.expired == len(idle)
+        assert _status(refused) == 503 and server.admission.evicted == 0  # too young to give way
+        time.sleep(1.0)
         assert as_json(server, "GET", "/healthz")[0] == 200
+        assert server.admission.evicted == 1
+        # None of the others sent a request within request_timeout_s: the server drops them.
+        for client in idle:
+            client.settimeout(8)
+            assert client.recv(100) == b""
+        assert server.admission.expired + server.admission.evicted == len(idle)
     finally:
         for client in idle:
             client.close()
+        server.stop()
+
+
+def test_connections_with_requests_under_way_are_capped_per_client(control: StandInControl) -> None:
+    running = serve(control, max_connections=64, max_connections_per_client=3, score_share=1.0)
+    control.score_hold = threading.Event()  # scoring answers only once released
+    answers: list[int] = []
+    try:
+        posts = [_post_in_background(running, answers) for _ in range(3)]
+        wait_for(lambda: running.gate is not None and running.gate._waiting == 2, 5, "three scores under way")
+        refused = _raw(running, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _status(refused) == 503 and b"too many connections" in refused
+        control.score_hold.set()
+        for post in posts:
+            post.join(10)
+        assert answers == [200, 200, 200]
+    finally:
+        control.score_hold.set()
+        running.stop()
 
 
 def test_a_slow_client_cannot_trickle_its_headers_forever(server: HttpServer) -> None:

@@ -46,7 +46,7 @@ class UpConnection:
     def stats(self) -> dict[str, Any]:
         return {}
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = 5.0) -> None:
         pass
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from edgevision.upstream.outbox import Outbox, OutboxLimits
+from edgevision.upstream.outbox_file import open_database
 
 
 def _fill(outbox: Outbox, count: int, size: int = 10, start: int = 0) -> None:
@@ -92,3 +93,19 @@ def test_what_was_written_survives_kill_9(tmp_path: Path) -> None:
     assert reopened.stats()["resent"] == 1
     # WAL mode, so readers (an operator's sqlite3) do not block the module.
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_outbox_is_private_to_the_module(tmp_path: Path) -> None:
+    """It holds results (and camera ids); the README calls the state private: 0600 in 0700."""
+    folder = tmp_path / "state" / "upstream"
+    opened = open_database(str(folder / "outbox.sqlite"), 1 << 20)
+    opened.db.execute("CREATE TABLE t (x)")
+    opened.db.execute("INSERT INTO t VALUES (1)")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert modes["outbox.sqlite"] == 0o600 and all(mode == 0o600 for mode in modes.values()), modes
+    opened.db.close()
+    # One an earlier version left readable by others is made private when opened again.
+    (folder / "outbox.sqlite").chmod(0o644)
+    open_database(str(folder / "outbox.sqlite"), 1 << 20).db.close()
+    assert (folder / "outbox.sqlite").stat().st_mode & 0o777 == 0o600
