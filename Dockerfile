@@ -61,6 +61,6 @@ WORKDIR /data
 RUN if [ "$SKIP_MODEL_DOWNLOAD" != "1" ]; then edgevision models fetch "$MODEL"; fi
 EXPOSE 9600
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9600/healthz', timeout=4)"]
+  CMD ["edgevision", "health"]
 ENTRYPOINT ["edgevision"]
 CMD ["run"]

@@ -12,11 +12,13 @@ from pathlib import Path
 from edgevision.config.model import HttpConfig
 from edgevision.control import Control
 from edgevision.endpoints.http import HttpServer
-from edgevision.state import move_aside, write_private
+from edgevision.state import move_aside, private_folder, write_private
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "http-token"
+# The endpoints on a unix socket in the state folder, for the module's own HEALTHCHECK.
+PROBE_SOCKET = "http.sock"
 _ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 
 
@@ -72,7 +74,8 @@ class HttpService:
                 origin,
             )
         try:
-            self.server = HttpServer(self._control, settings, token)
+            private_folder(self._state)
+            self.server = HttpServer(self._control, settings, token, probe_socket=self._state / PROBE_SOCKET)
         except OSError as exc:
             log.error("HTTP endpoints unavailable (%s:%d): %s", settings.bind, settings.port, exc.strerror)
             return

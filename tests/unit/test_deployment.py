@@ -230,7 +230,7 @@ def test_every_file_the_dockerfile_copies_exists_and_is_not_ignored() -> None:
         assert source not in ignored, f"{source} is in .dockerignore"
     text = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["edgevision"]' in text and 'CMD ["run"]' in text and "/usr/lib/wsl/lib" in text
-    assert "HEALTHCHECK" in text and "/healthz" in text and "USER 10001" in text
+    assert 'CMD ["edgevision", "health"]' in text and "USER 10001" in text
 
 
 def test_the_manifest_allows_in_the_modules_environment_exactly_what_its_twin_names(template: dict) -> None:

@@ -52,6 +52,10 @@ def _handler(command: str):  # a command function
         from edgevision.cli.bench import cmd_benchmark
 
         return cmd_benchmark
+    if command == "health":
+        from edgevision.cli.health import cmd_health
+
+        return cmd_health
     from edgevision.cli import commands
 
     return {"gpu": commands.cmd_gpu, "detect": commands.cmd_detect, "models": commands.cmd_models}[command]

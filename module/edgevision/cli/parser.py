@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    health = sub.add_parser("health", help="exit 0 if the running module is healthy (the image's HEALTHCHECK)")
+    health.add_argument("--path", default="/healthz", choices=("/healthz", "/readyz"))
+    health.add_argument("--socket", type=Path, help="the module's probe socket (default: STATE/http.sock)")
+    health.add_argument("--timeout", type=float, default=4.0)
+
     gpu = sub.add_parser("gpu", help="describe the GPU passed through to this container, as JSON")
     gpu.add_argument("--timeout", type=float, default=10.0, help="seconds allowed for the driver probe")
 

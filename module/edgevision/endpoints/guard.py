@@ -110,7 +110,7 @@ class Admission:
 
     def strike(self, address: str | None) -> None:
         """A request refused for its token (loopback is the container itself: never held back)."""
-        if address is None or _loopback(address):
+        if not address or _loopback(address):  # no address: the probe socket, the container's own
             return
         now = time.monotonic()
         if address not in self._strikes and len(self._strikes) >= MAX_TRACKED_ADDRESSES:

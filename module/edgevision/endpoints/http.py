@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -51,8 +52,12 @@ class HttpServer:
     """Serves on its own thread; a failure here never stops the pipeline. The listening socket
     is opened by the constructor, so a taken port fails there (OSError)."""
 
-    def __init__(self, control: Control, settings: HttpConfig, token: str) -> None:
+    def __init__(self, control: Control, settings: HttpConfig, token: str, probe_socket: Path | None = None) -> None:
+        """`probe_socket`: the same endpoints on a unix socket readable by the module's user only,
+        for its own HEALTHCHECK (`edgevision health`): no network client can crowd it out."""
         self._control = control
+        self._probe_path = probe_socket
+        self._probe: asyncio.AbstractServer | None = None
         self.settings = settings
         self._tokens = TokenCheck(token, metrics_open=not settings.metrics_auth)
         self._sock = socket.create_server((settings.bind, settings.port), backlog=settings.backlog)
@@ -130,11 +135,23 @@ class HttpServer:
         self._reading = asyncio.Semaphore(max(2 * settings.score_queue, 2))
         # asyncio listens again on the socket it is given, with its own backlog unless told.
         self._listener = await self._loop.create_server(self.admission, sock=self._sock, backlog=settings.backlog)
+        if self._probe_path is not None:
+            try:
+                self._probe_path.unlink(missing_ok=True)
+                self._probe = await self._loop.create_unix_server(self._runner.server, path=str(self._probe_path))
+                self._probe_path.chmod(0o600)
+            except OSError as exc:
+                log.warning("no probe socket at %s (%s): the HEALTHCHECK falls back to TCP", self._probe_path, exc)
+                self._probe = None
 
     async def _close(self) -> None:
         self.previews.close()
         if self._listener is not None:
             self._listener.close()
+        if self._probe is not None:
+            self._probe.close()
+            if self._probe_path is not None:
+                self._probe_path.unlink(missing_ok=True)
         if self._runner is not None:
             await self._runner.cleanup()
         # Connections still draining or streaming end here, not with the loop.

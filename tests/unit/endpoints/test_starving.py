@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -14,7 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
+from edgevision.cli import health
+from edgevision.config.model import HttpConfig
 from edgevision.endpoints.guard import STRIKES
+from edgevision.endpoints.http import HttpServer
 from tests.support.control import StandInControl
 from tests.unit.endpoints.test_http import TOKEN, request, serve
 from tests.unit.endpoints.test_limits import _raw, _status
@@ -110,3 +114,41 @@ def test_an_authorization_header_that_is_not_utf8_is_a_401() -> None:
         assert _status(answer) == 401
     finally:
         running.stop()
+
+
+def test_the_healthcheck_has_a_channel_no_network_client_can_crowd_out(tmp_path) -> None:
+    """Loopback attackers (a process in the container) hold every TCP connection the module lets
+    in; `edgevision health`, the image's HEALTHCHECK, asks over the state folder's unix socket."""
+    probe = tmp_path / "http.sock"
+    control = StandInControl()
+    config = HttpConfig.model_validate({"port": 0, "max_connections": 2, "max_connections_per_client": 2})
+    running = HttpServer(control, config, TOKEN, probe_socket=probe)
+    running.start()
+    held = []
+    try:
+        assert probe.stat().st_mode & 0o777 == 0o600
+        for _ in range(2 + 8):
+            held.append(socket.create_connection(("127.0.0.1", running.port)))
+        assert _status(_raw(running, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")) == 503
+        done = subprocess.run(
+            [sys.executable, "-m", "edgevision", "health", "--socket", str(probe)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        # Only the probes are open there: the rest still needs the token.
+        assert health.ask("/status", probe, 0, 4) == 401
+        control.started = False
+        done = subprocess.run(
+            [sys.executable, "-m", "edgevision", "health", "--socket", str(probe)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 1 and "/healthz answered 503" in done.stderr
+    finally:
+        for client in held:
+            client.close()
+        running.stop()
+    assert not probe.exists()
