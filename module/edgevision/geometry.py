@@ -83,12 +83,14 @@ def inside(points: np.ndarray, polygon: np.ndarray | tuple[np.ndarray, ...]) -> 
     return np.count_nonzero(straddles & (px < crossing_x), axis=1) % 2 == 1
 
 
-def side(points: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """+1 or -1 per point: the side of the (infinite) line it is on. +1 is the side the line's
-    direction turns to clockwise on screen: below a line drawn left to right."""
-    (ax, ay), (bx, by) = line
-    cross = (bx - ax) * (points[:, 1] - ay) - (by - ay) * (points[:, 0] - ax)
-    return np.where(cross >= 0, 1, -1)
+def distance_px(points: np.ndarray, line: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Signed distance in pixels of normalised points from the (infinite) line: positive on the
+    side the line's direction turns to clockwise on screen (below a line drawn left to right)."""
+    scale = np.asarray([width, height], dtype=np.float64)
+    (ax, ay), (bx, by) = line * scale
+    length = max(float(np.hypot(bx - ax, by - ay)), 1e-9)
+    px, py = points[:, 0] * scale[0], points[:, 1] * scale[1]
+    return ((bx - ax) * (py - ay) - (by - ay) * (px - ax)) / length
 
 
 def crosses_segment(start: tuple[float, float], end: tuple[float, float], line: np.ndarray) -> bool:

@@ -79,7 +79,17 @@ class CameraAnalytics:
                 self.masks = Masks(camera.masks)
             self._counts = None
 
-    def process(self, detections: Detections, labels: Sequence[str], captured_at: float) -> Analysed:
+    def process(
+        self,
+        detections: Detections,
+        labels: Sequence[str],
+        captured_at: float,
+        media_time_s: float | None = None,
+        seq: int | None = None,
+    ) -> Analysed:
+        """One frame's detections, in order. `captured_at` (wall clock) dates the events;
+        `media_time_s` (the frame's time in its source; the wall clock when not known) times them."""
+        at = captured_at if media_time_s is None else media_time_s
         with self._lock:
             keep = self.masks.keep(detections.boxes, detections.width, detections.height)
             if keep is not None and not keep.all():
@@ -101,7 +111,10 @@ class CameraAnalytics:
                 # The frame time is formatted only when an event is raised, not every frame.
                 nonlocal changed
                 changed = True
-                self._emit(name, {"camera": self.camera_id, "at": iso_time(captured_at), **details})
+                when: dict[str, Any] = {"at": iso_time(captured_at), "seq": seq}
+                if media_time_s is not None:
+                    when["media_time_s"] = round(media_time_s, 3)
+                self._emit(name, {"camera": self.camera_id, **when, **details})
 
             if seen and (self._zones or self._lines):
                 observation = Observation(
@@ -110,22 +123,33 @@ class CameraAnalytics:
                     boxes=np.stack([t.box for t in seen]),
                     width=detections.width,
                     height=detections.height,
-                    at=captured_at,
+                    at=at,
                 )
                 for watch in (*self._zones.values(), *self._lines.values()):
                     watch.observe(observation, emit)
             for track in ended:
                 for watch in (*self._zones.values(), *self._lines.values()):
-                    watch.ended(track.id, captured_at, emit)  # type: ignore[arg-type]
+                    watch.ended(track.id, at, emit)  # type: ignore[arg-type]
+            if not (self._zones or self._lines):
+                return Analysed(detections, ids, None)
+            # Every result carries the counts as of its own frame: the zones' and lines' are
+            # rebuilt when an event changed them, the tracks' whenever they moved.
+            tracks = self._track_counts(tracker)
             if changed or self._counts is None:
                 self._counts = self._make_counts(tracker)
-            return Analysed(detections, ids, self._counts if (self._zones or self._lines) else None)
+            elif self._counts["tracks"] != tracks:
+                self._counts = {**self._counts, "tracks": tracks}
+            return Analysed(detections, ids, self._counts)
+
+    @staticmethod
+    def _track_counts(tracker: Tracker) -> dict[str, int]:
+        return {"active": tracker.active(), "ids_issued": tracker.ids_issued}
 
     def _make_counts(self, tracker: Tracker) -> dict[str, Any]:
         return {
             "zones": {name: zone.counts() for name, zone in self._zones.items()},
             "lines": {name: line.counts() for name, line in self._lines.items()},
-            "tracks": {"active": tracker.active(), "ids_issued": tracker.ids_issued},
+            "tracks": self._track_counts(tracker),
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -170,11 +194,19 @@ class Analytics:
     def of(self, camera_id: str) -> CameraAnalytics | None:
         return self._cameras.get(camera_id)
 
-    def process(self, camera_id: str, detections: Detections, labels: Sequence[str], captured_at: float) -> Analysed:
+    def process(
+        self,
+        camera_id: str,
+        detections: Detections,
+        labels: Sequence[str],
+        captured_at: float,
+        media_time_s: float | None = None,
+        seq: int | None = None,
+    ) -> Analysed:
         analytics = self._cameras.get(camera_id)
         if analytics is None:
             return Analysed(detections, None, None)
-        return analytics.process(detections, labels, captured_at)
+        return analytics.process(detections, labels, captured_at, media_time_s, seq)
 
     def snapshot(self) -> dict[str, Any]:
         return {camera_id: a.snapshot() for camera_id, a in sorted(self._cameras.items())}

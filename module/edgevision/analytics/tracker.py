@@ -3,7 +3,10 @@
 Each frame: every track's box is predicted (Kalman, constant velocity); sure detections
 (score >= high_score) are matched to tracked and lost tracks by overlap with the predictions;
 then the unsure ones (low_score..high_score) to the tracked tracks still unmatched, which keeps
-occluded or blurred objects' tracks alive without starting tracks from noise. A track matched in
+occluded or blurred objects' tracks alive without starting tracks from noise; then sure
+detections still unmatched to lost tracks by distance from where their motion puts them (an
+object that walked out from behind another: its box shrank as it was covered, so its predicted
+box overlaps nothing). While a track is lost its size is held, not extrapolated. A track matched in
 `min_hits` frames gets an id; one unseen for `patience_frames` is dropped, and found again
 before that it keeps its id. Matching is greedy by overlap, best pairs first: with boxes of one
 frame the optimal assignment rarely differs, and it stays well within a millisecond.
@@ -37,6 +40,9 @@ class Track:
     # The last matched detection's box (x1, y1, x2, y2, frame pixels) and score.
     box: np.ndarray = field(default_factory=lambda: np.zeros(4))
     score: float = 0.0
+    # Its size (the square root of its box's area), from sure detections only and smoothed: a box
+    # that shrinks as the object is covered does not shrink it.
+    size: float = 0.0
 
     def seen_as(self, class_id: int) -> None:
         self.classes[class_id] += 1
@@ -96,6 +102,10 @@ def greedy_match(overlap: np.ndarray, least: float) -> list[tuple[int, int]]:
     return pairs
 
 
+def _size(box: np.ndarray) -> float:
+    return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 0.0)))
+
+
 class Tracker:
     """Not thread-safe: one per camera, fed its frames in order."""
 
@@ -132,6 +142,15 @@ class Tracker:
             for t, d in greedy_match(overlap, config.low_match_iou):
                 matches.append((candidates[t], int(low[d])))
         matched = {t for t, _ in matches}
+        # Third round: sure detections still unmatched, against lost tracks, by predicted motion.
+        if config.recover_distance > 0:
+            taken_now = {d for _, d in matches}
+            free = [int(d) for d in high if int(d) not in taken_now]
+            lost = [t for t in unmatched_tracks if t not in matched and self.tracks[t].missed > 0]
+            if free and lost:
+                for t, d in greedy_match(self._nearness(lost, boxes[free], class_ids[free]), 1e-6):
+                    matches.append((lost[t], free[d]))
+                matched = {t for t, _ in matches}
         seen: list[Track] = []
         if matches:
             rows = np.asarray([t for t, _ in matches])
@@ -150,16 +169,21 @@ class Tracker:
                     track.seen_as(classes[d])
                 track.box = boxes[d]
                 track.score = confidence[d]
+                if confidence[d] >= config.high_score:
+                    track.size = 0.9 * track.size + 0.1 * _size(boxes[d])
                 if track.id is None and track.hits >= config.min_hits:
                     track.id = self._issue()
                 if track.id is not None:
                     ids[d] = track.id
                     seen.append(track)
         # Tracks not seen: missed once more; tentative ones (never confirmed) are dropped at once.
+        # A lost track's size is held: extrapolating a box that shrank as it was covered would
+        # shrink it to nothing.
         keep = []
         ended: list[Track] = []
         for index, track in enumerate(self.tracks):
             if index not in matched:
+                self._mean[index, 6:8] = 0.0
                 track.missed += 1
                 if track.id is None or track.missed > config.patience_frames:
                     if track.id is not None:
@@ -186,12 +210,29 @@ class Tracker:
                 class_id = int(class_ids[d])
                 track = Track(id=None, class_id=class_id, classes=Counter({class_id: 1}), box=boxes[d])
                 track.score = float(scores[d])
+                track.size = _size(boxes[d])
                 if config.min_hits <= 1:
                     track.id = self._issue()
                     ids[d] = track.id
                     seen.append(track)
                 self.tracks.append(track)
         return ids, seen, ended
+
+    def _nearness(self, lost: list[int], boxes: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+        """(len(lost), len(boxes)): 1 at a lost track's predicted centre, falling to 0 at
+        `recover_distance` of its size (a little further the longer it is lost); 0 for another
+        class or a size off by more than half."""
+        tracks = [self.tracks[t] for t in lost]
+        centres = self._mean[lost, :2]
+        size = np.asarray([t.size for t in tracks])
+        missed = np.asarray([t.missed for t in tracks], dtype=np.float64)
+        reach = self.config.recover_distance * size * np.minimum(1.0 + 0.05 * missed, 2.0)
+        found = (boxes[:, :2] + boxes[:, 2:4]) / 2
+        distance = np.hypot(centres[:, None, 0] - found[None, :, 0], centres[:, None, 1] - found[None, :, 1])
+        nearness = 1.0 - distance / np.maximum(reach[:, None], 1e-9)
+        ratio = np.asarray([_size(b) for b in boxes])[None, :] / np.maximum(size[:, None], 1e-9)
+        same = np.asarray([t.class_id for t in tracks])[:, None] == class_ids[None, :]
+        return np.where(same & (ratio > 0.5) & (ratio < 2.0), nearness, 0.0)
 
     def _issue(self) -> int:
         self.ids_issued += 1

@@ -2,8 +2,10 @@
 
 Each keeps a state per track id. Hysteresis: a change (inside/outside a zone, the side of a
 line) counts only once the track has stayed in its new state for `min_frames` frames, so a box
-that flickers over an edge counts nothing; a track lost and found again keeps its id and its
-state, so it does not count twice.
+that flickers over an edge counts nothing; a line's side moreover changes only once the anchor is
+`band` (of the box's size) beyond it, so swaying on the line counts nothing however slow the
+swing; a track lost and found again keeps its id and its state, so it does not count twice.
+Times (dwell) are the frames' media times: a file played faster than real time dwells as long.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgevision.config.analytics import LineConfig, ZoneConfig
-from edgevision.geometry import anchor_points, crosses_segment, edges, inside, parse_points, side
+from edgevision.geometry import anchor_points, crosses_segment, distance_px, edges, inside, parse_points
 
 # (event name, its details) -> published.
 Emit = Callable[[str, dict[str, Any]], None]
@@ -31,7 +33,7 @@ class Observation:
     boxes: np.ndarray
     width: int
     height: int
-    at: float  # capture time, epoch seconds
+    at: float  # the frame's media time, seconds (edgevision.sources.frames.Frame.media_time_s)
 
 
 def _anchors(seen: Observation, labels: set[str] | None, anchor: str) -> tuple[list[int], np.ndarray]:
@@ -142,9 +144,20 @@ class ZoneWatch:
         return {"occupancy": dict(self.occupancy()), "entered": dict(self.entered), "exited": dict(self.exited)}
 
 
+# Given-up tracks' sides a line keeps for new tracks to take, at most.
+_MAX_ORPHANS = 64
+
+
+@dataclass
+class _Orphan:
+    side: int
+    last_point: tuple[float, float]
+    at: float  # media time it was given up
+
+
 @dataclass
 class _Side:
-    side: int = 0  # 0: not settled yet
+    side: int = 0  # 0: not settled yet (first seen within the band)
     pending: int = 0
     # The last point on the settled side, and the first on the other one: the crossing path.
     last_point: tuple[float, float] = (0.0, 0.0)
@@ -158,14 +171,23 @@ class LineWatch:
         self.line = parse_points(config.points, least=2, most=2)
         self._labels = set(config.labels) if config.labels else None
         self._sides: dict[int, _Side] = {}
+        self._orphans: list[_Orphan] = []
         self.crossed: dict[str, Counter[str]] = {"in": Counter(), "out": Counter()}
+
+    def _banded_sides(self, seen: Observation, wanted: list[int], points: np.ndarray) -> list[int]:
+        """+1 or -1 per anchor beyond the band on that side, 0 within it."""
+        distance = distance_px(points, self.line, seen.width, seen.height)
+        boxes = seen.boxes[wanted]
+        size = np.sqrt(np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 0.0))
+        margin = self.config.band * size
+        return np.where(distance > margin, 1, np.where(distance < -margin, -1, 0)).tolist()
 
     def observe(self, seen: Observation, emit: Emit) -> None:
         config = self.config
         wanted, points = _anchors(seen, self._labels, config.anchor)
         if not wanted:
             return
-        sides = side(points, self.line).tolist()
+        sides = self._banded_sides(seen, wanted, points)
         coordinates = points.tolist()
         states = self._sides
         for k, index in enumerate(wanted):
@@ -173,7 +195,14 @@ class LineWatch:
             point = (coordinates[k][0], coordinates[k][1])
             state = states.get(track)
             if state is None:
-                states[track] = _Side(side=now, last_point=point)
+                state = states[track] = self._adopt(seen, index, point) or _Side(side=now, last_point=point)
+                if state.side == now or now == 0:
+                    continue
+            if now == 0:
+                # Within the band: no side yet, so nothing settles and nothing is undone.
+                continue
+            if state.side == 0:
+                state.side, state.last_point = now, point
                 continue
             if now == state.side:
                 state.pending, state.last_point = 0, point
@@ -195,8 +224,30 @@ class LineWatch:
                     "line_cross", {"line": self.name, "direction": direction, "track_id": track, "label": label, **box}
                 )
 
+    def _adopt(self, seen: Observation, index: int, point: tuple[float, float]) -> _Side | None:
+        """The side of the nearest track given up lately near this new one's first point, if any."""
+        if not self._orphans or self.config.inherit_s <= 0:
+            return None
+        self._orphans = [o for o in self._orphans if seen.at - o.at <= self.config.inherit_s]
+        x1, y1, x2, y2 = (float(v) for v in seen.boxes[index])
+        reach = max((x2 - x1) * (y2 - y1), 0.0) ** 0.5
+        best, nearest = None, reach
+        for orphan in self._orphans:
+            dx = (orphan.last_point[0] - point[0]) * seen.width
+            dy = (orphan.last_point[1] - point[1]) * seen.height
+            distance = (dx * dx + dy * dy) ** 0.5
+            if distance <= nearest:
+                best, nearest = orphan, distance
+        if best is None:
+            return None
+        self._orphans.remove(best)
+        return _Side(side=best.side, last_point=best.last_point)
+
     def ended(self, track: int, at: float, emit: Emit) -> None:
-        self._sides.pop(track, None)
+        state = self._sides.pop(track, None)
+        if state is not None and state.side != 0 and self.config.inherit_s > 0:
+            self._orphans.append(_Orphan(state.side, state.last_point, at))
+            del self._orphans[:-_MAX_ORPHANS]
 
     def counts(self) -> dict[str, Any]:
         return {direction: dict(counter) for direction, counter in self.crossed.items()}

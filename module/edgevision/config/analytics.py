@@ -45,6 +45,10 @@ class TrackingConfig(_Section):
     patience_frames: int = Field(default=30, ge=1, le=3000)
     # Frames a new track must be matched in before it gets an id (a one-frame false positive never does).
     min_hits: int = Field(default=2, ge=1, le=100)
+    # A sure detection that overlaps no prediction may still continue a lost track (one hidden
+    # behind another object, whose box shrank before it vanished) when it is within this many of
+    # the track's sizes of where its motion puts it, as the same class, of a like size. 0: off.
+    recover_distance: float = Field(default=0.6, ge=0, le=5)
 
     @model_validator(mode="after")
     def _order(self) -> TrackingConfig:
@@ -85,6 +89,15 @@ class LineConfig(_Section):
     anchor: Anchor = "bottom_center"
     # Frames on the new side before a crossing counts: a box flickering across and back counts nothing.
     min_frames: int = Field(default=3, ge=1, le=1000)
+    # How far beyond the line the anchor must be before its side changes, as a fraction of the
+    # box's size (the square root of its area): someone swaying on the line stays on their side,
+    # whatever the frame rate. 0: the line itself decides.
+    band: float = Field(default=0.1, ge=0, le=2)
+    # A track first seen within a box's size of where a track given up (lost for longer than the
+    # tracker's patience) was last on a side of this line, at most this long after, takes that
+    # side: someone hidden behind another person for longer than the patience still counts once.
+    # 0: off.
+    inherit_s: float = Field(default=2.0, ge=0, le=60)
 
     @field_validator("points")
     @classmethod

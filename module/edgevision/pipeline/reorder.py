@@ -90,7 +90,12 @@ class ReorderBuffer:
                 continue
             latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
             analysed = self._analytics.process(
-                frame.camera, batch.detections[index], producer.labels, frame.captured_at
+                frame.camera,
+                batch.detections[index],
+                producer.labels,
+                frame.captured_at,
+                frame.media_time_s,
+                frame.seq,
             )
             detections = analysed.detections
             self._preview.published(frame.camera, frame.seq, detections, producer.labels, analysed.track_ids)
@@ -98,6 +103,7 @@ class ReorderBuffer:
                 camera=frame.camera,
                 seq=frame.seq,
                 captured_at=frame.captured_at,
+                media_time_s=frame.media_time_s,
                 latency_ms=latency_ms,
                 detections=detections,
                 labels=producer.labels,

@@ -45,6 +45,7 @@ def result_message(
     batch_size: int,
     track_ids: Sequence[int | None] | None = None,
     counts: Mapping[str, Any] | None = None,
+    media_time_s: float | None = None,
 ) -> dict[str, Any]:
     """One frame's result; `detections` has the shape `edgevision detect` prints (with `track_id`
     when the camera tracks), and `counts` the camera's zone and line counts when it has any."""
@@ -63,6 +64,9 @@ def result_message(
         "batch": {"id": batch_id, "size": batch_size},
         "detections": detections.to_json(labels, track_ids),
     }
+    if media_time_s is not None:
+        # The frame's time in its source (a file's position, a live camera's capture clock).
+        message["media_time_s"] = round(media_time_s, 3)
     if counts is not None:
         message["counts"] = counts
     return message

@@ -41,6 +41,10 @@ class Frame:
     captured_at: float  # wall clock, seconds since the epoch
     captured_mono: float  # monotonic clock, for latency
     image: np.ndarray | None
+    # The frame's time in its source: a file's position, else the camera's capture clock (seconds
+    # since its reader started). Tracking, dwell and event times run on it, so a file played
+    # faster than real time still dwells as long as its people did. None: not known (stand-ins).
+    media_time_s: float | None = None
     _pool: BufferPool | None = field(default=None, repr=False)
 
     def release(self) -> None:

@@ -29,6 +29,10 @@ class FrameReader(Protocol):
     def frame_interval_s(self) -> float | None:
         """Seconds until the next frame is due, for real-time pacing; None if unknown."""
 
+    def media_time_s(self) -> float | None:
+        """The last frame's time in its source (seconds from its first frame, growing across loops);
+        None for a live source, whose frames are timed by the capture clock."""
+
     def close(self) -> None: ...
 
 
@@ -57,6 +61,11 @@ class CaptureReader:
         self._last_ms: float | None = None
         self._interval: float | None = self._nominal_interval
         self._shape: tuple[int, ...] | None = None
+        # A file's timeline: its first frame's timestamp (containers start at 0 or one frame in),
+        # and what earlier loops added, so media time never runs backwards.
+        self._first_ms: float | None = None
+        self._media_s: float | None = None
+        self._loop_offset_s = 0.0
 
     def read(self, pool: BufferPool) -> np.ndarray | None:
         buffer = pool.acquire(self._shape)
@@ -82,13 +91,25 @@ class CaptureReader:
         if self._last_ms is not None and position > self._last_ms:
             self._interval = (position - self._last_ms) / 1000.0
         self._last_ms = position
+        if self.spec.kind == "file":
+            if self._first_ms is None:
+                self._first_ms = position
+            media = self._loop_offset_s + max(position - self._first_ms, 0.0) / 1000.0
+            # A timestamp that jumps back (a damaged file) must not run the timeline backwards.
+            self._media_s = media if self._media_s is None else max(media, self._media_s)
 
     def frame_interval_s(self) -> float | None:
         return self._interval
 
+    def media_time_s(self) -> float | None:
+        return self._media_s
+
     def rewind(self) -> None:
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._last_ms = None
+        self._first_ms = None
+        if self._media_s is not None:
+            self._loop_offset_s = self._media_s + (self._interval or 0.0)
 
     def close(self) -> None:
         self._cap.release()
@@ -106,12 +127,15 @@ class FolderReader:
             raise SourceFailure(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
         self._next = 0
         self._interval = 1.0 / spec.fps if spec.fps > 0 else None
+        # Images played, loops included: the folder's timeline at its frame rate.
+        self._played = 0
 
     def read(self, pool: BufferPool) -> np.ndarray | None:
         if self._next >= len(self._files):
             raise EndOfStream()
         path = self._files[self._next]
         self._next += 1
+        self._played += 1
         try:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError:
@@ -120,6 +144,9 @@ class FolderReader:
 
     def frame_interval_s(self) -> float | None:
         return self._interval
+
+    def media_time_s(self) -> float | None:
+        return (self._played - 1) * self._interval if self._interval else None
 
     def rewind(self) -> None:
         self._next = 0
@@ -155,6 +182,9 @@ class SyntheticReader:
 
     def frame_interval_s(self) -> float | None:
         return self._interval
+
+    def media_time_s(self) -> float | None:
+        return (self._count - 1) * self._interval if self._interval else None
 
     def close(self) -> None:
         pass

@@ -55,6 +55,8 @@ class Source:
         self._reading_since: float | None = None
         # How long to wait before trying again a camera that sent a frame over the pixel cap.
         self._refused_backoff = options.reconnect_initial_s
+        # A live camera's capture clock: monotonic, so neither NTP steps nor reconnects move it back.
+        self._clock_origin = time.monotonic()
 
     @property
     def next_seq(self) -> int:
@@ -199,7 +201,7 @@ class Source:
                     if delay > 0 and self._stop.wait(delay):
                         self.pool.release(image)
                         break
-            if not self._emit(image, generation):
+            if not self._emit(image, generation, reader.media_time_s()):
                 break
             if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
                 return "finished"
@@ -226,12 +228,14 @@ class Source:
         self._refused_backoff = min(self._refused_backoff * 2, self.options.reconnect_max_s)
         return "retry"
 
-    def _emit(self, image: np.ndarray, generation: int) -> bool:
+    def _emit(self, image: np.ndarray, generation: int, media_time_s: float | None) -> bool:
         with self._lock:
             if generation != self._generation:
                 self.pool.release(image)
                 return False
-            frame = Frame(self.camera.id, self._seq, time.time(), time.monotonic(), image, self.pool)
+            now = time.monotonic()
+            media = media_time_s if media_time_s is not None else now - self._clock_origin
+            frame = Frame(self.camera.id, self._seq, time.time(), now, image, media, self.pool)
             self._seq += 1
         self.stats.captured_frame()
         return self.queue.put(frame, self._stop)

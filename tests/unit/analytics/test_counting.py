@@ -207,3 +207,48 @@ def test_matching_takes_mutual_best_pairs_at_once_and_equals_the_plain_greedy_or
     for _ in range(200):
         overlap = rng.random((rng.integers(1, 12), rng.integers(1, 12))) * rng.random()
         assert set(greedy_match(overlap, 0.2)) == plain(overlap, 0.2)
+
+
+def test_the_counts_in_every_result_are_those_of_its_own_frame() -> None:
+    """No zone or line event fires, yet tracks come and go: each result's `counts.tracks` says
+    so (it was recomputed only when an event fired, so it said 1 active with nothing in view)."""
+    # Walks beside the line (never crosses it), then leaves the frame; a second one comes later.
+    first = Mover(PERSON, (0.2, 0.1), (0.2, 0.4), 0, 30)
+    second = Mover(PERSON, (0.7, 0.1), (0.7, 0.4), 80, 110)
+    scene = Scene([first, second], frames=150, dropout=0.0, weak=0.0)
+    analytics = CameraAnalytics(_camera(lines=LINE), lambda _n, _d: None)
+    tracks = []
+    for frame in range(scene.frames):
+        result = analytics.process(scene.detections(frame), LABELS, 1000.0 + frame / 10, frame / 10, frame)
+        tracks.append(dict(result.counts["tracks"]))  # type: ignore[index]
+        assert all(i is None or i <= tracks[-1]["ids_issued"] for i in result.track_ids or [])
+    patience = CameraConfig(id="x", uri="synthetic:64x48@0").tracking.patience_frames
+    assert tracks[10] == {"active": 1, "ids_issued": 1}
+    assert tracks[30 + patience + 2] == {"active": 0, "ids_issued": 1}
+    assert tracks[100] == {"active": 1, "ids_issued": 2}
+    assert tracks[-1] == {"active": 0, "ids_issued": 2}
+
+
+@pytest.mark.parametrize(("amplitude", "counted"), [(0.02, 0), (0.06, 5)])
+def test_a_side_changes_only_beyond_the_band_however_slow_the_sway(amplitude: float, counted: int) -> None:
+    """Swaying across the line, 8 frames a side: within the band (a tenth of the box's size, here
+    14 px or 0.03 of the height) it counts nothing; beyond it every swing is a real crossing."""
+
+    def path(frame: int) -> tuple[float, float]:
+        return (0.5, 0.5 + (amplitude if frame >= 48 or frame // 8 % 2 else -amplitude))
+
+    sway = Mover(PERSON, (0.5, 0.5), (0.5, 0.5), 0, 79, size=(100, 200), path=path)
+    _, events, _ = _run(Scene([sway], frames=80, dropout=0.0, weak=0.0, jitter_px=0.5), _camera(lines=LINE))
+    assert len([e for e in events if e["event"] == "line_cross"]) == counted
+
+
+@pytest.mark.parametrize(("inherit_s", "counted"), [(2.0, 1), (0, 0)])
+def test_a_track_given_up_at_the_line_hands_its_side_to_the_one_born_there(inherit_s: float, counted: int) -> None:
+    """Hidden for 35 frames (longer than the patience of 30) while crossing: the track is given
+    up and a new one is born on the far side, within a box's size of where the old one was last
+    seen; taking the old one's side counts the crossing once."""
+    walker = Mover(PERSON, (0.5, 0.35), (0.5, 0.65), 0, 99, size=(60, 120), hidden=range(45, 80))
+    lines = {"gate": {**LINE["gate"], "inherit_s": inherit_s}}
+    analytics, events, _ids = _run(Scene([walker], frames=100, dropout=0.0, weak=0.0), _camera(lines=lines))
+    assert analytics.snapshot()["tracks"]["ids_issued"] == 2  # the patience ran out: a new id
+    assert [e["direction"] for e in events if e["event"] == "line_cross"] == ["in"] * counted

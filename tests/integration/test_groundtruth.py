@@ -1,0 +1,153 @@
+"""Counting against ground truth: the project's own clips (tests/support/groundtruth.py), sprites
+cut from the assets' images on known paths, seen by the real model. Line counts by direction must
+be exact, dwell within 0.5 s, and no id may switch where no object is hidden for longer than the
+tracker's patience. Each hard case is also shown to be hard: with the setting that handles it
+turned off, the count is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgevision.analytics.camera import CameraAnalytics
+from edgevision.config.analytics import TrackingConfig
+from edgevision.config.camera import CameraConfig
+from tests.support import groundtruth as gt
+from tests.support.processes import run_cli
+
+CLIPS = gt.library()
+PATIENCE = TrackingConfig().patience_frames
+
+
+@pytest.fixture
+def model_env(model_path: Path) -> dict[str, str]:
+    return {"EDGEVISION_MODEL_DIR": str(model_path.parent)}
+
+
+@pytest.fixture(scope="module")
+def clips(assets: Path, model_path: Path) -> gt.ClipDetections:
+    return gt.ClipDetections(assets, model_path)
+
+
+def _play(
+    clip: gt.Clip, clips: gt.ClipDetections, **settings: Any
+) -> tuple[CameraAnalytics, list[dict[str, Any]], list]:
+    camera = CameraConfig(id="cam", uri="synthetic:1280x720@0", lines=clip.lines, zones=clip.zones, **settings)
+    events: list[dict[str, Any]] = []
+    analytics = CameraAnalytics(camera, lambda name, details: events.append({"event": name, **details}))
+    found = clips.of(clip)
+    ids = []
+    for frame, detections in enumerate(found):
+        # The wall clock runs 3.6x faster than the clip, as a file played with every frame.
+        result = analytics.process(detections, clips.labels, 1.8e9 + frame / gt.FPS / 3.6, gt.media_time(frame), frame)
+        ids.append(result.track_ids or [])
+    return analytics, events, ids
+
+
+def _line_counts(analytics: CameraAnalytics) -> dict[str, dict[str, dict[str, int]]]:
+    return analytics.snapshot()["lines"]
+
+
+def _truth(clip: gt.Clip) -> dict[str, dict[str, dict[str, int]]]:
+    return {line: {d: dict(c) for d, c in gt.truth_crossings(clip, line).items()} for line in clip.lines}
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_each_clip_counts_as_the_truth_says(name: str, clips: gt.ClipDetections) -> None:
+    clip = CLIPS[name]
+    analytics, events, ids = _play(clip, clips)
+    assert _line_counts(analytics) == _truth(clip), clip.what
+    for zone in clip.zones:
+        visits = gt.truth_visits(clip, zone)
+        entries = [e for e in events if e["event"] == "zone_enter" and e["zone"] == zone]
+        exits = [e for e in events if e["event"] == "zone_exit" and e["zone"] == zone]
+        assert len(entries) == len(visits) == len(exits)
+        dwell_s = clip.zones[zone].get("dwell_s")
+        for (_, entered, left), entry, leaving in zip(visits, entries, exits, strict=True):
+            assert abs(entry["media_time_s"] - entered) <= 0.5
+            assert abs(leaving["dwell_s"] - (left - entered)) <= 0.5
+            if dwell_s is not None and left - entered >= dwell_s:
+                dwell = [e for e in events if e["event"] == "dwell" and e["track_id"] == entry["track_id"]]
+                assert len(dwell) == 1 and abs(dwell[0]["media_time_s"] - (entered + dwell_s)) <= 0.5
+    for event in events:
+        # Dated by the wall clock, timed by the clip, and placed by its frame.
+        assert event["at"].endswith("Z") and isinstance(event["seq"], int)
+        assert event["media_time_s"] == pytest.approx(event["seq"] / gt.FPS, abs=1e-3)
+    found = clips.of(clip)
+    identity = gt.identity(clip, clips.renderer, found, ids)
+    if gt.longest_hidden(clip, clips.renderer) < PATIENCE:
+        assert sum(identity.switches.values()) == 0 and identity.ids == identity.objects, identity
+
+
+@pytest.mark.parametrize(
+    ("name", "settings"),
+    [
+        # Without finding the hidden one again by its motion, its crossing is lost.
+        ("crossing", {"tracking": {"recover_distance": 0}}),
+        ("crossing-depth", {"tracking": {"recover_distance": 0}}),
+        # Hidden for longer than the patience: only taking the given-up track's side counts it.
+        ("overtaking-slowly", {"lines": {"gate": {**gt.GATE["gate"], "inherit_s": 0}}}),
+        # Frames alone do not hold a slow sway; the band does.
+        ("sway-20px-8f", {"lines": {"gate": {**gt.GATE["gate"], "band": 0}}}),
+        ("sway-12px-12f", {"lines": {"gate": {**gt.GATE["gate"], "band": 0}}}),
+        ("flicker", {"lines": {"gate": {**gt.GATE["gate"], "band": 0}}}),
+    ],
+)
+def test_each_hard_case_miscounts_without_what_handles_it(
+    name: str, settings: dict[str, Any], clips: gt.ClipDetections
+) -> None:
+    clip = CLIPS[name]
+    if "lines" in settings:
+        clip = gt.Clip(clip.name, clip.frames, clip.actors, lines=settings.pop("lines"), zones=clip.zones)
+    analytics, _, _ = _play(clip, clips, **settings)
+    assert _line_counts(analytics) != _truth(clip)
+
+
+def test_the_ids_of_a_track_never_exceed_the_ids_issued_its_result_reports(clips: gt.ClipDetections) -> None:
+    """Counts are current in every result: the crossing clip's first results (no event yet)."""
+    clip = CLIPS["crossing"]
+    camera = CameraConfig(id="cam", uri="synthetic:1280x720@0", lines=clip.lines)
+    analytics = CameraAnalytics(camera, lambda _name, _details: None)
+    for frame, detections in enumerate(clips.of(clip)):
+        result = analytics.process(detections, clips.labels, 1.8e9 + frame, gt.media_time(frame), frame)
+        tracks = result.counts["tracks"]  # type: ignore[index]
+        assert all(i is None or i <= tracks["ids_issued"] for i in result.track_ids or [])
+        assert tracks["active"] >= sum(1 for i in result.track_ids or [] if i is not None)
+
+
+@pytest.mark.slow
+def test_a_file_played_faster_than_real_time_dwells_in_its_own_time(
+    clips: gt.ClipDetections, model_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The dwell clip as a file, through `edgevision run` and the real model with every frame:
+    dwell and event times are the file's, whatever the speed it is played at."""
+    clip = CLIPS["dwell"]
+    video = gt.write_video(clip, clips.renderer, tmp_path / "dwell.avi")
+    out = tmp_path / "out.jsonl"
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "cameras": {"lobby": {"uri": str(video), "every_frame": True, "zones": clip.zones}},
+                "sink": {"kind": "jsonl", "path": str(out)},
+                "http": {"enabled": False},
+            }
+        )
+    )
+    done = run_cli("run", "--config", str(config), env=model_env, timeout=240)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    results = [m for m in lines if m["type"] == "result"]
+    assert [r["seq"] for r in results] == list(range(clip.frames))
+    assert all(r["media_time_s"] == pytest.approx(r["seq"] / gt.FPS, abs=1e-3) for r in results)
+    events = {
+        m["event"]: m for m in lines if m["type"] == "event" and m["event"] in ("zone_enter", "dwell", "zone_exit")
+    }
+    ((_, entered, left),) = gt.truth_visits(clip, "queue")
+    assert abs(events["zone_enter"]["media_time_s"] - entered) <= 0.5
+    assert abs(events["dwell"]["media_time_s"] - (entered + clip.zones["queue"]["dwell_s"])) <= 0.5
+    assert abs(events["zone_exit"]["dwell_s"] - (left - entered)) <= 0.5
+    assert events["zone_exit"]["seq"] > events["dwell"]["seq"] > events["zone_enter"]["seq"]
