@@ -93,6 +93,19 @@ def distance_px(points: np.ndarray, line: np.ndarray, width: int, height: int) -
     return ((bx - ax) * (py - ay) - (by - ay) * (px - ax)) / length
 
 
+def segment_distance(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(n,) distance of each point to the nearest of the segments (starts[k], ends[k]), all in
+    the same (pixel) units."""
+    if len(points) == 0 or len(starts) == 0:
+        return np.full(len(points), np.inf)
+    direction = ends - starts  # (m, 2)
+    length2 = np.maximum((direction**2).sum(axis=1), 1e-12)
+    relative = points[:, None, :] - starts[None, :, :]  # (n, m, 2)
+    t = np.clip((relative * direction[None]).sum(axis=2) / length2[None], 0.0, 1.0)
+    nearest = starts[None] + t[..., None] * direction[None]
+    return np.sqrt(((points[:, None, :] - nearest) ** 2).sum(axis=2)).min(axis=1)
+
+
 def crosses_segment(start: tuple[float, float], end: tuple[float, float], line: np.ndarray) -> bool:
     """Whether the path from `start` to `end` (normalised points on either side of the line)
     passes through the line's segment itself, not beside one of its ends."""

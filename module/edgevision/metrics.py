@@ -35,6 +35,7 @@ class CameraStats:
         self._lock = threading.Lock()
         self.captured = 0
         self.inferred = 0
+        self.carried = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.corrupt = 0
         # Frames refused for their size (sources.max_frame_pixels).
@@ -70,9 +71,12 @@ class CameraStats:
         with self._lock:
             self.dropped[reason] += count
 
-    def inferred_frame(self, latency_ms: float) -> None:
+    def inferred_frame(self, latency_ms: float, detected: bool = True) -> None:
+        """A result published: of a frame the detector saw, or one whose boxes the tracker carried."""
         with self._lock:
             self.inferred += 1
+            if not detected:
+                self.carried += 1
             self._latency.append(latency_ms)
             self._latency_buckets[bisect.bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
             self._latency_sum_ms += latency_ms
@@ -134,6 +138,7 @@ class CameraStats:
                 "state": self.state,
                 "captured": self.captured,
                 "inferred": self.inferred,
+                "carried": self.carried,
                 "dropped": sum(self.dropped.values()),
                 "dropped_by_reason": dict(self.dropped),
                 "corrupt": self.corrupt,
@@ -231,6 +236,7 @@ class PipelineMetrics:
             "totals": {
                 "captured": sum(c["captured"] for c in per_camera.values()),
                 "inferred": sum(c["inferred"] for c in per_camera.values()),
+                "carried": sum(c["carried"] for c in per_camera.values()),
                 "dropped": sum(c["dropped"] for c in per_camera.values()),
                 "corrupt": sum(c["corrupt"] for c in per_camera.values()),
                 "fps": round(sum(c["fps"] for c in per_camera.values()), 2),

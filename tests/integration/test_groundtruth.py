@@ -151,3 +151,21 @@ def test_a_file_played_faster_than_real_time_dwells_in_its_own_time(
     assert abs(events["dwell"]["media_time_s"] - (entered + clip.zones["queue"]["dwell_s"])) <= 0.5
     assert abs(events["zone_exit"]["dwell_s"] - (left - entered)) <= 0.5
     assert events["zone_exit"]["seq"] > events["dwell"]["seq"] > events["zone_enter"]["seq"]
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_the_default_mode_counts_as_every_frame_detection_does_at_15_fps(name: str, clips: gt.ClipDetections) -> None:
+    """Motion-gated and interval detection (the tracker carrying the boxes between) against
+    every-frame detection, the clip played as a live camera throttled to 15 fps: the same line
+    counts by direction, zone entries and dwell events, from a third of the detections or fewer."""
+    clip = CLIPS[name]
+    every = gt.play(clip, clips, fps=15, detection={"mode": "every_frame"})
+    gated = gt.play(clip, clips, fps=15)
+    assert gated.analytics.snapshot()["lines"] == every.analytics.snapshot()["lines"]
+    assert gated.analytics.snapshot()["zones"] == every.analytics.snapshot()["zones"]
+
+    def dwell(played: gt.Played) -> list[int]:
+        return [e["track_id"] for e in played.events if e["event"] == "dwell"]
+
+    assert len(dwell(gated)) == len(dwell(every))
+    assert gated.detected <= 0.4 * gated.frames and every.detected == every.frames

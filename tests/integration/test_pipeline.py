@@ -17,6 +17,7 @@ import pytest
 
 from edgevision.config import load as configuration
 from edgevision.pipeline.pipeline import Pipeline
+from tests.support.fakes import EVERY_FRAME
 from tests.support.sinks import CollectingSink
 
 pytestmark = pytest.mark.usefixtures("model_dir_env")
@@ -47,7 +48,9 @@ def free_port() -> int:
 @pytest.mark.slow
 def test_every_frame_of_a_video_yields_one_result_in_order(videos: dict[str, Path]) -> None:
     video = videos["pedestrians"]
-    _pipeline, sink = run_to_end({"cameras": [{"id": "plaza", "uri": str(video), "every_frame": True}]})
+    # Every frame through the detector (the default mode would let the tracker carry some).
+    camera = {"id": "plaza", "uri": str(video), "every_frame": True, "detection": {"mode": "every_frame"}}
+    _pipeline, sink = run_to_end({"cameras": [camera]})
     results = sink.of_type("result")
     expected = decodable_frames(video)
     assert expected > 300
@@ -81,8 +84,8 @@ def test_a_file_uri_asking_to_loop_loops(videos: dict[str, Path]) -> None:
 @pytest.mark.slow
 def test_two_cameras_share_batches_and_stay_apart(videos: dict[str, Path]) -> None:
     cameras = [
-        {"id": "plaza", "uri": str(videos["pedestrians"]), "every_frame": True, "max_frames": 120},
-        {"id": "road", "uri": str(videos["traffic"]), "every_frame": True, "max_frames": 120},
+        {"id": "plaza", "uri": str(videos["pedestrians"]), "every_frame": True, "max_frames": 120, **EVERY_FRAME},
+        {"id": "road", "uri": str(videos["traffic"]), "every_frame": True, "max_frames": 120, **EVERY_FRAME},
     ]
     _, sink = run_to_end({"cameras": cameras, "inference": {"max_batch": 4, "max_batch_wait_ms": 50}})
     results = sink.of_type("result")

@@ -27,7 +27,9 @@ def _results(hub: IoTHubSimulator, camera: str | None = None) -> list[dict[str, 
 def test_results_metrics_and_events_reach_their_outputs(hub_factory, run_module, assets: Path, tmp_path: Path) -> None:
     video = assets / "video" / "pedestrians-720p.avi"
     desired = {
-        "cameras": {"plaza": {"uri": str(video), "every_frame": True, "max_frames": 80}},
+        "cameras": {
+            "plaza": {"uri": str(video), "every_frame": True, "max_frames": 80, "detection": {"mode": "every_frame"}}
+        },
         "upstream": {"results_mode": "every_frame"},
         "metrics_interval_s": 1,
     }
@@ -59,6 +61,8 @@ def test_results_metrics_and_events_reach_their_outputs(hub_factory, run_module,
             "--source",
             f"plaza={video}",
             "--every-frame",
+            "--detection",
+            "every_frame",
             "--max-frames",
             "80",
             "--sink",

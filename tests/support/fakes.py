@@ -173,6 +173,11 @@ def pipeline_seams(engines: EngineFactory, sources: SourceFactory | None = None,
     return seams if sources is None else dataclasses.replace(seams, source_factory=sources)
 
 
+# A camera setting for tests of the pipeline's mechanics that count on every frame going through
+# the detector (the default detection mode skips frames in which nothing moves).
+EVERY_FRAME = {"detection": {"mode": "every_frame"}}
+
+
 def frame_image(seq: int, marked: bool = False, size: tuple[int, int] = (48, 64)) -> np.ndarray:
     image = np.full((*size, 3), seq % 200, np.uint8)
     if marked:

@@ -580,3 +580,52 @@ def write_video(clip: Clip, renderer: Renderer, path: Path) -> Path:
     finally:
         writer.release()
     return path
+
+
+@dataclass
+class Played:
+    analytics: Any  # CameraAnalytics
+    events: list[dict[str, Any]]
+    ids: list[list[int | None]]
+    detected: int  # frames the detector saw (the rest the tracker carried)
+    frames: int
+
+
+def play(
+    clip: Clip,
+    clips: ClipDetections,
+    *,
+    fps: float = FPS,
+    images: bool = True,
+    wall_speed: float = 1.0,
+    **settings: Any,
+) -> Played:
+    """A clip through one camera's analytics as the pipeline runs it: the gate decides per frame
+    whether the detector sees it (its cached detections) or the tracker carries it; `fps` plays
+    it as a live camera throttled to that rate (frames dropped evenly)."""
+    from edgevision.analytics.camera import CameraAnalytics
+    from edgevision.config.camera import CameraConfig
+
+    camera = CameraConfig(id="cam", uri="synthetic:1280x720@0", lines=clip.lines, zones=clip.zones, **settings)
+    events: list[dict[str, Any]] = []
+    analytics = CameraAnalytics(camera, lambda name, details: events.append({"event": name, **details}))
+    found = clips.of(clip)
+    ids: list[list[int | None]] = []
+    detected = played = 0
+    step = FPS / min(fps, FPS)
+    next_due = 0.0
+    for frame, detections in enumerate(found):
+        if frame + 1e-9 < next_due:
+            continue
+        next_due += step
+        media = media_time(frame)
+        image = clips.renderer.render(clip, frame) if images else None
+        wall = 1.8e9 + media / wall_speed
+        if analytics.wants_detection(image, media):
+            result = analytics.process(detections, clips.labels, wall, media, frame)
+            detected += 1
+        else:
+            result = analytics.carry(clips.labels, wall, media, frame)
+        ids.append(result.track_ids or [])
+        played += 1
+    return Played(analytics, events, ids, detected, played)

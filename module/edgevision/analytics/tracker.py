@@ -218,6 +218,41 @@ class Tracker:
                 self.tracks.append(track)
         return ids, seen, ended
 
+    def predict(self) -> tuple[list[Track], list[Track]]:
+        """A frame the detector did not see: every track moves on by its motion. Tracks seen at
+        the last detection are taken to be there still; lost ones are missed once more, so the
+        patience stays a number of frames. Returns the confirmed tracks carried (their boxes
+        where they are predicted) and those given up."""
+        self._mean, self._covariance = kalman.predict(self._mean, self._covariance)
+        if not self.tracks:
+            return [], []
+        boxes = kalman.cxcywh_to_xyxy(self._mean[:, :4]).astype(np.float32)
+        carried: list[Track] = []
+        ended: list[Track] = []
+        keep = []
+        for index, track in enumerate(self.tracks):
+            if track.missed == 0:
+                if track.id is not None:
+                    track.box = boxes[index]
+                    carried.append(track)
+            else:
+                self._mean[index, 6:8] = 0.0
+                track.missed += 1
+                if track.missed > self.config.patience_frames:
+                    if track.id is not None:
+                        ended.append(track)
+                    continue
+            keep.append(index)
+        if len(keep) < len(self.tracks):
+            self.tracks = [self.tracks[i] for i in keep]
+            self._mean, self._covariance = self._mean[keep], self._covariance[keep]
+        return carried, ended
+
+    def motion(self) -> tuple[list[Track], np.ndarray]:
+        """The confirmed tracks seen lately and their velocities (pixels per frame, x and y)."""
+        rows = [i for i, t in enumerate(self.tracks) if t.id is not None and t.missed == 0]
+        return [self.tracks[i] for i in rows], self._mean[rows, 4:6]
+
     def _nearness(self, lost: list[int], boxes: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """(len(lost), len(boxes)): 1 at a lost track's predicted centre, falling to 0 at
         `recover_distance` of its size (a little further the longer it is lost); 0 for another

@@ -21,7 +21,48 @@ def model_config(args: argparse.Namespace) -> ModelConfig:
     return ModelConfig(**named, **{k: v for k, v in extra.items() if v is not None})
 
 
+# The test assets' clips and what a camera on each counts: a line across the plaza's walkway
+# (people cross it both ways), and one across the road's lanes.
+ASSET_CLIPS = {
+    "pedestrians": {"path": "video/pedestrians-720p.avi", "lines": {"walkway": {"points": "0,0.5 1,0.5"}}},
+    "traffic": {"path": "video/traffic-360p.mp4", "lines": {"lanes": {"points": "0,0.6 1,0.6"}}},
+}
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    import platform
+
+    from edgevision.benchmark.capacity import CapacityClip, load_clips, measure, write
+    from edgevision.detector.loader import DetectorLoader
+
+    if args.clips is not None:
+        if not args.clips.is_file():
+            raise UsageError(f"--clips {args.clips}: no such file")
+        clips = load_clips(args.clips)
+    else:
+        assets = Path(os.environ.get("EDGEVISION_ASSETS", ""))
+        clips = [
+            CapacityClip(name, assets / entry["path"], entry.get("lines", {}), entry.get("zones", {}))  # type: ignore[arg-type]
+            for name, entry in ASSET_CLIPS.items()
+            if os.environ.get("EDGEVISION_ASSETS") and (assets / entry["path"]).is_file()
+        ]
+        if not clips:
+            raise UsageError("no clips: give --clips FILE, or set EDGEVISION_ASSETS to the test assets")
+    for clip in clips:
+        if not clip.path.is_file():
+            raise UsageError(f"clip {clip.name}: {clip.path} not found")
+    loader = DetectorLoader()
+    report = measure(loader, loader.resolve(model_config(args)), clips, fps=args.fps, repeats=args.repeats)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, no GPU measured"
+    for path in write(report, machine, args.out):
+        print(f"edgevision: wrote {path}", file=sys.stderr)
+    print(json.dumps(report["modes"]))
+    return EXIT_OK
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    if args.capacity:
+        return cmd_capacity(args)
     from edgevision.benchmark.report import write_report
     from edgevision.benchmark.run import Plan, run_benchmark, sample_video
 

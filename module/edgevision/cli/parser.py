@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sink", help="stdout (default) or jsonl:PATH")
     run.add_argument("--max-frames", type=_positive_int, help="stop each camera after N frames")
     run.add_argument("--every-frame", action="store_true", help="files: process every frame, no dropping")
+    run.add_argument(
+        "--detection",
+        choices=("every_frame", "interval", "motion"),
+        help="which frames the detector sees (default motion: the tracker carries the boxes between)",
+    )
     run.add_argument("--loop", action="store_true", help="files: start again at the end")
     run.add_argument("--target-fps", type=_positive_float, help="frames per second per camera sent to inference")
     _model_arguments(run, default=None)
@@ -136,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: two cameras at full speed for MINUTES, reporting RSS, GPU memory, threads, "
         "file descriptors and fps with their slopes",
     )
+
+    bench.add_argument(
+        "--capacity",
+        action="store_true",
+        help="instead: cameras per core in each detection mode (every_frame, interval, motion) and the counts "
+        "against every-frame detection, each clip played as a live camera",
+    )
+    bench.add_argument(
+        "--clips",
+        type=Path,
+        help="with --capacity: a JSON file {name: {path, lines, zones}} (default: the test assets' two clips)",
+    )
+    bench.add_argument("--fps", type=_positive_float, default=15.0, help="with --capacity: each camera's fps (15)")
+    bench.add_argument("--repeats", type=_positive_int, default=1, help="with --capacity: runs per clip and mode")
 
     doctor = sub.add_parser("doctor", help="check every inference path on this machine's GPU (CPU ones without)")
     doctor.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -85,6 +85,8 @@ def _camera_flags(args: argparse.Namespace) -> dict[str, Any]:
         flags["max_frames"] = args.max_frames
     if args.target_fps:
         flags["target_fps"] = args.target_fps
+    if args.detection:
+        flags["detection"] = {"mode": args.detection}
     return flags
 
 

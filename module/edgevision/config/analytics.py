@@ -7,7 +7,7 @@ classes a comma-separated string of labels.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +54,35 @@ class TrackingConfig(_Section):
     def _order(self) -> TrackingConfig:
         if not self.low_score <= self.high_score <= self.new_track_score:
             raise ValueError("low_score <= high_score <= new_track_score expected")
+        return self
+
+
+class DetectionConfig(_Section):
+    """Which frames the detector sees; between them the tracker carries the boxes.
+
+    `every_frame`: each frame the camera sends (at its target fps). `interval`: every
+    `interval`-th frame, every `edge_interval`-th while a track is near a line or a zone's edge.
+    `motion`: as `interval` while something moves, nothing while the scene is still (a cheap
+    change measure on a small grey copy of each frame decides), and a frame every `refresh_s`
+    whatever happens."""
+
+    mode: Literal["every_frame", "motion", "interval"] = "motion"
+    interval: int = Field(default=4, ge=1, le=100)
+    # Near a line or a zone's edge a track is never left to prediction for more than
+    # edge_interval - 1 frames in a row, so no crossing is missed while the detector sleeps.
+    edge_interval: int = Field(default=3, ge=1, le=100)
+    # A still scene is still looked at this often (seconds).
+    refresh_s: float = Field(default=5.0, gt=0, le=3600)
+    # Grey levels a pixel of the small copy must change by, at least (the threshold also rises
+    # with the camera's own noise: grain, rain, compression).
+    motion_threshold: int = Field(default=12, ge=1, le=255)
+    # Share of the frame that must change for motion (outside privacy masks).
+    motion_area: float = Field(default=0.002, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _intervals(self) -> DetectionConfig:
+        if self.edge_interval > self.interval:
+            raise ValueError("edge_interval <= interval expected")
         return self
 
 

@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edgevision.config.analytics import LineConfig, MaskConfig, TrackingConfig, ZoneConfig, check_names
+from edgevision.config.analytics import (
+    DetectionConfig,
+    LineConfig,
+    MaskConfig,
+    TrackingConfig,
+    ZoneConfig,
+    check_names,
+)
 from edgevision.config.source_uri import SourceSpec, parse_source_uri
 
 # Camera ids and model keys: no dots (they become property names in the module twin, which
@@ -36,6 +43,9 @@ class CameraConfig(_Section):
     # What the camera's tracks answer (config/analytics.py): tracking, zones and lines by name,
     # privacy masks by name.
     tracking: TrackingConfig = TrackingConfig()
+    # Which frames the detector sees (every one, every Nth, or when something moves); the
+    # tracker carries the boxes between.
+    detection: DetectionConfig = DetectionConfig()
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)
     lines: dict[str, LineConfig] = Field(default_factory=dict)
     masks: dict[str, MaskConfig] = Field(default_factory=dict)
@@ -47,18 +57,23 @@ class CameraConfig(_Section):
 
     @property
     def tracks(self) -> bool:
-        """Whether the camera runs a tracker: asked for, or needed by its zones and lines."""
+        """Whether the camera runs a tracker: asked for, or needed by its zones and lines, or by a
+        detector that does not see every frame (the tracker carries the boxes between)."""
         enabled = self.tracking.enabled
-        return enabled if enabled is not None else bool(self.zones or self.lines)
+        if enabled is not None:
+            return enabled
+        return bool(self.zones or self.lines) or self.detection.mode != "every_frame"
 
     @property
     def analytics(self) -> tuple[Any, ...]:
-        """Its tracking, zones, lines and masks: a change to them is taken live."""
-        return self.tracking, self.zones, self.lines, self.masks
+        """Its tracking, detection, zones, lines and masks: a change to them is taken live."""
+        return self.tracking, self.detection, self.zones, self.lines, self.masks
 
     def without_analytics(self) -> CameraConfig:
         """This camera with its analytics settings taken out: what restarting its source is about."""
-        return self.model_copy(update={"tracking": TrackingConfig(), "zones": {}, "lines": {}, "masks": {}})
+        return self.model_copy(
+            update={"tracking": TrackingConfig(), "detection": DetectionConfig(), "zones": {}, "lines": {}, "masks": {}}
+        )
 
     @model_validator(mode="after")
     def _credentials_for_streams(self) -> CameraConfig:

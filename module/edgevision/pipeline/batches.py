@@ -36,10 +36,18 @@ class Batch:
     producer: Producer
     metas: list[LetterboxMeta] = field(default_factory=list)
     outputs: list[np.ndarray] | None = None
-    detections: list[Detections] | None = None
+    # Per frame; None for a carried frame (the detector did not see it).
+    detections: list[Detections | None] | None = None
     error: str | None = None
     # Which frames failed preprocessing (bad frame), by index; they get no result.
     bad_frames: dict[int, str] = field(default_factory=dict)
+    # Which frames the detector skips, by index: their boxes are the tracker's (the gate decided).
+    carried: frozenset[int] = frozenset()
+
+    @property
+    def detected(self) -> list[int]:
+        """Indexes of the frames the detector sees, in order."""
+        return [i for i in range(len(self.frames)) if i not in self.carried]
 
 
 class SlotPool:

@@ -71,6 +71,8 @@ class StageHooks:
     idle: Callable[[], bool]
     drop: Callable[[Frame, str], None]
     preprocessed: Callable[[Frame], None]
+    # Whether the detector sees a frame (False: the camera's tracker carries its boxes).
+    gate: Callable[[Frame], bool] = lambda _frame: True
 
 
 class StageBuilder:
@@ -151,6 +153,7 @@ class StageBuilder:
             idle=hooks.idle,
             drop=hooks.drop,
             preprocessed=hooks.preprocessed,
+            gate=hooks.gate,
             decoder=detector.decoder(model_config.score_threshold, model_config.nms_iou),
             preprocess_workers=inference.preprocess_workers,
             rescue=lambda: self._detectors.load(model, cpu_config, layout.max_batch, in_graph).engine,

@@ -95,6 +95,7 @@ class Pipeline:
             idle=self._sources_idle,
             drop=self.cameras.drop,
             preprocessed=self.preview.keep,
+            gate=lambda frame: self.analytics.wants_detection(frame.camera, frame.image, frame.captured_mono),
         )
         self._builder = StageBuilder(hooks, seams)
         # One set of stages per model in use (`default`: the model section), each with its failover.

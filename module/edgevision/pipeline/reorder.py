@@ -89,14 +89,21 @@ class ReorderBuffer:
                 stats.record_error(batch.bad_frames[index])
                 continue
             latency_ms = (time.monotonic() - frame.captured_mono) * 1e3
-            analysed = self._analytics.process(
-                frame.camera,
-                batch.detections[index],
-                producer.labels,
-                frame.captured_at,
-                frame.media_time_s,
-                frame.seq,
-            )
+            found = batch.detections[index]
+            detected = found is not None
+            if found is None:
+                # The detector skipped it: the camera's tracker carries the boxes.
+                carried = self._analytics.carry(
+                    frame.camera, producer.labels, frame.captured_at, frame.media_time_s, frame.seq
+                )
+                if carried is None:
+                    stats.dropped_frames("error")
+                    continue
+                analysed = carried
+            else:
+                analysed = self._analytics.process(
+                    frame.camera, found, producer.labels, frame.captured_at, frame.media_time_s, frame.seq
+                )
             detections = analysed.detections
             self._preview.published(frame.camera, frame.seq, detections, producer.labels, analysed.track_ids)
             message = result_message(
@@ -113,8 +120,10 @@ class ReorderBuffer:
                 batch_size=size,
                 track_ids=analysed.track_ids,
                 counts=analysed.counts,
+                detected=detected,
             )
-            self._metrics.inference.ok()
+            if detected:
+                self._metrics.inference.ok()
             try:
                 sink.publish(message)
                 self._metrics.results.ok()
@@ -123,5 +132,5 @@ class ReorderBuffer:
                 self._metrics.results.failed(f"the results sink failed: {first_line(exc)}")
                 if self.sink_errors == 1 or self.sink_errors % 1000 == 0:
                     log.error("sink failed (%d so far): %s", self.sink_errors, exc)
-            stats.inferred_frame(latency_ms)
+            stats.inferred_frame(latency_ms, detected)
         self._metrics.stage("publish", time.perf_counter() - started, max(size, 1))

@@ -53,6 +53,7 @@ class InferenceStages:
         preprocess_workers: int,
         rescue: Callable[[], Engine] | None = None,
         lane: str = "default",
+        gate: Callable[[Frame], bool] = lambda _frame: True,
     ) -> None:
         self._arguments = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.lane = lane
@@ -68,6 +69,7 @@ class InferenceStages:
         self._idle = idle
         self._drop = drop
         self._preprocessed = preprocessed
+        self._gate = gate
         self.producer = Producer(detector.name, engine.provider, detector.labels, lane)
         self.decoder = decoder
         self._pre_workers = preprocess_workers
@@ -154,15 +156,20 @@ class InferenceStages:
                 frames = self.scheduler.collect(self._stop, self._idle)
                 if not frames:
                     break
-                # Downstream keeps draining, so a slot always comes free, also while stopping.
-                slot = self.pool.acquire(len(frames), self._abort)
-                if slot is None:
-                    for frame in frames:
-                        self._drop(frame, "shutdown")
-                    break
+                # Frames the gate lets by stay in the batch (each camera's order is the batch's),
+                # but take no place in the slot and no inference.
+                carried = frozenset(i for i, frame in enumerate(frames) if not self._gate(frame))
+                slot = None
+                if len(carried) < len(frames):
+                    # Downstream keeps draining, so a slot always comes free, also while stopping.
+                    slot = self.pool.acquire(len(frames) - len(carried), self._abort)
+                    if slot is None:
+                        for frame in frames:
+                            self._drop(frame, "shutdown")
+                        break
                 with self._lock:
                     self._in_flight += 1
-                self._pre_q.put(Batch(next(self._batch_ids), frames, slot, self.producer))
+                self._pre_q.put(Batch(next(self._batch_ids), frames, slot, self.producer, carried=carried))
         except Exception:
             log.exception("scheduler failed")
         finally:
@@ -194,12 +201,19 @@ class InferenceStages:
 
     def _preprocess(self, batch: Batch, prepare: Preprocessor) -> None:
         started = time.perf_counter()
-        batch.metas, batch.bad_frames = prepare.prepare([frame.image for frame in batch.frames], batch.slot)
+        detected = batch.detected
+        if detected:
+            metas, bad = prepare.prepare([batch.frames[i].image for i in detected], batch.slot)
+            batch.metas = metas
+            batch.bad_frames = {detected[k]: reason for k, reason in bad.items()}
         for frame in batch.frames:
             self._preprocessed(frame)
-        self.metrics.stage("preprocess", time.perf_counter() - started, len(batch.frames))
+        if detected:
+            self.metrics.stage("preprocess", time.perf_counter() - started, len(detected))
 
     def _infer(self, batch: Batch) -> None:
+        if not batch.detected:
+            return  # every frame carried: nothing to run
         started = time.perf_counter()
         worker = threading.current_thread().name
         self._runs[worker] = (time.monotonic(), batch)
@@ -226,8 +240,8 @@ class InferenceStages:
                 self._say_failure(batch.id, batch.error)
         finally:
             self._runs.pop(worker, None)
-        self.metrics.stage("inference", time.perf_counter() - started, len(batch.frames))
-        self.metrics.batch(len(batch.frames))
+        self.metrics.stage("inference", time.perf_counter() - started, len(batch.detected))
+        self.metrics.batch(len(batch.detected))
 
     def _say_failure(self, batch_id: int, error: str) -> None:
         """A failed batch in the log: each new reason at once, the same one at most every
@@ -290,16 +304,23 @@ class InferenceStages:
 
     def _postprocess(self, batch: Batch) -> None:
         started = time.perf_counter()
+        detected = batch.detected
         if batch.error is None:
             try:
-                batch.detections = self.decoder(batch.outputs, batch.metas)
+                found = self.decoder(batch.outputs, batch.metas) if detected else []
+                by_frame: list = [None] * len(batch.frames)
+                for index, detections in zip(detected, found, strict=False):
+                    by_frame[index] = detections
+                batch.detections = by_frame
             except Exception as exc:  # noqa: BLE001 - e.g. an output that fits no manifest
                 batch.error = f"postprocessing failed: {exc}"
                 log.error("batch %d: %s", batch.id, batch.error)
         batch.outputs = None
-        self.pool.release(batch.slot)
+        if batch.slot is not None:
+            self.pool.release(batch.slot)
         batch.slot = None
-        self.metrics.stage("postprocess", time.perf_counter() - started, len(batch.frames))
+        if detected:
+            self.metrics.stage("postprocess", time.perf_counter() - started, len(detected))
 
     def _hand_over(self, batch: Batch) -> None:
         try:

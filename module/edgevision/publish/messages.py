@@ -46,6 +46,7 @@ def result_message(
     track_ids: Sequence[int | None] | None = None,
     counts: Mapping[str, Any] | None = None,
     media_time_s: float | None = None,
+    detected: bool = True,
 ) -> dict[str, Any]:
     """One frame's result; `detections` has the shape `edgevision detect` prints (with `track_id`
     when the camera tracks), and `counts` the camera's zone and line counts when it has any."""
@@ -62,6 +63,8 @@ def result_message(
         "width": detections.width,
         "height": detections.height,
         "batch": {"id": batch_id, "size": batch_size},
+        # False: the detector skipped this frame and the boxes are the tracker's predictions.
+        "detected": detected,
         "detections": detections.to_json(labels, track_ids),
     }
     if media_time_s is not None:

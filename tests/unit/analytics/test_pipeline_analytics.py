@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 
 from edgevision.config.load import validate
 from edgevision.pipeline.pipeline import Pipeline
@@ -27,7 +28,7 @@ def _scene() -> Scene:
     return Scene([*down, *up, hidden], frames=110, dropout=0.05, weak=0.1)
 
 
-def _document(**upstream: Any) -> dict[str, Any]:
+def _document(detection: str = "every_frame") -> dict[str, Any]:
     return {
         "cameras": {
             "plaza": {
@@ -35,6 +36,8 @@ def _document(**upstream: Any) -> dict[str, Any]:
                 "zones": {"middle": {"polygon": "0.1,0.4 0.7,0.4 0.7,0.7 0.1,0.7"}},
                 "lines": {"gate": {"points": "0.05,0.55 0.72,0.55"}},
                 "masks": {"desk": {"polygon": MASK, "drop_detections": True}},
+                # The first test counts per detected frame (the mask's drops): every frame.
+                "detection": {"mode": detection},
             }
         },
         "inference": {"workers": 2},
@@ -89,3 +92,37 @@ def test_masked_pixels_are_constant_in_every_preview_image() -> None:
     assert inside.max() <= 2, inside.max()
     # Outside it the scene (and the overlays) are there: not a black frame.
     assert image[int(0.6 * HEIGHT) :, : int(0.6 * WIDTH)].mean() > 50
+
+
+@pytest.mark.parametrize("mode", ["motion", "interval"])
+def test_frames_the_detector_skips_carry_tracked_boxes_and_the_counts_stay_exact(mode: str) -> None:
+    """The default mode through the real pipeline: about a third of the frames go through the
+    detector (every third near the line, every fourth elsewhere), the others are published with
+    the tracker's boxes and `detected: false`; the crossings and zone visits are those of
+    every-frame detection."""
+    scene = _scene()
+    detector, seen = SceneDetector(scene), set()
+
+    def compute(batch: np.ndarray, out: np.ndarray) -> list[np.ndarray]:
+        seen.update(detector.frame_of(batch[slot]) for slot in range(len(batch)))
+        return detector.compute(batch, out)
+
+    engines = EngineFactory(script=EngineScript(detector=compute))
+    frames = {"plaza": (render_indexed(scene, f) for f in range(scene.frames))}
+    sink = CollectingSink()
+    pipeline = Pipeline(validate(_document(mode)), sink, seams=pipeline_seams(engines, scripted_sources(frames)))
+    pipeline.start()
+    assert pipeline.wait(60)
+    results = sink.of_type("result")
+    assert [r["seq"] for r in results] == list(range(scene.frames))
+    carried = [r for r in results if not r["detected"]]
+    assert 0.4 * scene.frames < len(carried) < 0.8 * scene.frames
+    # The detector saw exactly the frames published as detected.
+    assert seen & set(range(scene.frames)) == {r["seq"] for r in results if r["detected"]}
+    # A carried frame has the tracks' boxes, each with its id, where the tracker predicts them.
+    assert any(r["detections"] for r in carried) and all("track_id" in d for r in carried for d in r["detections"])
+    assert results[-1]["counts"]["lines"]["gate"] == {"in": {"person": 5}, "out": {"person": 2}}
+    middle = results[-1]["counts"]["zones"]["middle"]
+    assert middle["entered"] == {"person": 7} and middle["exited"] == {"person": 7}
+    camera = pipeline.metrics_snapshot()["cameras"]["plaza"]
+    assert camera["carried"] == len(carried) and camera["inferred"] == scene.frames

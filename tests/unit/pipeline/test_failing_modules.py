@@ -15,7 +15,7 @@ from edgevision.config.load import validate
 from edgevision.errors import BuildError
 from edgevision.pipeline.pipeline import Pipeline
 from edgevision.publish.sinks import JsonLinesSink
-from tests.support.fakes import EngineFactory, EngineScript, frame_image, pipeline_seams, scripted_sources
+from tests.support.fakes import EVERY_FRAME, EngineFactory, EngineScript, frame_image, pipeline_seams, scripted_sources
 from tests.support.sinks import CollectingSink
 from tests.support.waits import wait_for
 
@@ -34,7 +34,9 @@ def _failing_after(runs: int):
 
 def _pipeline(engines: EngineFactory, sink: Any, **document: Any) -> Pipeline:
     frames = {"a": itertools.repeat(frame_image(1), 100_000)}
-    config = validate({"cameras": {"a": {"uri": "synthetic:64x48@0"}}, "metrics_interval_s": 3600, **document})
+    config = validate(
+        {"cameras": {"a": {"uri": "synthetic:64x48@0", **EVERY_FRAME}}, "metrics_interval_s": 3600, **document}
+    )
     return Pipeline(config, sink, seams=pipeline_seams(engines, scripted_sources(frames, interval_s=0.002)))
 
 

@@ -18,7 +18,7 @@ from edgevision.inference.providers import CPU, CUDA
 from edgevision.module import Module
 from edgevision.pipeline.build import Seams
 from edgevision.pipeline.pipeline import Pipeline
-from tests.support.fakes import frame_image, scripted_sources
+from tests.support.fakes import EVERY_FRAME, frame_image, scripted_sources
 from tests.support.sessions import CUDA_FAILURE, FakeGpuSessions
 from tests.support.sinks import CollectingSink
 from tests.support.tiny_model import tiny_model
@@ -37,7 +37,9 @@ def models(tmp_path: Path) -> dict[str, dict[str, str]]:
 def _pipeline(fake: FakeGpuSessions, frames: dict[str, list[Any]], interval_s: float, **document: Any) -> Pipeline:
     config = validate(
         {
-            "cameras": {cid: {"uri": "synthetic:64x48@0", "max_frames": len(f)} for cid, f in frames.items()},
+            "cameras": {
+                cid: {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": len(f)} for cid, f in frames.items()
+            },
             "metrics_interval_s": 3600,
             **document,
         }
@@ -71,9 +73,9 @@ def test_the_pipelines_batches_of_several_models_never_mix_shapes_in_a_session(
         model=models["tiny"],
         models={"second": models["other"]},
         cameras={
-            "a": {"uri": "synthetic:64x48@0", "max_frames": 120},
-            "b": {"uri": "synthetic:64x48@0", "max_frames": 90},
-            "c": {"uri": "synthetic:64x48@0", "max_frames": 60, "model": "second"},
+            "a": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 120},
+            "b": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 90},
+            "c": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 60, "model": "second"},
         },
         inference={"provider": "cuda", "max_batch": 8, "gpu_mem_limit_mb": 300},
     )
@@ -182,9 +184,9 @@ def test_a_gpu_that_does_not_start_is_warned_once_per_model_and_the_start_line_d
             "model": models["tiny"],
             "models": {"second": models["other"]},
             "cameras": {
-                "a": {"uri": "synthetic:64x48@0", "max_frames": 10},
-                "b": {"uri": "synthetic:64x48@0", "max_frames": 10},
-                "c": {"uri": "synthetic:64x48@0", "max_frames": 10, "model": "second"},
+                "a": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 10},
+                "b": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 10},
+                "c": {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": 10, "model": "second"},
             },
             "inference": {"provider": "cuda"},
             "http": {"enabled": False},

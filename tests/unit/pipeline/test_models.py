@@ -13,7 +13,7 @@ from edgevision.config.load import validate
 from edgevision.errors import ConfigError
 from edgevision.inference.providers import CPU, CUDA
 from edgevision.pipeline.pipeline import Pipeline
-from tests.support.fakes import EngineFactory, EngineScript, frame_image, pipeline_seams, scripted_sources
+from tests.support.fakes import EVERY_FRAME, EngineFactory, EngineScript, frame_image, pipeline_seams, scripted_sources
 from tests.support.sinks import CollectingSink
 from tests.support.waits import wait_for
 
@@ -21,7 +21,7 @@ from tests.support.waits import wait_for
 def _document(cameras: dict[str, tuple[int, str | None]], **sections: Any) -> dict[str, Any]:
     return {
         "cameras": {
-            cid: {"uri": "synthetic:64x48@0", "max_frames": count, **({"model": model} if model else {})}
+            cid: {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": count, **({"model": model} if model else {})}
             for cid, (count, model) in cameras.items()
         },
         "models": {"people": {"name": "people-model"}, "cars": {"name": "cars-model", "score_threshold": 0.5}},

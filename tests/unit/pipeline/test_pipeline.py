@@ -12,6 +12,7 @@ from edgevision.config.load import validate
 from edgevision.inference.providers import CPU, CUDA
 from edgevision.pipeline.pipeline import Pipeline
 from tests.support.fakes import (
+    EVERY_FRAME,
     EngineFactory,
     EngineScript,
     frame_image,
@@ -26,7 +27,9 @@ from tests.support.waits import wait_for
 def _config(cameras: dict[str, int], **sections: Any):
     return validate(
         {
-            "cameras": {cid: {"uri": "synthetic:64x48@0", "max_frames": count} for cid, count in cameras.items()},
+            "cameras": {
+                cid: {"uri": "synthetic:64x48@0", **EVERY_FRAME, "max_frames": count} for cid, count in cameras.items()
+            },
             "metrics_interval_s": 3600,
             **sections,
         }

@@ -1,0 +1,264 @@
+"""`edgevision benchmark --capacity`: how many cameras one core watches in each detection mode,
+and whether the counts stay those of every-frame detection.
+
+Each clip is played as a live camera at `fps` (its frames all decoded, as a camera's are; every
+one that falls due at `fps` goes on): the gate decides, the detector runs (one intra-op thread:
+one core) or the tracker carries, zones and lines count, and each result is encoded as the
+module sends it. The process's CPU time over the clip's duration is the core-seconds a camera
+costs per second; its inverse, cameras per core. What bounds it: one core, all stages of a
+frame (decode, gate, preprocess, inference, postprocess, analytics, publish) on it; a GPU moves
+inference off it (`gpu_ms_per_camera_second`, "not measured" without one).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgevision.analytics.camera import CameraAnalytics
+from edgevision.config.camera import CameraConfig
+from edgevision.detector.detector import Detector
+from edgevision.detector.loader import DetectorLoader
+from edgevision.inference.options import EngineConfig
+from edgevision.models.store import ResolvedModel
+from edgevision.publish.messages import encode, result_message
+
+MODES = ("every_frame", "interval", "motion")
+
+
+@dataclass(frozen=True)
+class CapacityClip:
+    """A clip and what its camera counts (zones and lines as configuration names them)."""
+
+    name: str
+    path: Path
+    lines: dict[str, Any] = field(default_factory=dict)
+    zones: dict[str, Any] = field(default_factory=dict)
+
+
+def load_clips(spec: Path) -> list[CapacityClip]:
+    """Clips from a JSON file: {name: {"path": ..., "lines": {...}, "zones": {...}}}; relative
+    paths are relative to the file."""
+    document = json.loads(spec.read_text())
+    clips = []
+    for name, entry in document.items():
+        path = Path(entry["path"])
+        clips.append(
+            CapacityClip(
+                name, path if path.is_absolute() else spec.parent / path, entry.get("lines", {}), entry.get("zones", {})
+            )
+        )
+    return clips
+
+
+def play(detector: Detector, clip: CapacityClip, mode: str, fps: float) -> dict[str, Any]:
+    """One clip as one live camera in one mode: CPU cost, frames detected, counts, events."""
+    camera = CameraConfig(
+        id=clip.name[:64] or "clip",
+        uri="synthetic:64x48@0",
+        lines=clip.lines,
+        zones=clip.zones,
+        detection={"mode": mode},
+        tracking={"enabled": True},
+    )
+    events: Counter[str] = Counter()
+    analytics = CameraAnalytics(camera, lambda name, _details: events.update([name]))
+    labels = detector.labels
+    capture = cv2.VideoCapture(str(clip.path))
+    if not capture.isOpened():
+        raise OSError(f"cannot open {clip.path}")
+    frames = detected = published = 0
+    gate_s = 0.0
+    first_ms: float | None = None
+    media = next_due = 0.0
+    started_cpu, started_wall = time.process_time(), time.perf_counter()
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                break
+            frames += 1
+            position = capture.get(cv2.CAP_PROP_POS_MSEC)
+            first_ms = position if first_ms is None else first_ms
+            media = max(media, (position - first_ms) / 1000.0)
+            if media + 1e-6 < next_due:
+                continue  # throttled, as the scheduler drops a live camera's extra frames
+            next_due += 1.0 / fps
+            gate_started = time.perf_counter()
+            wanted = analytics.wants_detection(image, media)
+            gate_s += time.perf_counter() - gate_started
+            if wanted:
+                found = detector.detect([image])[0]
+                analysed = analytics.process(found, labels, time.time(), media, published)
+                detected += 1
+            else:
+                analysed = analytics.carry(labels, time.time(), media, published)
+            encode(
+                result_message(
+                    camera=camera.id,
+                    seq=published,
+                    captured_at=time.time(),
+                    latency_ms=0.0,
+                    detections=analysed.detections,
+                    labels=labels,
+                    model="bench",
+                    provider="cpu",
+                    batch_id=published,
+                    batch_size=1,
+                    track_ids=analysed.track_ids,
+                    counts=analysed.counts,
+                    media_time_s=media,
+                    detected=wanted,
+                )
+            )
+            published += 1
+    finally:
+        capture.release()
+    cpu_s = time.process_time() - started_cpu
+    # The clip's duration: its last frame's time plus one frame.
+    duration = media * frames / max(frames - 1, 1) if frames > 1 else 1.0 / fps
+    snapshot = analytics.snapshot()
+    return {
+        "mode": mode,
+        "frames_decoded": frames,
+        "frames_published": published,
+        "frames_detected": detected,
+        "seconds": round(duration, 2),
+        "wall_s": round(time.perf_counter() - started_wall, 2),
+        "core_s_per_camera_s": round(cpu_s / duration, 4),
+        "cameras_per_core": round(duration / cpu_s, 2) if cpu_s > 0 else None,
+        "gate_ms_per_frame": round(gate_s * 1e3 / max(published, 1), 3),
+        "lines": {name: {d: sum(c.values()) for d, c in counts.items()} for name, counts in snapshot["lines"].items()},
+        "zones": {name: sum(z["entered"].values()) for name, z in snapshot["zones"].items()},
+        "dwell_events": events["dwell"],
+    }
+
+
+def _difference(run: dict[str, Any], reference: dict[str, Any]) -> float:
+    """Relative difference of all counts (line crossings by direction, zone entries, dwell
+    events) against the reference run's: 0 means the same counts."""
+    mine = [v for line in run["lines"].values() for v in line.values()] + list(run["zones"].values())
+    theirs = [v for line in reference["lines"].values() for v in line.values()] + list(reference["zones"].values())
+    mine.append(run["dwell_events"])
+    theirs.append(reference["dwell_events"])
+    total = sum(theirs)
+    off = sum(abs(a - b) for a, b in zip(mine, theirs, strict=True))
+    return round(off / total, 4) if total else float(off)
+
+
+def measure(
+    loader: DetectorLoader, model: ResolvedModel, clips: list[CapacityClip], fps: float = 15.0, repeats: int = 1
+) -> dict[str, Any]:
+    """Every clip in every mode (median CPU of `repeats` runs); cameras per core per mode over
+    the clips together (cameras weighted alike: the harmonic mean of each clip's figure)."""
+    detector = Detector(loader.load(model, EngineConfig(provider="cpu", intra_op_threads=1)))
+    report: dict[str, Any] = {"fps": fps, "model": model.name, "clips": {}, "modes": {}}
+    for clip in clips:
+        runs = {}
+        for mode in MODES:
+            trials = [play(detector, clip, mode, fps) for _ in range(repeats)]
+            trials.sort(key=lambda r: r["core_s_per_camera_s"])
+            runs[mode] = trials[len(trials) // 2]
+        for mode in MODES:
+            runs[mode]["count_difference"] = _difference(runs[mode], runs["every_frame"])
+        report["clips"][clip.name] = runs
+    for mode in MODES:
+        costs = [report["clips"][c.name][mode]["core_s_per_camera_s"] for c in clips]
+        per_core = len(costs) / sum(costs) if costs and sum(costs) > 0 else None
+        report["modes"][mode] = {
+            "cameras_per_core": round(per_core, 2) if per_core else None,
+            "gpu_ms_per_camera_second": "not measured",
+            "max_count_difference": max(report["clips"][c.name][mode]["count_difference"] for c in clips),
+        }
+    every = report["modes"]["every_frame"]["cameras_per_core"] or 0
+    for mode in MODES:
+        figure = report["modes"][mode]["cameras_per_core"] or 0
+        report["modes"][mode]["vs_every_frame"] = round(figure / every, 2) if every else None
+    report["gate_ms_per_frame"] = statistics.median(
+        report["clips"][c.name]["motion"]["gate_ms_per_frame"] for c in clips
+    )
+    return report
+
+
+def markdown(report: dict[str, Any], machine: str) -> str:
+    lines = [
+        "# Cameras per core by detection mode",
+        "",
+        f"{machine}; each clip played as one live camera at {report['fps']:g} fps with {report['model']} on one "
+        "core (one intra-op thread), all its frames decoded; the process's CPU seconds over the clip's "
+        "seconds. Bound: one core per camera, every stage of a frame on it. Made by "
+        "`edgevision benchmark --capacity`.",
+        "",
+        "| mode | cameras per core | vs every_frame | largest count difference | GPU ms per camera-second |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for mode, entry in report["modes"].items():
+        lines.append(
+            f"| {mode} | {entry['cameras_per_core']} | {entry['vs_every_frame']}x | "
+            f"{entry['max_count_difference']:.1%} | {entry['gpu_ms_per_camera_second']} |"
+        )
+    lines += [
+        "",
+        "| clip | mode | frames detected / published | core-s per camera-s | cameras per core | lines (in/out) | zone entries | dwell | count difference |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for clip, runs in report["clips"].items():
+        for mode, run in runs.items():
+            lines_text = ", ".join(f"{n} {c.get('in', 0)}/{c.get('out', 0)}" for n, c in run["lines"].items()) or "-"
+            zones_text = ", ".join(f"{n} {v}" for n, v in run["zones"].items()) or "-"
+            lines.append(
+                f"| {clip} | {mode} | {run['frames_detected']} / {run['frames_published']} | "
+                f"{run['core_s_per_camera_s']:.3f} | {run['cameras_per_core']} | {lines_text} | {zones_text} | "
+                f"{run['dwell_events']} | {run['count_difference']:.1%} |"
+            )
+    lines += ["", f"The motion gate's own cost: {report['gate_ms_per_frame']:.3f} ms a frame (median over the clips)."]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Cameras per core per clip and mode, as grouped bars (drawn with OpenCV)."""
+    clips = list(report["clips"])
+    colours = {"every_frame": (150, 150, 150), "interval": (200, 140, 40), "motion": (60, 170, 60)}
+    group = 3 * 26 + 24
+    width, height, left, bottom, top = max(640, group * len(clips) + 120), 460, 60, 150, 50
+    image = np.full((height, width, 3), 255, np.uint8)
+    peak = max(run["cameras_per_core"] or 0 for runs in report["clips"].values() for run in runs.values()) * 1.15
+    scale = (height - bottom - top) / max(peak, 1e-6)
+    cv2.line(image, (left, height - bottom), (width - 20, height - bottom), (0, 0, 0), 1)
+    cv2.putText(
+        image, f"cameras per core at {report['fps']:g} fps", (10, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1
+    )
+    for k, (mode, colour) in enumerate(colours.items()):
+        cv2.rectangle(image, (330 + k * 110, 10), (342 + k * 110, 22), colour, -1)
+        cv2.putText(image, mode, (346 + k * 110, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    for i, clip in enumerate(clips):
+        x0 = left + 10 + i * group
+        for k, mode in enumerate(colours):
+            value = report["clips"][clip][mode]["cameras_per_core"] or 0
+            x = x0 + k * 26
+            y = int(height - bottom - value * scale)
+            cv2.rectangle(image, (x, y), (x + 22, height - bottom), colours[mode], -1)
+            cv2.putText(image, f"{value:.1f}", (x - 2, y - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1)
+        text = np.full((20, 140, 3), 255, np.uint8)
+        cv2.putText(text, clip[:22], (0, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        rotated = cv2.rotate(text, cv2.ROTATE_90_COUNTERCLOCKWISE)
+        image[height - bottom + 5 : height - bottom + 145, x0 + 30 : x0 + 50] = rotated
+    if not cv2.imwrite(str(path), image):
+        raise OSError(f"cannot write {path}")
+
+
+def write(report: dict[str, Any], machine: str, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / "capacity-cpu.json", directory / "capacity-cpu.md", directory / "capacity-cpu.png"]
+    paths[0].write_text(json.dumps({"machine": machine, **report}, indent=2) + "\n")
+    paths[1].write_text(markdown(report, machine))
+    chart(report, paths[2])
+    return paths
