@@ -19,6 +19,11 @@ from edgevision.documents import DocumentError, read_document
 from edgevision.errors import EXIT_USAGE, ConfigError, EdgevisionError
 
 GpuMode = Literal["dda", "gpu-pv", "cpu"]
+# IoT Edge runtimes a manifest can target: its system modules' image tags. The template names
+# 1.6 LTS (supported to 2028-11-14); 1.5 LTS left support on 2026-11-10 and stays renderable for
+# devices (EFLOW 1.5) not yet moved.
+RUNTIMES: tuple[str, ...] = ("1.6", "1.5")
+_SYSTEM_IMAGE = re.compile(r"^(mcr\.microsoft\.com/azureiotedge-(?:agent|hub)):[0-9.]+$")
 GPU_MODES: tuple[str, ...] = ("dda", "gpu-pv", "cpu")
 MODULE = "edgevision"
 # IoT Edge limits each createOptions string; longer ones go on in createOptions01..07.
@@ -52,6 +57,7 @@ def render(
     gpu: GpuMode,
     variables: Mapping[str, str],
     desired: Mapping[str, Any] | None = None,
+    runtime: str = RUNTIMES[0],
 ) -> dict[str, Any]:
     """Fill placeholders, add the GPU access of one passthrough mode, validate the module's
     desired properties with the module's own configuration model, and serialise createOptions."""
@@ -70,6 +76,15 @@ def render(
         agent["runtime"]["settings"].pop("registryCredentials", None)
     document = _substitute(document, variables)
     agent = document["modulesContent"]["$edgeAgent"]["properties.desired"]
+
+    if runtime not in RUNTIMES:
+        raise DeploymentError(f"--runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    for name, entry in agent.get("systemModules", {}).items():
+        settings = entry.get("settings", {})
+        match = _SYSTEM_IMAGE.match(str(settings.get("image", "")))
+        if match is None:
+            raise DeploymentError(f"system module {name}: image {settings.get('image')!r} is not an IoT Edge image")
+        settings["image"] = f"{match.group(1)}:{runtime}"
 
     module = agent["modules"].get(MODULE)
     if module is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -253,3 +254,25 @@ def test_the_manifest_allows_in_the_modules_environment_exactly_what_its_twin_na
     assert local == {"remote": {"local_sources": ["/clips/traffic.mp4"], "credential_hosts": ["10.0.0.5"]}}
     with pytest.raises(DeploymentError, match="remote: set only by the module's local configuration"):
         render(template, gpu="cpu", variables=VARIABLES, desired={"remote": {"local_sources": ["/"]}})
+
+
+def test_the_manifest_targets_iot_edge_1_6_and_1_5_on_request(template: dict) -> None:
+    def images(document: dict) -> set[str]:
+        agent = document["modulesContent"]["$edgeAgent"]["properties.desired"]
+        return {entry["settings"]["image"] for entry in agent["systemModules"].values()}
+
+    assert images(render(template, gpu="cpu", variables=VARIABLES)) == {
+        "mcr.microsoft.com/azureiotedge-agent:1.6",
+        "mcr.microsoft.com/azureiotedge-hub:1.6",
+    }
+    assert images(render(template, gpu="cpu", variables=VARIABLES, runtime="1.5")) == {
+        "mcr.microsoft.com/azureiotedge-agent:1.5",
+        "mcr.microsoft.com/azureiotedge-hub:1.5",
+    }
+    with pytest.raises(DeploymentError, match=re.escape("--runtime '1.4'")):
+        render(template, gpu="cpu", variables=VARIABLES, runtime="1.4")
+    foreign = copy.deepcopy(template)
+    agent = foreign["modulesContent"]["$edgeAgent"]["properties.desired"]
+    agent["systemModules"]["edgeHub"]["settings"]["image"] = "evil.example/hub:latest"
+    with pytest.raises(DeploymentError, match="not an IoT Edge image"):
+        render(foreign, gpu="cpu", variables=VARIABLES)

@@ -38,7 +38,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     if bool(args.registry_username) != bool(args.registry_password):
         raise UsageError("give both --registry-username and --registry-password, or neither")
     variables = {k: v for k, v in variables.items() if v}
-    document = render_file(args.template, gpu=args.gpu, variables=variables, desired=desired)
+    document = render_file(args.template, gpu=args.gpu, variables=variables, desired=desired, runtime=args.runtime)
     text = json.dumps(document, indent=2) + "\n"
     secrets = _secrets_in(desired) + (["the registry password"] if args.registry_password else [])
     for camera in _cameras_with_passwords(desired):

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("dda", "gpu-pv", "cpu"),
         help="GPU passthrough of the EFLOW VM: dda, gpu-pv, or cpu (no GPU)",
     )
+    manifest.add_argument(
+        "--runtime",
+        choices=("1.6", "1.5"),
+        default="1.6",
+        help="IoT Edge runtime the system modules run (default 1.6 LTS; 1.5 left support on 2026-11-10)",
+    )
     manifest.add_argument("--registry", required=True, help="container registry address, e.g. myacr.azurecr.io")
     manifest.add_argument("--image", default="edgevision", help="image name (default edgevision)")
     manifest.add_argument("--tag", default=__version__, help=f"image tag (default {__version__})")
