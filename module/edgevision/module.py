@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from edgevision.accel.discover import AcceleratorInfo
 from edgevision.config.load import validate
 from edgevision.config.model import AppConfig
 from edgevision.config.remote import Folders, Policy, confine, secrets_dir
+from edgevision.config.replicas import ordinal_from_host
 from edgevision.control import Control, PreviewImage, Probe
 from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
@@ -138,6 +140,7 @@ class Module:
                 keep_alive=keep_alive,
                 seams=self._seams,
                 extra_metrics=self._extra_metrics,
+                host_ordinal=ordinal_from_host(self._environ.get("HOSTNAME") or socket.gethostname()),
             )
             self.pipeline.start()
             # The endpoints started on the local configuration, before the twin was read.

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgevision.config.camera import CAMERA_KEY, CameraConfig
+from edgevision.config.replicas import ReplicasConfig
 from edgevision.config.trust import RemoteConfig
 from edgevision.models.manifest import FAMILY_NAMES
 
@@ -214,6 +215,8 @@ class AppConfig(_Section):
     http: HttpConfig = HttpConfig()
     # What the twin and direct methods may point cameras at (local configuration only).
     remote: RemoteConfig = RemoteConfig()
+    # Several replicas sharing one camera list (a Kubernetes StatefulSet): each watches its share.
+    replicas: ReplicasConfig = ReplicasConfig()
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")

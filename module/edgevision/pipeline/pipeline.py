@@ -20,8 +20,9 @@ from edgevision.accel.discover import AcceleratorInfo
 from edgevision.accel.telemetry import GpuTelemetry
 from edgevision.analytics.camera import Analytics
 from edgevision.config.model import AppConfig
+from edgevision.config.replicas import held
 from edgevision.control import PreviewImage, Probe
-from edgevision.errors import NotReady
+from edgevision.errors import ConfigError, NotReady
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.store import ResolvedModel
 from edgevision.pipeline import health, reconfigure
@@ -57,9 +58,25 @@ class Pipeline:
         keep_alive: bool = False,
         seams: Seams | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
+        host_ordinal: int | None = None,
     ) -> None:
         seams = seams or Seams()
+        # This replica's ordinal from its host name (a StatefulSet pod's), when the configuration
+        # gives none: with several replicas, each watches its share of the cameras only.
+        self._host_ordinal = host_ordinal
+        self.full_cameras: tuple[str, ...] = tuple(c.id for c in config.cameras)
+        config = self._held(config)
         self.config = config
+        if config.replicas.count > 1:
+            replica = self.replica_status()
+            log.info(
+                "replica %s of %d: %d of %d cameras (%s)",
+                replica["ordinal"],
+                replica["count"],
+                len(replica["cameras"]),
+                replica["configured"],
+                ", ".join(replica["cameras"]) or "none",
+            )
         self.sink = sink
         # A module keeps running with no camera (its cameras may come later from the twin).
         self._keep_alive = keep_alive
@@ -257,6 +274,7 @@ class Pipeline:
             **stage_status(default.stages if default is not None else None),
             "models": self.lanes.status(),
             "analytics": self.analytics.snapshot(),
+            "replica": self.replica_status(),
             "readiness": self.readiness().body,
         }
 
@@ -280,7 +298,10 @@ class Pipeline:
         The changes returned include those of the sink and the upstream link, which their owners
         carry out (reconfigure.ReopenSink, reconfigure.RetuneUpstream).
         """
+        full = tuple(c.id for c in new.cameras)
+        new = self._held(new)  # raises before anything is touched
         with self._lock:
+            self.full_cameras = full
             actions = reconfigure.plan(self.config, new)
             built = self.lanes.prepare(new, actions)  # raises before anything is touched
             self.lanes.switch(new, actions, built)
@@ -294,6 +315,33 @@ class Pipeline:
         changes = reconfigure.describe(actions)
         self.event("config_applied", changes=changes)
         return changes
+
+    def _held(self, config: AppConfig) -> AppConfig:
+        """The configuration with this replica's cameras only."""
+        count = config.replicas.count
+        if count == 1:
+            return config
+        ordinal = config.replicas.ordinal if config.replicas.ordinal is not None else self._host_ordinal
+        if ordinal is None:
+            raise ConfigError(
+                [
+                    f"replicas.count {count}: this replica's ordinal is unknown: set replicas.ordinal, "
+                    "or run it as a StatefulSet pod (host name NAME-N)"
+                ]
+            )
+        mine = set(held((c.id for c in config.cameras), ordinal, count))
+        return config.model_copy(update={"cameras": tuple(c for c in config.cameras if c.id in mine)})
+
+    def replica_status(self) -> dict[str, Any]:
+        """Which cameras this replica holds, of how many configured."""
+        replicas = self.config.replicas
+        ordinal = replicas.ordinal if replicas.ordinal is not None else self._host_ordinal
+        return {
+            "ordinal": ordinal if replicas.count > 1 else (ordinal or 0),
+            "count": replicas.count,
+            "cameras": sorted(c.id for c in self.config.cameras),
+            "configured": len(self.full_cameras),
+        }
 
     def restart_camera(self, camera_id: str) -> None:
         """Reopen one camera now (operators' `restartCamera`); KeyError if unknown."""
