@@ -120,6 +120,17 @@ class Convergence:
                 raise error
             return self._apply(merge(self.document, self._remote(patch, None, source, self.document)), None, source)
 
+    def new_base(self, base_document: Mapping[str, Any], source: str = "file") -> Changes:
+        """A new local base (the configuration file changed): the twin's document goes over it
+        again and the whole is validated and applied, or rejected whole (reported; the running
+        configuration and the old base stay)."""
+        with self._lock:
+            document, version = self.desired.snapshot()
+            remote = self._remote(document, version, source, base_document) if document else {}
+            changes = self._apply(merge(dict(base_document), remote), version, source)
+            self.base_document = dict(base_document)
+            return changes
+
     # -- applying --------------------------------------------------------------------------------
 
     def _converge(self) -> None:
@@ -165,6 +176,10 @@ class Convergence:
         log.info("configuration from %s applied (version %s): %s", source, version, changes)
         self.on_change()
         return changes
+
+    def rejected(self, error: ConfigError, version: int | None, source: str) -> None:
+        """A configuration from `source` that could not even be read: reported like any rejection."""
+        self._rejected(error, version, source)
 
     def _rejected(self, error: ConfigError, version: int | None, source: str) -> None:
         log.error("configuration from %s rejected (version %s): %s", source, version, error)

@@ -65,9 +65,9 @@ class Module:
         last_good = LastKnownGood(state_dir(self._environ)) if self.mode else None
         folders = Folders(state_dir(self._environ), default_model_dir(), secrets_dir(self._environ))
         # What the twin and methods may point cameras at: the local configuration's `remote` section.
-        policy = Policy.of(validate(base_document))
+        self._policy = Policy.of(validate(base_document))
         self.configuration = Convergence(
-            base_document, last_good, confine=lambda document, under: confine(document, folders, policy, under)
+            base_document, last_good, confine=lambda document, under: confine(document, folders, self._policy, under)
         )
         self.configuration.on_rejected = self._rejected
         self.configuration.on_change = self._report_now
@@ -191,6 +191,26 @@ class Module:
         return done
 
     # -- configuration -------------------------------------------------------------------------
+
+    def reload_base(self, load: Callable[[], Mapping[str, Any]]) -> Changes | None:
+        """The local configuration changed (its file, a mounted ConfigMap): read it again with
+        `load` and converge as a twin patch would (validated whole, the twin's document over it,
+        live where possible). Invalid: reported (event, reported properties), nothing changes."""
+        try:
+            document = dict(load())
+            policy = Policy.of(validate(document))
+        except ConfigError as exc:
+            self.configuration.rejected(exc, None, "file")
+            return None
+        except Exception as exc:  # noqa: BLE001 - unreadable, not YAML, over the size cap
+            self.configuration.rejected(ConfigError([f"configuration file: {exc}"]), None, "file")
+            return None
+        previous, self._policy = self._policy, policy
+        try:
+            return self.configuration.new_base(document, "file")
+        except ConfigError:
+            self._policy = previous
+            return None
 
     def apply_patch(self, patch: Any, source: str = "method") -> Changes:
         """Apply a full or partial configuration; raises ConfigError and changes nothing if invalid."""

@@ -56,6 +56,10 @@ def _handler(command: str):  # a command function
         from edgevision.cli.health import cmd_health
 
         return cmd_health
+    if command == "config":
+        from edgevision.cli.config import cmd_config
+
+        return cmd_config
     from edgevision.cli import commands
 
     return {"gpu": commands.cmd_gpu, "detect": commands.cmd_detect, "models": commands.cmd_models}[command]

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--socket", type=Path, help="the module's probe socket (default: STATE/http.sock)")
     health.add_argument("--timeout", type=float, default=4.0)
 
+    config = sub.add_parser("config", help="the configuration's JSON Schema, or a document checked against it")
+    config_sub = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    config_sub.add_parser("schema", help="print the JSON Schema a ConfigMap or twin editor validates against")
+    check = config_sub.add_parser("check", help="validate a configuration file (YAML or JSON); exit 2 if invalid")
+    check.add_argument("file", type=Path)
+
     gpu = sub.add_parser("gpu", help="describe the GPU passed through to this container, as JSON")
     gpu.add_argument("--timeout", type=float, default=10.0, help="seconds allowed for the driver probe")
 

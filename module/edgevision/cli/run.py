@@ -94,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from edgevision.accel.discover import discover
-    from edgevision.config.load import load_document, merge, validate
+    from edgevision.config.load import config_file, load_document, merge, validate
+    from edgevision.config.watch import FileWatch
     from edgevision.module import Module
     from edgevision.status_line import StatusLine, summary_lines
     from edgevision.upstream.connection import edge_mode
@@ -122,6 +123,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     status_line = StatusLine(sys.stderr) if show_status else None
     module = Module(document, accelerator=discover(), on_tick=status_line)
     module.start()
+    # A configuration file that changes (a Kubernetes ConfigMap) is taken while running.
+    watched = config_file(args.config, os.environ)
+    watch = None
+    if watched is not None:
+
+        def local_base() -> dict[str, Any]:
+            fresh = load_document(args.config, environ=os.environ)
+            return merge(fresh, run_overrides(args, fresh.get("cameras")))
+
+        watch = FileWatch(watched, lambda: module.reload_base(local_base))
+        watch.start()
     # Always said, whatever the log level: which mode, which configuration, cameras, provider.
     print(module.startup_summary(), file=sys.stderr, flush=True)
     if stop_requested.is_set():
@@ -131,6 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if deadline is not None and time.monotonic() >= deadline:
             module.request_stop()
             deadline = None
+    if watch is not None:
+        watch.stop()
     if status_line is not None:
         status_line.clear()
     final = module.metrics_snapshot()

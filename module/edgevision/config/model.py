@@ -287,3 +287,21 @@ class AppConfig(_Section):
 
     def model_for(self, key: str) -> ModelConfig:
         return self.model if key == DEFAULT_MODEL else self.models[key]
+
+
+def json_schema() -> dict[str, Any]:
+    """The configuration's JSON Schema, with `cameras` as the module takes them: a list, or a
+    mapping by id (module twins and most ConfigMaps), whose entries then need no `id`."""
+    schema = AppConfig.model_json_schema()
+    definitions = schema.setdefault("$defs", {})
+    camera = definitions["CameraConfig"]
+    by_key = {**camera, "properties": {k: v for k, v in camera["properties"].items() if k != "id"}}
+    by_key["required"] = [r for r in camera.get("required", []) if r != "id"]
+    by_key["title"] = "CameraByKey"
+    definitions["CameraByKey"] = by_key
+    listed = schema["properties"]["cameras"]
+    schema["properties"]["cameras"] = {
+        "anyOf": [listed, {"type": "object", "additionalProperties": {"$ref": "#/$defs/CameraByKey"}}],
+        "description": "A list of cameras, or a mapping of camera id to camera.",
+    }
+    return schema
