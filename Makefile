@@ -92,6 +92,7 @@ run: model
 test-deps:
 	@missing=""; command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -123,7 +124,7 @@ endif
 
 # The container runtime and what makes the local base (Debian packages; root installs them).
 image-deps:
-	@missing=""; for tool in podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap; do \
+	@missing=""; for tool in podman:podman runc:runc debootstrap:debootstrap newuidmap:uidmap catatonit:catatonit; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || [ -x /usr/sbin/$${tool%%:*} ] || missing="$$missing $${tool##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
