@@ -39,6 +39,7 @@ from edgevision.upstream.connection import describe_mode, edge_mode
 from edgevision.upstream.desired import LastKnownGood
 from edgevision.upstream.link import EdgeLink
 from edgevision.upstream.methods import Methods
+from edgevision.upstream.mqtt import MqttLink
 from edgevision.upstream.reported import reported_properties
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Module:
         # Tells this process's messages apart from an earlier run's (sequence numbers restart).
         self.run_id = uuid.uuid4().hex[:12]
         self.link: EdgeLink | None = None
+        self.mqtt: MqttLink | None = None
         self._local: SinkSwitch | None = None
         self.pipeline: Pipeline | None = None
         self.endpoints = HttpService(self, state_dir(self._environ))
@@ -102,6 +104,11 @@ class Module:
     def start(self) -> None:
         self.endpoints.start(self.config.http)
         if self.mode is None:
+            if self.config.mqtt.enabled:
+                # No IoT Edge runtime (Kubernetes, Azure IoT Operations): upstream over MQTT v5.
+                mqtt = self.mqtt = MqttLink(self.config, self._environ, self.run_id)
+                self._start_pipeline(lambda config: mqtt.sink(config, self._open_local(config)), keep_alive=False)
+                return
             self._start_pipeline(self._open_local, keep_alive=False)
             return
         restored = self.configuration.restore()
@@ -184,6 +191,9 @@ class Module:
                 deadline = (self._stop_requested or time.monotonic()) + self.config.upstream.stop_grace_s
                 self.link.close(self.reported_state() if self.pipeline is not None else None, deadline)
                 self.link = None
+            if self.mqtt is not None:
+                self.mqtt.close((self._stop_requested or time.monotonic()) + self.config.upstream.stop_grace_s)
+                self.mqtt = None
             if self._local is not None:
                 self._local.close()
                 self._local = None
@@ -295,6 +305,7 @@ class Module:
             "mode": self.mode,
             "results_mode": self.config.upstream.results_mode,
             **(self.link.stats() if self.link is not None else {}),
+            **(self.mqtt.stats() if self.mqtt is not None else {}),
         }
         document["twin"] = self.link.twin_status() if self.link is not None else None
         document["totals"] = pipeline.metrics_snapshot()["totals"]

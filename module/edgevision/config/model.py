@@ -203,6 +203,53 @@ class HttpConfig(_Section):
         return self.token.get_secret_value() if self.token is not None else None
 
 
+class MqttConfig(_Section):
+    """Results, events and metrics to an MQTT v5 broker (Azure IoT Operations' broker, or any),
+    through the same on-disk outbox as the IoT Hub link: nothing lost over an outage."""
+
+    enabled: bool = False
+    host: str | None = Field(default=None, min_length=1, max_length=253)
+    port: int = Field(default=8883, ge=1, le=65535)
+    tls: bool = True
+    # PEM files (a mounted Secret or ConfigMap): the broker's CA, and a client certificate.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = Field(default=None, max_length=256)
+    password: SecretStr | None = Field(default=None, max_length=1024)
+    # Kubernetes service-account token (Azure IoT Operations' K8S-SAT authentication): sent in the
+    # CONNECT, read again at every connection, and the link reconnects every sat_refresh_s so a
+    # rotated token is sent before the old one expires.
+    sat_token_file: Path | None = None
+    sat_refresh_s: float = Field(default=1800.0, ge=10, le=86400)
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # Topic per output; {camera} is replaced by the message's camera (empty for the module's own).
+    topics: dict[str, str] = Field(
+        default_factory=lambda: {
+            "results": "edgevision/{camera}/results",
+            "events": "edgevision/{camera}/events",
+            "metrics": "edgevision/metrics",
+        }
+    )
+    qos: int = Field(default=1, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> MqttConfig:
+        if self.enabled and not self.host:
+            raise ValueError("host: needed when mqtt is enabled")
+        if set(self.topics) != {"results", "events", "metrics"}:
+            raise ValueError("topics: results, events and metrics, each a topic")
+        for name, topic in self.topics.items():
+            if not topic or "#" in topic or "+" in topic or len(topic) > 512 or "\x00" in topic:
+                raise ValueError(f"topics.{name}: a topic to publish to (no wildcards)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file: both or neither")
+        return self
+
+    def secret(self) -> str | None:
+        return self.password.get_secret_value() if self.password is not None else None
+
+
 class AppConfig(_Section):
     cameras: tuple[CameraConfig, ...] = ()
     model: ModelConfig = ModelConfig()
@@ -217,6 +264,8 @@ class AppConfig(_Section):
     remote: RemoteConfig = RemoteConfig()
     # Several replicas sharing one camera list (a Kubernetes StatefulSet): each watches its share.
     replicas: ReplicasConfig = ReplicasConfig()
+    # Upstream over MQTT v5 where there is no IoT Edge runtime (Kubernetes, Azure IoT Operations).
+    mqtt: MqttConfig = MqttConfig()
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")

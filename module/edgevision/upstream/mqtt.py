@@ -1,0 +1,220 @@
+"""Upstream over MQTT v5 (Azure IoT Operations' broker, or any): the client, and the link that
+feeds it from the same on-disk outbox and sender as the IoT Hub link.
+
+paho-mqtt 1.6.1 (the version azure-iot-device pins) speaks MQTT v5 but sends no AUTH packets, so
+Kubernetes service-account-token authentication (`K8S-SAT`) goes in the CONNECT: the token file
+is read again at every connection, and the client reconnects every `sat_refresh_s`, before a
+rotated token's predecessor expires. Each message is published with QoS 1 and counted sent only
+once the broker's PUBACK arrives; until then it stays in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgevision.config.model import AppConfig, MqttConfig
+from edgevision.publish.sinks import Sink
+from edgevision.upstream.iothub import IoTHubSink
+from edgevision.upstream.link import outbox_limits, outbox_path, reducer_for
+from edgevision.upstream.outbox import Outbox
+from edgevision.upstream.sender import CONTENT_TYPE, MessageSender
+
+log = logging.getLogger(__name__)
+
+SAT_METHOD = "K8S-SAT"
+# A service-account token is a JWT of a few KB; a larger file is not one.
+_MAX_TOKEN_BYTES = 64 * 1024
+_PUBACK_TIMEOUT_S = 10.0
+
+
+class MqttError(ConnectionError):
+    """The broker cannot be reached or refused us (transient: retried, nothing lost)."""
+
+
+def read_token(path: Path) -> bytes:
+    """The service-account token, bounded; a clear error when it is missing or empty."""
+    try:
+        with path.open("rb") as handle:
+            token = handle.read(_MAX_TOKEN_BYTES + 1)
+    except OSError as exc:
+        raise MqttError(f"mqtt.sat_token_file {path}: {exc.strerror or exc}") from None
+    token = token.strip()
+    if not token or len(token) > _MAX_TOKEN_BYTES:
+        raise MqttError(f"mqtt.sat_token_file {path}: not a token ({len(token)} bytes)")
+    return token
+
+
+def connect_properties(config: MqttConfig) -> Properties | None:
+    if config.sat_token_file is None:
+        return None
+    properties = Properties(PacketTypes.CONNECT)
+    properties.AuthenticationMethod = SAT_METHOD
+    properties.AuthenticationData = read_token(config.sat_token_file)
+    return properties
+
+
+class MqttOutput:
+    """What MessageSender sends through: `send_message_to_output` publishes to the output's
+    topic and returns once the broker acknowledged it (raises otherwise: the sender retries)."""
+
+    def __init__(self, config: MqttConfig, client_id: str) -> None:
+        self.config = config
+        self._client = paho.Client(client_id=client_id, protocol=paho.MQTTv5)
+        if config.tls:
+            context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+            if config.cert_file is not None and config.key_file is not None:
+                context.load_cert_chain(str(config.cert_file), str(config.key_file))
+            self._client.tls_set_context(context)
+        if config.username is not None:
+            self._client.username_pw_set(config.username, config.secret())
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self.connected = threading.Event()
+        self.last_error: str | None = "not connected yet"
+        self.connects = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_connected, name="mqtt-connect", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _on_connect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any = None) -> None:
+        if getattr(reason, "value", reason) == 0:
+            self.connects += 1
+            self.last_error = None
+            self.connected.set()
+            log.info("MQTT broker %s:%d connected", self.config.host, self.config.port)
+        else:
+            self.last_error = f"the broker refused the connection: {reason}"
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, reason: Any, _properties: Any = None) -> None:
+        self.connected.clear()
+        if not self._stop.is_set() and getattr(reason, "value", reason) != 0:
+            self.last_error = f"disconnected: {reason}"
+
+    def _keep_connected(self) -> None:
+        """The client's one network thread: connect (again) with backoff, the token read afresh
+        each time, run the client's loop, and with a SAT reconnect every sat_refresh_s. The first
+        failure of each kind is logged, not every retry."""
+        backoff, said, connected_at, up = 1.0, None, 0.0, False
+        refresh_s = self.config.sat_refresh_s if self.config.sat_token_file is not None else None
+        while not self._stop.is_set():
+            if not up:
+                try:
+                    self._client.connect(
+                        self.config.host or "",
+                        self.config.port,
+                        keepalive=30,
+                        properties=connect_properties(self.config),
+                    )
+                    up, connected_at = True, time.monotonic()
+                    self.last_error = None  # until a refusing CONNACK or a lost link says otherwise
+                except (OSError, ValueError, MqttError) as exc:
+                    self.last_error = str(exc) or type(exc).__name__
+            if up:
+                rc = self._client.loop(timeout=0.5)
+                if rc != paho.MQTT_ERR_SUCCESS:
+                    up = False
+                    self.connected.clear()
+                    self.last_error = self.last_error or f"connection lost: {paho.error_string(rc)}"
+                elif self.connected.is_set():
+                    backoff, said = 1.0, None
+                    if refresh_s is not None and time.monotonic() - connected_at >= refresh_s:
+                        log.info("MQTT: reconnecting with the service-account token read again")
+                        self._client.disconnect()
+                        self._client.loop(timeout=0.5)
+                        self.connected.clear()
+                        up = False
+                    continue
+                elif time.monotonic() - connected_at < 10.0 and self.last_error is None:
+                    continue  # waiting for the CONNACK
+                else:
+                    up = False  # refused, or no CONNACK in 10 s
+                    self._client.disconnect()
+            if self.last_error and said != self.last_error:
+                log.error("MQTT broker %s:%d: %s; retrying", self.config.host, self.config.port, self.last_error)
+                said = self.last_error
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    def send_message_to_output(self, message: Any, output_name: str) -> None:
+        if not self.connected.is_set():
+            raise MqttError(self.last_error or "not connected")
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ContentType = CONTENT_TYPE
+        properties.UserProperty = [(k, str(v)) for k, v in message.custom_properties.items()]
+        if message.message_id:
+            properties.UserProperty.append(("message_id", str(message.message_id)))
+        camera = message.custom_properties.get("camera", "")
+        template = self.config.topics[output_name]
+        # The module's own messages (no camera) drop the camera's level: edgevision/events.
+        topic = (
+            template.replace("{camera}", camera)
+            if camera
+            else template.replace("/{camera}", "").replace("{camera}", "")
+        )
+        data = message.data if isinstance(message.data, bytes) else str(message.data).encode()
+        info = self._client.publish(topic, data, qos=self.config.qos, properties=properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise MqttError(f"publish to {topic}: {paho.error_string(info.rc)}")
+        if self.config.qos > 0:
+            info.wait_for_publish(_PUBACK_TIMEOUT_S)
+            if not info.is_published():
+                raise TimeoutError(f"no PUBACK for {topic} within {_PUBACK_TIMEOUT_S:g} s")
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self.connected.is_set(), "connects": self.connects, "last_error": self.last_error}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        # Never connected, or already gone: disconnect() says so in its return code, not by raising.
+        self._client.disconnect()
+
+
+class MqttLink:
+    """The module's upstream where there is no IoT Edge runtime: outbox, sender, MQTT client."""
+
+    def __init__(self, config: AppConfig, environ: Mapping[str, str], run_id: str) -> None:
+        self._environ = environ
+        self.run_id = run_id
+        client_id = config.mqtt.client_id or f"edgevision-{environ.get('HOSTNAME') or socket.gethostname()}"
+        self.output = MqttOutput(config.mqtt, client_id)
+        self.outbox: Outbox | None = None
+        self.sender: MessageSender | None = None
+        self.iot_sink: IoTHubSink | None = None
+
+    def sink(self, config: AppConfig, local: Sink | None) -> IoTHubSink:
+        self.outbox = Outbox(outbox_path(config.upstream, self._environ), outbox_limits(config))
+        output = self.output
+        self.sender = MessageSender(lambda: output, self.outbox, self.run_id, call_timeout_s=_PUBACK_TIMEOUT_S + 5)
+        self.sender.start()
+        self.output.start()
+        self.iot_sink = IoTHubSink(self.sender, reducer_for(config), local)
+        return self.iot_sink
+
+    def stats(self) -> dict[str, Any]:
+        return {"mqtt": self.output.stats(), **(self.sender.stats() if self.sender else {})}
+
+    def close(self, deadline: float) -> None:
+        def left(at_most: float) -> float:
+            return max(0.0, min(at_most, deadline - time.monotonic()))
+
+        if self.iot_sink is not None:
+            self.iot_sink.close(flush_s=left(5.0) * 0.5)
+        if self.sender is not None:
+            self.sender.stop(join_s=left(self.sender.call_timeout_s + 1))
+        if self.outbox is not None:
+            self.outbox.close()
+        self.output.close()

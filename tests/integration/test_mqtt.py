@@ -1,0 +1,194 @@
+"""Upstream over MQTT v5 with a real broker (mosquitto, TLS, the tests' CA): results, events and
+metrics on the topics configured, with their properties; a broker stopped and started again
+loses nothing (the outbox holds it); and with Kubernetes service-account-token authentication
+the CONNECT carries `K8S-SAT` and the token, read again at each connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edgevision.config.model import MqttConfig
+from edgevision.upstream.mqtt import SAT_METHOD, MqttOutput
+from tests.support.edgehub.broker import PORT
+
+
+class Subscriber:
+    """An MQTT v5 client on the test broker that keeps every message with its properties. Its
+    session outlives a broker restart (mosquitto persists it), so what was published while it
+    was away is delivered when it is back: it sees everything the broker accepted."""
+
+    def __init__(self, ca_cert: Path, topic: str) -> None:
+        self.messages: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self._lock = threading.Lock()
+        self._client = paho.Client(client_id=f"subscriber-{time.monotonic_ns()}", protocol=paho.MQTTv5)
+        self._client.tls_set(ca_certs=str(ca_cert))
+        self._client.reconnect_delay_set(0.1, 1.0)
+        self._subscribed = threading.Event()
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        session = Properties(PacketTypes.CONNECT)
+        session.SessionExpiryInterval = 3600
+        self._client.connect("localhost", PORT, clean_start=False, properties=session)
+        self._client.loop_start()
+        assert self._subscribed.wait(10), "subscriber could not subscribe"
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        props = dict(getattr(message.properties, "UserProperty", []) or [])
+        props["content_type"] = getattr(message.properties, "ContentType", "")
+        with self._lock:
+            self.messages.append((message.topic, json.loads(message.payload), props))
+
+    def of(self, kind: str) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+        with self._lock:
+            return [m for m in self.messages if m[1].get("type") == kind]
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _wait(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _module(tmp_path: Path, pki, model_path: Path, frames: int, target_fps: float) -> subprocess.Popen[str]:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "cameras": {
+                    "yard": {
+                        "uri": f"synthetic:64x48@{target_fps}",
+                        "max_frames": frames,
+                        "detection": {"mode": "every_frame"},
+                    }
+                },
+                "upstream": {"results_mode": "every_frame"},
+                "mqtt": {"enabled": True, "host": "localhost", "port": PORT, "ca_file": str(pki.ca_cert)},
+                "metrics_interval_s": 1,
+                "http": {"enabled": False},
+                "sink": {"kind": "jsonl", "path": str(tmp_path / "local.jsonl")},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "EDGEVISION_MODEL_DIR": str(model_path.parent),
+        "EDGEVISION_STATE_DIR": str(tmp_path / "state"),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgevision", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_results_events_and_metrics_reach_their_topics_and_an_outage_loses_nothing(
+    broker, pki, model_path: Path, tmp_path: Path
+) -> None:
+    subscriber = Subscriber(pki.ca_cert, "edgevision/#")
+    frames = 60
+    module = _module(tmp_path, pki, model_path, frames, 10)
+    try:
+        _wait(lambda: len(subscriber.of("result")) >= 5, 60, "the first results")
+        # The broker goes away for a while and comes back: the module keeps its results meanwhile.
+        broker.stop()
+        time.sleep(2.5)
+        broker.start()
+        _, stderr = module.communicate(timeout=120)
+        assert module.returncode == 0, stderr
+        # Every result, each at least once (QoS 1), none lost to the outage.
+        _wait(lambda: {m[1]["seq"] for m in subscriber.of("result")} == set(range(frames)), 30, "every result")
+        _wait(lambda: any(m[1].get("event") == "stopped" for m in subscriber.of("event")), 10, "the stopped event")
+    finally:
+        if module.poll() is None:
+            module.kill()
+        subscriber.close()
+    topic, body, props = subscriber.of("result")[-1]
+    assert topic == "edgevision/yard/results" and body["camera"] == "yard"
+    assert props["content_type"] == "application/json" and props["type"] == "result" and props["camera"] == "yard"
+    assert props["message_id"].endswith(f":yard:{body['seq']}")
+    assert {m[0] for m in subscriber.of("metrics")} == {"edgevision/metrics"}
+    # An event of the module itself (no camera) drops the topic's camera level.
+    assert {m[0] for m in subscriber.of("event") if m[1].get("event") == "stopped"} == {"edgevision/events"}
+
+
+def _connect_packet(listener: socket.socket) -> bytes:
+    """The first MQTT packet a client sends to `listener` (its CONNECT), whole."""
+    connection, _ = listener.accept()
+    with connection:
+        connection.settimeout(10)
+        header = connection.recv(1)
+        length, multiplier = 0, 1
+        while True:
+            byte = connection.recv(1)[0]
+            length += (byte & 0x7F) * multiplier
+            multiplier *= 128
+            if not byte & 0x80:
+                break
+        body = b""
+        while len(body) < length:
+            body += connection.recv(length - len(body))
+        return header + body
+
+
+def test_service_account_token_authentication_goes_in_the_connect_and_is_read_again(tmp_path: Path) -> None:
+    """Azure IoT Operations' broker: `K8S-SAT` and the token in the CONNECT's properties. paho
+    1.6.1 sends no AUTH packets, so a rotated token is sent by connecting again: each CONNECT
+    carries the file's content of that moment."""
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.first.signature\n")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(2)
+    port = listener.getsockname()[1]
+    config = MqttConfig(enabled=True, host="127.0.0.1", port=port, tls=False, sat_token_file=token, sat_refresh_s=10)
+    output = MqttOutput(config, "edgevision-0")
+    output.start()
+    try:
+        first = _connect_packet(listener)
+        token.write_text("eyJhbGciOiJSUzI1NiJ9.rotated.signature\n")
+        second = _connect_packet(listener)  # the fake broker sent no CONNACK: the client tries again
+    finally:
+        output.close()
+        listener.close()
+    for packet, expected in ((first, b"first"), (second, b"rotated")):
+        assert packet[0] >> 4 == PacketTypes.CONNECT
+        assert b"MQTT\x05" in packet  # protocol name and level 5
+        assert SAT_METHOD.encode() in packet and expected in packet
+        assert b"edgevision-0" in packet
+
+
+def test_a_missing_token_file_is_said_clearly_and_retried(tmp_path: Path, caplog) -> None:
+    config = MqttConfig(enabled=True, host="127.0.0.1", port=1, tls=False, sat_token_file=tmp_path / "absent")
+    output = MqttOutput(config, "edgevision-0")
+    output.start()
+    try:
+        _wait(lambda: output.last_error is not None and "sat_token_file" in output.last_error, 10, "the error")
+        with pytest.raises(ConnectionError, match="sat_token_file"):
+            output.send_message_to_output(None, "results")
+    finally:
+        output.close()
+    assert any("sat_token_file" in r.getMessage() and "No such file" in r.getMessage() for r in caplog.records)
