@@ -107,6 +107,7 @@ class Module:
             if self.config.mqtt.enabled:
                 # No IoT Edge runtime (Kubernetes, Azure IoT Operations): upstream over MQTT v5.
                 mqtt = self.mqtt = MqttLink(self.config, self._environ, self.run_id)
+                mqtt.serve(self.methods)
                 self._start_pipeline(lambda config: mqtt.sink(config, self._open_local(config)), keep_alive=False)
                 return
             self._start_pipeline(self._open_local, keep_alive=False)

@@ -49,8 +49,12 @@ class Subscriber:
     def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
         props = dict(getattr(message.properties, "UserProperty", []) or [])
         props["content_type"] = getattr(message.properties, "ContentType", "")
+        try:
+            body = json.loads(message.payload)
+        except (ValueError, RecursionError):
+            return  # not the module's (a request this subscriber sees on "#")
         with self._lock:
-            self.messages.append((message.topic, json.loads(message.payload), props))
+            self.messages.append((message.topic, body, props))
 
     def of(self, kind: str) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
         with self._lock:
@@ -192,3 +196,69 @@ def test_a_missing_token_file_is_said_clearly_and_retried(tmp_path: Path, caplog
     finally:
         output.close()
     assert any("sat_token_file" in r.getMessage() and "No such file" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_commands_are_answered_on_their_response_topic_with_their_correlation(
+    broker, pki, model_path: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "cameras": {"yard": {"uri": "synthetic:64x48@5"}},
+                "mqtt": {
+                    "enabled": True,
+                    "host": "localhost",
+                    "port": PORT,
+                    "ca_file": str(pki.ca_cert),
+                    "commands": "edgevision/edgevision-0/commands",
+                },
+                "http": {"enabled": False},
+                "sink": {"kind": "jsonl", "path": str(tmp_path / "local.jsonl")},
+            }
+        )
+    )
+    env = {**os.environ, "EDGEVISION_MODEL_DIR": str(model_path.parent), "EDGEVISION_STATE_DIR": str(tmp_path / "s")}
+    module = subprocess.Popen(
+        [sys.executable, "-m", "edgevision", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    answers = Subscriber(pki.ca_cert, "#")
+    requester = paho.Client(client_id="requester", protocol=paho.MQTTv5)
+    requester.tls_set(ca_certs=str(pki.ca_cert))
+    requester.connect("localhost", PORT)
+    requester.loop_start()
+
+    def ask(method: str, payload: bytes, correlation: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.ResponseTopic = f"replies/{correlation.decode()}"
+        properties.CorrelationData = correlation
+        requester.publish(f"edgevision/edgevision-0/commands/{method}", payload, qos=1, properties=properties)
+        _wait(lambda: any(m[0] == properties.ResponseTopic for m in answers.messages), 30, f"the answer to {method}")
+        _, body, props = next(m for m in answers.messages if m[0] == properties.ResponseTopic)
+        return body, props
+
+    try:
+        # Its results arrive: it is connected (and subscribed to its commands when it connected).
+        _wait(lambda: answers.of("result"), 60, "the module's first result")
+        time.sleep(0.5)
+        body, props = ask("getStatus", b"", b"c1")
+        assert body["status"] == 200 and props["status"] == "200"
+        assert "yard" in json.dumps(body["payload"]["cameras"]) and "replica" in body["payload"]
+        body, _ = ask("applyConfig", json.dumps({"cameras": {"yard": {"target_fps": -3}}}).encode(), b"c2")
+        assert body["status"] == 400 and any("target_fps" in e for e in body["payload"]["errors"])
+        body, _ = ask("applyConfig", b"[" * 100_000, b"c3")
+        assert body["status"] == 400
+        body, _ = ask("getStatus", b"x" * (300 * 1024), b"c4")
+        assert body["status"] == 413
+    finally:
+        requester.disconnect()
+        requester.loop_stop()
+        answers.close()
+        module.terminate()
+        _, stderr = module.communicate(timeout=30)
+    assert module.returncode == 0, stderr

@@ -232,6 +232,10 @@ class MqttConfig(_Section):
         }
     )
     qos: int = Field(default=1, ge=0, le=1)
+    # The direct methods' operations as MQTT v5 requests: a request published to
+    # <commands>/<method> with a Response Topic (and Correlation Data) is answered there.
+    # None: no commands. The broker's authorization decides who may send them.
+    commands: str | None = Field(default=None, min_length=1, max_length=256)
 
     @model_validator(mode="after")
     def _complete(self) -> MqttConfig:
@@ -242,6 +246,8 @@ class MqttConfig(_Section):
         for name, topic in self.topics.items():
             if not topic or "#" in topic or "+" in topic or len(topic) > 512 or "\x00" in topic:
                 raise ValueError(f"topics.{name}: a topic to publish to (no wildcards)")
+        if self.commands is not None and ("#" in self.commands or "+" in self.commands):
+            raise ValueError("commands: a topic prefix (no wildcards)")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file: both or neither")
         return self

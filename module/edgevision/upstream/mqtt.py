@@ -10,12 +10,14 @@ once the broker's PUBACK arrives; until then it stays in the outbox.
 
 from __future__ import annotations
 
+import json
 import logging
+import queue
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,25 @@ def connect_properties(config: MqttConfig) -> Properties | None:
     return properties
 
 
+# A command's payload, at most (a configuration document fits; a method response may be larger).
+MAX_COMMAND_BYTES = 256 * 1024
+_COMMAND_QUEUE = 16
+# (method, payload) -> (status, payload): the module's Methods.
+Handler = Callable[[str, Any], tuple[int, Any]]
+
+
+def decode_command(data: bytes) -> tuple[Any, tuple[int, Any] | None]:
+    """A command's JSON payload, or the answer that refuses it (too big, not JSON, too deep)."""
+    if len(data) > MAX_COMMAND_BYTES:
+        return None, (413, {"error": f"payload over {MAX_COMMAND_BYTES} bytes"})
+    if not data.strip():
+        return None, None
+    try:
+        return json.loads(data), None
+    except (ValueError, RecursionError) as exc:
+        return None, (400, {"error": f"payload is not JSON: {type(exc).__name__}"})
+
+
 class MqttOutput:
     """What MessageSender sends through: `send_message_to_output` publishes to the output's
     topic and returns once the broker acknowledged it (raises otherwise: the sender retries)."""
@@ -85,6 +106,52 @@ class MqttOutput:
         self.connects = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep_connected, name="mqtt-connect", daemon=True)
+        # Commands: taken by the network thread, run one at a time by their own thread.
+        self._handler: Handler | None = None
+        self._commands: queue.Queue[Any] = queue.Queue(maxsize=_COMMAND_QUEUE)
+        self._client.on_message = self._on_message
+        self.commands_answered = 0
+
+    def serve(self, handler: Handler) -> None:
+        """Answer requests on `<commands>/<method>` with `handler` (before start)."""
+        if self.config.commands is None:
+            return
+        self._handler = handler
+        threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True).start()
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        try:
+            self._commands.put_nowait(message)
+        except queue.Full:
+            self._respond(message, 503, {"error": "busy: too many commands waiting"})
+
+    def _run_commands(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._commands.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            method = message.topic.rsplit("/", 1)[-1]
+            payload, refusal = decode_command(message.payload)
+            status, answer = refusal if refusal is not None else self._handler(method, payload)  # type: ignore[misc]
+            log.info("MQTT command %s -> %d", method, status)
+            self._respond(message, status, answer)
+
+    def _respond(self, request: Any, status: int, payload: Any) -> None:
+        properties = getattr(request, "properties", None)
+        topic = getattr(properties, "ResponseTopic", None)
+        if not topic or "#" in topic or "+" in topic:
+            log.warning("MQTT command on %s has no response topic: not answered", request.topic)
+            return
+        response = Properties(PacketTypes.PUBLISH)
+        response.ContentType = CONTENT_TYPE
+        response.UserProperty = [("status", str(status))]
+        correlation = getattr(properties, "CorrelationData", None)
+        if correlation is not None:
+            response.CorrelationData = correlation
+        body = json.dumps({"status": status, "payload": payload}, default=str).encode()
+        self._client.publish(topic, body, qos=1, properties=response)
+        self.commands_answered += 1
 
     def start(self) -> None:
         self._thread.start()
@@ -93,6 +160,8 @@ class MqttOutput:
         if getattr(reason, "value", reason) == 0:
             self.connects += 1
             self.last_error = None
+            if self._handler is not None and self.config.commands is not None:
+                self._client.subscribe(f"{self.config.commands}/+", qos=1)
             self.connected.set()
             log.info("MQTT broker %s:%d connected", self.config.host, self.config.port)
         else:
@@ -174,7 +243,12 @@ class MqttOutput:
                 raise TimeoutError(f"no PUBACK for {topic} within {_PUBACK_TIMEOUT_S:g} s")
 
     def stats(self) -> dict[str, Any]:
-        return {"connected": self.connected.is_set(), "connects": self.connects, "last_error": self.last_error}
+        return {
+            "connected": self.connected.is_set(),
+            "connects": self.connects,
+            "last_error": self.last_error,
+            "commands_answered": self.commands_answered,
+        }
 
     def close(self) -> None:
         self._stop.set()
@@ -194,6 +268,9 @@ class MqttLink:
         self.outbox: Outbox | None = None
         self.sender: MessageSender | None = None
         self.iot_sink: IoTHubSink | None = None
+
+    def serve(self, handler: Handler) -> None:
+        self.output.serve(handler)
 
     def sink(self, config: AppConfig, local: Sink | None) -> IoTHubSink:
         self.outbox = Outbox(outbox_path(config.upstream, self._environ), outbox_limits(config))
