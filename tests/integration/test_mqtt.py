@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,46 +22,7 @@ from paho.mqtt.properties import Properties
 from edgevision.config.model import MqttConfig
 from edgevision.upstream.mqtt import SAT_METHOD, MqttOutput
 from tests.support.edgehub.broker import PORT
-
-
-class Subscriber:
-    """An MQTT v5 client on the test broker that keeps every message with its properties. Its
-    session outlives a broker restart (mosquitto persists it), so what was published while it
-    was away is delivered when it is back: it sees everything the broker accepted."""
-
-    def __init__(self, ca_cert: Path, topic: str) -> None:
-        self.messages: list[tuple[str, dict[str, Any], dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._client = paho.Client(client_id=f"subscriber-{time.monotonic_ns()}", protocol=paho.MQTTv5)
-        self._client.tls_set(ca_certs=str(ca_cert))
-        self._client.reconnect_delay_set(0.1, 1.0)
-        self._subscribed = threading.Event()
-        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.on_message = self._on_message
-        session = Properties(PacketTypes.CONNECT)
-        session.SessionExpiryInterval = 3600
-        self._client.connect("localhost", PORT, clean_start=False, properties=session)
-        self._client.loop_start()
-        assert self._subscribed.wait(10), "subscriber could not subscribe"
-
-    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
-        props = dict(getattr(message.properties, "UserProperty", []) or [])
-        props["content_type"] = getattr(message.properties, "ContentType", "")
-        try:
-            body = json.loads(message.payload)
-        except (ValueError, RecursionError):
-            return  # not the module's (a request this subscriber sees on "#")
-        with self._lock:
-            self.messages.append((message.topic, body, props))
-
-    def of(self, kind: str) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
-        with self._lock:
-            return [m for m in self.messages if m[1].get("type") == kind]
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+from tests.support.mqtt_subscriber import Subscriber
 
 
 def _wait(condition, timeout: float, what: str) -> None:
@@ -262,3 +222,46 @@ def test_commands_are_answered_on_their_response_topic_with_their_correlation(
         module.terminate()
         _, stderr = module.communicate(timeout=30)
     assert module.returncode == 0, stderr
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_broker_outage_loses_nothing_the_outbox_held(
+    broker, pki, model_path: Path, tmp_path: Path
+) -> None:
+    """The IoT Hub link's guarantee, over MQTT: results held while the broker is down survive a
+    kill -9 and go out, first, when the next run finds the broker."""
+    import sqlite3
+
+    subscriber = Subscriber(pki.ca_cert, "edgevision/#")
+    first = _module(tmp_path, pki, model_path, 100_000, 20)
+    try:
+        _wait(lambda: len(subscriber.of("result")) >= 10, 60, "results before the outage")
+        broker.stop()
+        time.sleep(4)
+        first.kill()
+        first.wait(10)
+        with sqlite3.connect(tmp_path / "state" / "outbox.sqlite") as db:
+            pending = [m for (m,) in db.execute("SELECT message_id FROM outbox WHERE output = 'results' ORDER BY id")]
+        assert len(pending) >= 30, "the outage should have left results in the outbox"
+        run1 = pending[0].split(":")[0]
+        broker.start()
+        second = _module(tmp_path, pki, model_path, 20, 20)
+        try:
+
+            def delivered() -> list[str]:
+                return [m[2].get("message_id", "") for m in subscriber.of("result")]
+
+            _wait(lambda: set(pending) <= set(delivered()), 90, "the first run's held results")
+            _wait(lambda: any(not mid.startswith(run1) for mid in delivered()), 60, "the second run's own results")
+            ids = delivered()
+            first_new = next(i for i, mid in enumerate(ids) if not mid.startswith(run1))
+            assert set(pending) <= set(ids[:first_new])  # the held ones went out first
+            _, stderr = second.communicate(timeout=120)
+            assert second.returncode == 0, stderr
+        finally:
+            if second.poll() is None:
+                second.kill()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        subscriber.close()

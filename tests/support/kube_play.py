@@ -15,7 +15,10 @@ from typing import Any
 import yaml
 
 
-def playable(rendered: str, *, image: str, models: str, port: int, config_yaml: str) -> str:
+def playable(
+    rendered: str, *, image: str, models: str, port: int, config_yaml: str, mounts: dict[str, str] | None = None
+) -> str:
+    """`mounts`: more host folders, read-only, by the path they get in the container."""
     objects = {d["kind"]: d for d in yaml.safe_load_all(rendered) if d}
     stateful = objects["StatefulSet"]
     spec = stateful["spec"]
@@ -34,10 +37,17 @@ def playable(rendered: str, *, image: str, models: str, port: int, config_yaml: 
     ]
     container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "secrets"]
     container["volumeMounts"].append({"name": "models", "mountPath": "/models", "readOnly": True})
+    extra = sorted((mounts or {}).items())
+    for index, (inside, _) in enumerate(extra):
+        container["volumeMounts"].append({"name": f"extra-{index}", "mountPath": inside, "readOnly": True})
     claim_name = f"{claim['metadata']['name']}-{stateful['metadata']['name']}-0"
     pod["volumes"] = [v for v in pod["volumes"] if "secret" not in v] + [
         {"name": "models", "hostPath": {"path": models, "type": "Directory"}},
         {"name": claim["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim_name}},
+    ]
+    pod["volumes"] += [
+        {"name": f"extra-{index}", "hostPath": {"path": host, "type": "Directory"}}
+        for index, (_, host) in enumerate(extra)
     ]
     deployment: dict[str, Any] = {
         "apiVersion": "apps/v1",
