@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,43 @@ def test_kill_9_during_a_broker_outage_loses_nothing_the_outbox_held(
         if first.poll() is None:
             first.kill()
         subscriber.close()
+
+
+def test_a_broker_that_refuses_the_connect_is_said_and_nothing_is_sent(tmp_path: Path, caplog) -> None:
+    """A CONNACK with reason 0x87 (not authorized: a wrong or expired token): the reason is
+    logged once, sends fail (the outbox keeps the messages), and the client tries again."""
+    token = tmp_path / "token"
+    token.write_text("expired.token.value")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    attempts = []
+
+    def refuse() -> None:
+        while len(attempts) < 2:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                attempts.append(connection.recv(65536))
+                connection.sendall(b"\x20\x03\x00\x87\x00")  # CONNACK v5: not authorized
+                time.sleep(0.2)
+
+    server = threading.Thread(target=refuse, daemon=True)
+    server.start()
+    config = MqttConfig(enabled=True, host="127.0.0.1", port=port, tls=False, sat_token_file=token)
+    output = MqttOutput(config, "edgevision-0")
+    output.start()
+    try:
+        _wait(lambda: len(attempts) >= 2, 20, "a second attempt after the refusal")
+        assert output.last_error is not None and "refused" in output.last_error
+        with pytest.raises(ConnectionError, match="refused"):
+            output.send_message_to_output(None, "results")
+    finally:
+        output.close()
+        listener.close()
+    said = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(said) == 1, said

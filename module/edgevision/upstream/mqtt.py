@@ -169,7 +169,8 @@ class MqttOutput:
 
     def _on_disconnect(self, _client: Any, _userdata: Any, reason: Any, _properties: Any = None) -> None:
         self.connected.clear()
-        if not self._stop.is_set() and getattr(reason, "value", reason) != 0:
+        # A refusal's reason (said by the CONNACK) is kept: the disconnect after it says less.
+        if not self._stop.is_set() and getattr(reason, "value", reason) != 0 and self.last_error is None:
             self.last_error = f"disconnected: {reason}"
 
     def _keep_connected(self) -> None:
