@@ -32,23 +32,39 @@ class TrackingConfig(_Section):
     """A tracker of the ByteTrack kind: detections at or above `high_score` are matched first,
     those between `low_score` and it keep existing tracks alive (occluded, blurred objects)."""
 
-    # None: on when the camera has zones or lines (they count tracks, not boxes).
-    enabled: bool | None = None
+    enabled: bool | None = Field(
+        default=None, description="None: on when the camera has zones or lines (they count tracks, not boxes)."
+    )
     high_score: float = Field(default=0.5, gt=0, le=1)
     low_score: float = Field(default=0.1, gt=0, le=1)
-    # A new track starts only from a detection this sure.
-    new_track_score: float = Field(default=0.6, gt=0, le=1)
-    # Least box overlap (IoU with the track's predicted box) to match, first and second round.
-    match_iou: float = Field(default=0.2, gt=0, lt=1)
+    new_track_score: float = Field(
+        default=0.6, gt=0, le=1, description="A new track starts only from a detection this sure."
+    )
+    match_iou: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="Least box overlap (IoU with the track's predicted box) to match, first and second round.",
+    )
     low_match_iou: float = Field(default=0.5, gt=0, lt=1)
-    # Frames a track is kept while unseen (occlusion); found again within them, it keeps its id.
-    patience_frames: int = Field(default=30, ge=1, le=3000)
-    # Frames a new track must be matched in before it gets an id (a one-frame false positive never does).
-    min_hits: int = Field(default=2, ge=1, le=100)
-    # A sure detection that overlaps no prediction may still continue a lost track (one hidden
-    # behind another object, whose box shrank before it vanished) when it is within this many of
-    # the track's sizes of where its motion puts it, as the same class, of a like size. 0: off.
-    recover_distance: float = Field(default=0.6, ge=0, le=5)
+    patience_frames: int = Field(
+        default=30,
+        ge=1,
+        le=3000,
+        description="Frames a track is kept while unseen (occlusion); found again within them, it keeps its id.",
+    )
+    min_hits: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Frames a new track must be matched in before it gets an id (a one-frame false positive never does).",
+    )
+    recover_distance: float = Field(
+        default=0.6,
+        ge=0,
+        le=5,
+        description="A sure detection that overlaps no prediction may still continue a lost track (one hidden behind another object, whose box shrank before it vanished) when it is within this many of the track's sizes of where its motion puts it, as the same class, of a like size. 0: off.",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> TrackingConfig:
@@ -68,16 +84,24 @@ class DetectionConfig(_Section):
 
     mode: Literal["every_frame", "motion", "interval"] = "motion"
     interval: int = Field(default=4, ge=1, le=100)
-    # Near a line or a zone's edge a track is never left to prediction for more than
-    # edge_interval - 1 frames in a row, so no crossing is missed while the detector sleeps.
-    edge_interval: int = Field(default=3, ge=1, le=100)
-    # A still scene is still looked at this often (seconds).
-    refresh_s: float = Field(default=5.0, gt=0, le=3600)
-    # Grey levels a pixel of the small copy must change by, at least (the threshold also rises
-    # with the camera's own noise: grain, rain, compression).
-    motion_threshold: int = Field(default=12, ge=1, le=255)
-    # Share of the frame that must change for motion (outside privacy masks).
-    motion_area: float = Field(default=0.002, gt=0, lt=1)
+    edge_interval: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Near a line or a zone's edge a track is never left to prediction for more than edge_interval - 1 frames in a row, so no crossing is missed while the detector sleeps.",
+    )
+    refresh_s: float = Field(
+        default=5.0, gt=0, le=3600, description="A still scene is still looked at this often (seconds)."
+    )
+    motion_threshold: int = Field(
+        default=12,
+        ge=1,
+        le=255,
+        description="Grey levels a pixel of the small copy must change by, at least (the threshold also rises with the camera's own noise: grain, rain, compression).",
+    )
+    motion_area: float = Field(
+        default=0.002, gt=0, lt=1, description="Share of the frame that must change for motion (outside privacy masks)."
+    )
 
     @model_validator(mode="after")
     def _intervals(self) -> DetectionConfig:
@@ -89,15 +113,22 @@ class DetectionConfig(_Section):
 class ZoneConfig(_Section):
     # "x,y x,y x,y ...": 3 to 64 normalised points.
     polygon: str
-    # Comma-separated labels the zone counts; None: every class.
-    classes: str | None = Field(default=None, max_length=4096)
-    # Which point of a box decides whether it is inside.
-    anchor: Anchor = "bottom_center"
-    # Frames inside (outside) before an entry (exit) counts: a box that flickers over the edge
-    # counts nothing.
-    min_frames: int = Field(default=2, ge=1, le=1000)
-    # A `dwell` event once per visit when a track has been inside this long.
-    dwell_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+    classes: str | None = Field(
+        default=None, max_length=4096, description="Comma-separated labels the zone counts; None: every class."
+    )
+    anchor: Anchor = Field(default="bottom_center", description="Which point of a box decides whether it is inside.")
+    min_frames: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Frames inside (outside) before an entry (exit) counts: a box that flickers over the edge counts nothing.",
+    )
+    dwell_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=7 * 86400,
+        description="A `dwell` event once per visit when a track has been inside this long.",
+    )
 
     @field_validator("polygon")
     @classmethod
@@ -116,17 +147,24 @@ class LineConfig(_Section):
     points: str
     classes: str | None = Field(default=None, max_length=4096)
     anchor: Anchor = "bottom_center"
-    # Frames on the new side before a crossing counts: a box flickering across and back counts nothing.
-    min_frames: int = Field(default=3, ge=1, le=1000)
-    # How far beyond the line the anchor must be before its side changes, as a fraction of the
-    # box's size (the square root of its area): someone swaying on the line stays on their side,
-    # whatever the frame rate. 0: the line itself decides.
-    band: float = Field(default=0.1, ge=0, le=2)
-    # A track first seen within a box's size of where a track given up (lost for longer than the
-    # tracker's patience) was last on a side of this line, at most this long after, takes that
-    # side: someone hidden behind another person for longer than the patience still counts once.
-    # 0: off.
-    inherit_s: float = Field(default=2.0, ge=0, le=60)
+    min_frames: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Frames on the new side before a crossing counts: a box flickering across and back counts nothing.",
+    )
+    band: float = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        description="How far beyond the line the anchor must be before its side changes, as a fraction of the box's size (the square root of its area): someone swaying on the line stays on their side, whatever the frame rate. 0: the line itself decides.",
+    )
+    inherit_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="A track first seen within a box's size of where a track given up (lost for longer than the tracker's patience) was last on a side of this line, at most this long after, takes that side: someone hidden behind another person for longer than the patience still counts once. 0: off.",
+    )
 
     @field_validator("points")
     @classmethod
@@ -142,8 +180,10 @@ class LineConfig(_Section):
 class MaskConfig(_Section):
     # Blacked out in every image that leaves the module (preview, snapshots).
     polygon: str
-    # Also drop detections whose anchor falls inside (nothing about it leaves the module).
-    drop_detections: bool = False
+    drop_detections: bool = Field(
+        default=False,
+        description="Also drop detections whose anchor falls inside (nothing about it leaves the module).",
+    )
     anchor: Anchor = "bottom_center"
 
     @field_validator("polygon")

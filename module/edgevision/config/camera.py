@@ -28,24 +28,35 @@ class _Section(BaseModel):
 class CameraConfig(_Section):
     id: str = Field(pattern=CAMERA_KEY)
     uri: str = Field(min_length=1)
-    # A key of `models`: the model this camera's frames go through (None or "default": `model`).
-    # Cameras with the same model share one engine and batch together.
-    model: str | None = Field(default=None, pattern=CAMERA_KEY)
-    # Frames per second sent to inference; None: as many as the pipeline takes.
-    target_fps: float | None = Field(default=None, gt=0, le=240)
-    # Files: process every frame (no dropping, no real-time pacing).
-    every_frame: bool = False
+    model: str | None = Field(
+        default=None,
+        pattern=CAMERA_KEY,
+        description='A key of `models`: the model this camera\'s frames go through (None or "default": `model`). Cameras with the same model share one engine and batch together.',
+    )
+    target_fps: float | None = Field(
+        default=None,
+        gt=0,
+        le=240,
+        description="Frames per second sent to inference; None: as many as the pipeline takes.",
+    )
+    every_frame: bool = Field(
+        default=False, description="Files: process every frame (no dropping, no real-time pacing)."
+    )
     loop: bool = False
     max_frames: int | None = Field(default=None, gt=0)
-    # Where `user:password` is (env:NAME or file:/path), so it stays out of the URI, the twin and
-    # every status; read each time the camera opens.
-    credentials: str | None = Field(default=None, pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$")
-    # What the camera's tracks answer (config/analytics.py): tracking, zones and lines by name,
-    # privacy masks by name.
-    tracking: TrackingConfig = TrackingConfig()
-    # Which frames the detector sees (every one, every Nth, or when something moves); the
-    # tracker carries the boxes between.
-    detection: DetectionConfig = DetectionConfig()
+    credentials: str | None = Field(
+        default=None,
+        pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$",
+        description="Where `user:password` is (env:NAME or file:/path), so it stays out of the URI, the twin and every status; read each time the camera opens.",
+    )
+    tracking: TrackingConfig = Field(
+        default=TrackingConfig(),
+        description="What the camera's tracks answer (config/analytics.py): tracking, zones and lines by name, privacy masks by name.",
+    )
+    detection: DetectionConfig = Field(
+        default=DetectionConfig(),
+        description="Which frames the detector sees (every one, every Nth, or when something moves); the tracker carries the boxes between.",
+    )
     zones: dict[str, ZoneConfig] = Field(default_factory=dict)
     lines: dict[str, LineConfig] = Field(default_factory=dict)
     masks: dict[str, MaskConfig] = Field(default_factory=dict)

@@ -27,19 +27,29 @@ class _Section(BaseModel):
 
 
 class ModelConfig(_Section):
-    # A built-in model (see `edgevision models list`) or a .onnx path.
-    name: str = "yolox-nano"
-    # A model file; takes the place of `name`. With no manifest for it, its family, input and
-    # classes are read from the file itself (see the README, "Your own model").
-    path: str | None = Field(default=None, min_length=1, max_length=4096)
+    name: str = Field(
+        default="yolox-nano", description="A built-in model (see `edgevision models list`) or a .onnx path."
+    )
+    path: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description='A model file; takes the place of `name`. With no manifest for it, its family, input and classes are read from the file itself (see the README, "Your own model").',
+    )
     manifest: str | None = None
-    # The detector family (yolox, ultralytics, end2end, detr) when the file cannot tell.
-    family: str | None = None
-    # Class names, one a line, for a file whose metadata names none.
-    labels: str | None = Field(default=None, min_length=1, max_length=4096)
-    # A model named by a manifest must match its SHA-256 (require) or runs and says it does not
-    # (warn); null: EDGEVISION_MODEL__VERIFY, else require.
-    verify: Literal["require", "warn"] | None = None
+    family: str | None = Field(
+        default=None, description="The detector family (yolox, ultralytics, end2end, detr) when the file cannot tell."
+    )
+    labels: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Class names, one a line, for a file whose metadata names none.",
+    )
+    verify: Literal["require", "warn"] | None = Field(
+        default=None,
+        description="A model named by a manifest must match its SHA-256 (require) or runs and says it does not (warn); null: EDGEVISION_MODEL__VERIFY, else require.",
+    )
     score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
     nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
 
@@ -64,39 +74,55 @@ class ModelConfig(_Section):
 class InferenceConfig(_Section):
     provider: ProviderChoice = "auto"
     use_tensorrt: bool = False
-    # None: chosen from the provider. CPU: one worker per core, each one intra-op thread
-    # (frame-level parallelism scales better than intra-op threads on small models).
-    # GPU: one worker feeding batches.
-    workers: int | None = Field(default=None, ge=1, le=32)
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="None: chosen from the provider. CPU: one worker per core, each one intra-op thread (frame-level parallelism scales better than intra-op threads on small models). GPU: one worker feeding batches.",
+    )
     intra_op_threads: int | None = Field(default=None, ge=0, le=64)
     max_batch: int | None = Field(default=None, ge=1, le=64)
     max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
     preprocess_workers: int = Field(default=1, ge=1, le=16)
-    # "graph": the letterbox, layout and dtype conversion run inside the model, on its provider;
-    # the host only copies uint8 frames. "host": OpenCV on the preprocessing threads.
-    preprocess: Literal["host", "graph"] = "host"
-    # GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).
-    fp16: bool = False
+    preprocess: Literal["host", "graph"] = Field(
+        default="host",
+        description='"graph": the letterbox, layout and dtype conversion run inside the model, on its provider; the host only copies uint8 frames. "host": OpenCV on the preprocessing threads.',
+    )
+    fp16: bool = Field(
+        default=False,
+        description="GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).",
+    )
     cuda_graph: bool = False
-    # A GPU that fails at run time: the CPU takes over and the GPU is tried again after
-    # gpu_retry_initial_s, doubling up to gpu_retry_max_s. A run longer than
-    # inference_timeout_s counts as a failure (a hung driver).
-    gpu_retry_initial_s: float = Field(default=30.0, gt=0, le=86400)
+    gpu_retry_initial_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="A GPU that fails at run time: the CPU takes over and the GPU is tried again after gpu_retry_initial_s, doubling up to gpu_retry_max_s. A run longer than inference_timeout_s counts as a failure (a hung driver).",
+    )
     gpu_retry_max_s: float = Field(default=900.0, gt=0, le=86400)
     inference_timeout_s: float = Field(default=60.0, gt=0, le=3600)
-    # Which GPU (CUDA ordinal); GPU-PV cannot select by index, so leave it 0 there.
-    device_id: int = Field(default=0, ge=0, le=64)
-    # The most GPU memory (MiB) the module's inference sessions may hold together, per process;
-    # None: no cap. Each model in use gets an equal share, divided among its sessions (one per
-    # input shape on a GPU) in proportion to their batch sizes. Under GPU-PV the GPU's memory is
-    # shared with Windows, so a cap keeps the module from taking what the host needs.
-    gpu_mem_limit_mb: int | None = Field(default=None, ge=64, le=1 << 20)
-    # TensorRT engine and timing caches; None: the user cache dir. The image points it at the
-    # state volume so a re-created container does not build engines again.
-    tensorrt_cache_dir: Path | None = None
-    # How many models may be loaded at once (the `model` section and each camera's own):
-    # an EFLOW VM has 1-4 GB, and each engine holds its weights and arena.
-    max_engines: int = Field(default=4, ge=1, le=16)
+    device_id: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Which GPU (CUDA ordinal); GPU-PV cannot select by index, so leave it 0 there.",
+    )
+    gpu_mem_limit_mb: int | None = Field(
+        default=None,
+        ge=64,
+        le=1 << 20,
+        description="The most GPU memory (MiB) the module's inference sessions may hold together, per process; None: no cap. Each model in use gets an equal share, divided among its sessions (one per input shape on a GPU) in proportion to their batch sizes. Under GPU-PV the GPU's memory is shared with Windows, so a cap keeps the module from taking what the host needs.",
+    )
+    tensorrt_cache_dir: Path | None = Field(
+        default=None,
+        description="TensorRT engine and timing caches; None: the user cache dir. The image points it at the state volume so a re-created container does not build engines again.",
+    )
+    max_engines: int = Field(
+        default=4,
+        ge=1,
+        le=16,
+        description="How many models may be loaded at once (the `model` section and each camera's own): an EFLOW VM has 1-4 GB, and each engine holds its weights and arena.",
+    )
 
 
 class SourceOptions(_Section):
@@ -106,10 +132,12 @@ class SourceOptions(_Section):
     reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
     stall_timeout_s: float = Field(default=10.0, gt=0, le=600)
     open_timeout_s: float = Field(default=10.0, gt=0, le=600)
-    # A decoded frame over this many pixels is refused (a camera error, counted as `oversize`):
-    # 12 MP covers 4K UHD (8.3 MP) and 4000 x 3000 cameras at 36 MB a frame; a 7000 x 7000 MJPEG
-    # stream (147 MB a frame) took the process from 169 MB to 802 MB without it.
-    max_frame_pixels: int = Field(default=12_000_000, ge=4096, le=200_000_000)
+    max_frame_pixels: int = Field(
+        default=12_000_000,
+        ge=4096,
+        le=200_000_000,
+        description="A decoded frame over this many pixels is refused (a camera error, counted as `oversize`): 12 MP covers 4K UHD (8.3 MP) and 4000 x 3000 cameras at 36 MB a frame; a 7000 x 7000 MJPEG stream (147 MB a frame) took the process from 169 MB to 802 MB without it.",
+    )
 
     @model_validator(mode="after")
     def _backoff_order(self) -> SourceOptions:
@@ -134,60 +162,88 @@ class SinkConfig(_Section):
 class UpstreamConfig(_Section):
     """What goes to IoT Hub through edgeHub, and how often."""
 
-    # every_frame: one message per processed frame; on_change: only when the set of labels in
-    # view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per
-    # message, so the default sends changes only.
-    # analytics_only: no per-frame results at all, only analytics events (on `events`) and each
-    # camera's zone and line counts every summary_interval_s (the cheapest useful traffic).
-    results_mode: Literal["every_frame", "on_change", "summary", "analytics_only"] = "on_change"
+    results_mode: Literal["every_frame", "on_change", "summary", "analytics_only"] = Field(
+        default="on_change",
+        description="every_frame: one message per processed frame; on_change: only when the set of labels in view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per message, so the default sends changes only. analytics_only: no per-frame results at all, only analytics events (on `events`) and each camera's zone and line counts every summary_interval_s (the cheapest useful traffic).",
+    )
     heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
     summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
-    # IoT Edge (and docker stop) kill a module 10 s after SIGTERM: at a stop, every upstream call
-    # (the last messages, reported properties, the client's shutdown) shares this long in all.
-    stop_grace_s: float = Field(default=8.0, gt=0, le=600)
-    # The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and
-    # restarts; beyond any of these limits the oldest are dropped (and counted).
-    queue_size: int = Field(default=100_000, ge=1, le=10_000_000)
+    stop_grace_s: float = Field(
+        default=8.0,
+        gt=0,
+        le=600,
+        description="IoT Edge (and docker stop) kill a module 10 s after SIGTERM: at a stop, every upstream call (the last messages, reported properties, the client's shutdown) shares this long in all.",
+    )
+    queue_size: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        description="The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and restarts; beyond any of these limits the oldest are dropped (and counted).",
+    )
     outbox_max_mb: float = Field(default=256.0, gt=0, le=65536)
     outbox_max_age_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
-    # SQLite file; default: $EDGEVISION_STATE_DIR/outbox.sqlite (the container mounts a volume
-    # there), else the user state dir. ":memory:" keeps nothing across restarts.
-    outbox_path: str | None = None
-    # Reported properties are patched on change, at most this often.
-    report_min_interval_s: float = Field(default=5.0, ge=0.1, le=3600)
+    outbox_path: str | None = Field(
+        default=None,
+        description='SQLite file; default: $EDGEVISION_STATE_DIR/outbox.sqlite (the container mounts a volume there), else the user state dir. ":memory:" keeps nothing across restarts.',
+    )
+    report_min_interval_s: float = Field(
+        default=5.0, ge=0.1, le=3600, description="Reported properties are patched on change, at most this often."
+    )
     connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)
-    # Disconnected this long (or SDK calls timing out): the client is replaced by a new one.
-    # None: 3 x connection_retry_interval_s, at least 30 s.
-    stale_after_s: float | None = Field(default=None, ge=2, le=3600)
+    stale_after_s: float | None = Field(
+        default=None,
+        ge=2,
+        le=3600,
+        description="Disconnected this long (or SDK calls timing out): the client is replaced by a new one. None: 3 x connection_retry_interval_s, at least 30 s.",
+    )
 
 
 class HttpConfig(_Section):
     """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
 
     enabled: bool = True
-    # Loopback unless asked: the image sets 0.0.0.0 (EDGEVISION_HTTP__BIND), where a token guards it.
-    bind: str = "127.0.0.1"
+    bind: str = Field(
+        default="127.0.0.1",
+        description="Loopback unless asked: the image sets 0.0.0.0 (EDGEVISION_HTTP__BIND), where a token guards it.",
+    )
     port: int = Field(default=9600, ge=0, le=65535)
-    # Required on every path but /healthz and /readyz (and /metrics unless metrics_auth); when
-    # unset, the module makes one in its state folder (http-token, 0600). Never echoed back.
-    token: SecretStr | None = Field(default=None, min_length=16, max_length=512)
-    # /metrics carries camera ids and figures, no addresses or secrets; the Azure Monitor
-    # metrics-collector module sends no token, so it is open unless this asks for one.
-    metrics_auth: bool = False
+    token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        max_length=512,
+        description="Required on every path but /healthz and /readyz (and /metrics unless metrics_auth); when unset, the module makes one in its state folder (http-token, 0600). Never echoed back.",
+    )
+    metrics_auth: bool = Field(
+        default=False,
+        description="/metrics carries camera ids and figures, no addresses or secrets; the Azure Monitor metrics-collector module sends no token, so it is open unless this asks for one.",
+    )
     max_connections: int = Field(default=64, ge=1, le=4096)
-    # Connections one client address may hold at once (loopback included).
-    max_connections_per_client: int = Field(default=8, ge=1, le=4096)
+    max_connections_per_client: int = Field(
+        default=8, ge=1, le=4096, description="Connections one client address may hold at once (loopback included)."
+    )
     backlog: int = Field(default=128, ge=1, le=4096)
-    # A client must send its whole request (headers and body) within this.
-    request_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    # POST /score: images over this many pixels are refused from their header (413).
-    score_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
-    # Requests waiting for the scorer beyond this get 429; scoring keeps within this share of time
-    # (/score is for spot checks, not a second camera: the cameras keep the engine).
-    score_queue: int = Field(default=4, ge=0, le=256)
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="A client must send its whole request (headers and body) within this."
+    )
+    score_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="POST /score: images over this many pixels are refused from their header (413).",
+    )
+    score_queue: int = Field(
+        default=4,
+        ge=0,
+        le=256,
+        description="Requests waiting for the scorer beyond this get 429; scoring keeps within this share of time (/score is for spot checks, not a second camera: the cameras keep the engine).",
+    )
     score_share: float = Field(default=0.05, gt=0, le=1)
-    # /preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.
-    preview_fps: float = Field(default=5.0, gt=0, le=30)
+    preview_fps: float = Field(
+        default=5.0,
+        gt=0,
+        le=30,
+        description="/preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.",
+    )
     preview_viewers: int = Field(default=4, ge=0, le=64)
 
     @field_validator("bind")
@@ -211,31 +267,35 @@ class MqttConfig(_Section):
     host: str | None = Field(default=None, min_length=1, max_length=253)
     port: int = Field(default=8883, ge=1, le=65535)
     tls: bool = True
-    # PEM files (a mounted Secret or ConfigMap): the broker's CA, and a client certificate.
-    ca_file: Path | None = None
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM files (a mounted Secret or ConfigMap): the broker's CA, and a client certificate.",
+    )
     cert_file: Path | None = None
     key_file: Path | None = None
     username: str | None = Field(default=None, max_length=256)
     password: SecretStr | None = Field(default=None, max_length=1024)
-    # Kubernetes service-account token (Azure IoT Operations' K8S-SAT authentication): sent in the
-    # CONNECT, read again at every connection, and the link reconnects every sat_refresh_s so a
-    # rotated token is sent before the old one expires.
-    sat_token_file: Path | None = None
+    sat_token_file: Path | None = Field(
+        default=None,
+        description="Kubernetes service-account token (Azure IoT Operations' K8S-SAT authentication): sent in the CONNECT, read again at every connection, and the link reconnects every sat_refresh_s so a rotated token is sent before the old one expires.",
+    )
     sat_refresh_s: float = Field(default=1800.0, ge=10, le=86400)
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
-    # Topic per output; {camera} is replaced by the message's camera (empty for the module's own).
     topics: dict[str, str] = Field(
         default_factory=lambda: {
             "results": "edgevision/{camera}/results",
             "events": "edgevision/{camera}/events",
             "metrics": "edgevision/metrics",
-        }
+        },
+        description="Topic per output; {camera} is replaced by the message's camera (empty for the module's own).",
     )
     qos: int = Field(default=1, ge=0, le=1)
-    # The direct methods' operations as MQTT v5 requests: a request published to
-    # <commands>/<method> with a Response Topic (and Correlation Data) is answered there.
-    # None: no commands. The broker's authorization decides who may send them.
-    commands: str | None = Field(default=None, min_length=1, max_length=256)
+    commands: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="The direct methods' operations as MQTT v5 requests: a request published to <commands>/<method> with a Response Topic (and Correlation Data) is answered there. None: no commands. The broker's authorization decides who may send them.",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> MqttConfig:
@@ -259,19 +319,26 @@ class MqttConfig(_Section):
 class AppConfig(_Section):
     cameras: tuple[CameraConfig, ...] = ()
     model: ModelConfig = ModelConfig()
-    # More models, by key, for cameras that name one (`cameras.<id>.model`).
-    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    models: dict[str, ModelConfig] = Field(
+        default_factory=dict, description="More models, by key, for cameras that name one (`cameras.<id>.model`)."
+    )
     inference: InferenceConfig = InferenceConfig()
     sources: SourceOptions = SourceOptions()
     sink: SinkConfig = SinkConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     http: HttpConfig = HttpConfig()
-    # What the twin and direct methods may point cameras at (local configuration only).
-    remote: RemoteConfig = RemoteConfig()
-    # Several replicas sharing one camera list (a Kubernetes StatefulSet): each watches its share.
-    replicas: ReplicasConfig = ReplicasConfig()
-    # Upstream over MQTT v5 where there is no IoT Edge runtime (Kubernetes, Azure IoT Operations).
-    mqtt: MqttConfig = MqttConfig()
+    remote: RemoteConfig = Field(
+        default=RemoteConfig(),
+        description="What the twin and direct methods may point cameras at (local configuration only).",
+    )
+    replicas: ReplicasConfig = Field(
+        default=ReplicasConfig(),
+        description="Several replicas sharing one camera list (a Kubernetes StatefulSet): each watches its share.",
+    )
+    mqtt: MqttConfig = Field(
+        default=MqttConfig(),
+        description="Upstream over MQTT v5 where there is no IoT Edge runtime (Kubernetes, Azure IoT Operations).",
+    )
     metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("cameras", mode="before")

@@ -23,10 +23,15 @@ _ORDINAL = re.compile(r"-(\d{1,4})$")
 class ReplicasConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # How many replicas share the camera list (a StatefulSet's replicas).
-    count: int = Field(default=1, ge=1, le=1000)
-    # This replica's number, 0..count-1; None: from the host name (`name-N`), or 0 for one replica.
-    ordinal: int | None = Field(default=None, ge=0, le=9999)
+    count: int = Field(
+        default=1, ge=1, le=1000, description="How many replicas share the camera list (a StatefulSet's replicas)."
+    )
+    ordinal: int | None = Field(
+        default=None,
+        ge=0,
+        le=9999,
+        description="This replica's number, 0..count-1; None: from the host name (`name-N`), or 0 for one replica.",
+    )
 
     @model_validator(mode="after")
     def _in_range(self) -> ReplicasConfig:

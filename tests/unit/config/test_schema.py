@@ -65,3 +65,16 @@ def test_the_schema_command_prints_it_and_the_check_command_uses_the_model(tmp_p
     done = run_cli("config", "check", str(bad))
     assert done.returncode == 2 and "target_fps" in done.stderr and "hunter2" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_schema_explains_fields_where_the_model_does() -> None:
+    """The descriptions live in the model (not in comments), so a ConfigMap or twin editor shows them."""
+    definitions = json_schema()["$defs"]
+    for model, field in (
+        ("InferenceConfig", "workers"),
+        ("MqttConfig", "sat_token_file"),
+        ("CameraConfig", "detection"),
+        ("LineConfig", "band"),
+        ("ReplicasConfig", "ordinal"),
+    ):
+        assert len(definitions[model]["properties"][field].get("description", "")) > 20, (model, field)
