@@ -24,6 +24,8 @@ _ALPHABET = frozenset(string.ascii_letters + string.digits + "-_")
 
 def resolve_token(settings: HttpConfig, state: Path) -> tuple[str, str]:
     """The token and where it comes from (for the log; never the token itself)."""
+    if settings.token_file is not None:
+        return _token_from_file(settings.token_file)
     configured = settings.secret()
     path = state / TOKEN_FILE
     if configured is not None:
@@ -53,6 +55,24 @@ def resolve_token(settings: HttpConfig, state: Path) -> tuple[str, str]:
     return token, f"the file {path} (made now)"
 
 
+def _token_from_file(path: Path) -> tuple[str, str]:
+    """http.token_file: its first line, 16 to 512 printable characters without spaces. Anything
+    else keeps the guarded paths closed (a random token nobody knows) and says why once."""
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(4096).decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        log.error("http.token_file %s: %s; the guarded endpoints stay closed", path, reason)
+        return secrets.token_urlsafe(32), "nowhere (http.token_file unreadable)"
+    if not 16 <= len(text) <= 512 or not text.isprintable() or any(c.isspace() for c in text):
+        log.error(
+            "http.token_file %s: not a token (16-512 printable characters); the guarded endpoints stay closed", path
+        )
+        return secrets.token_urlsafe(32), "nowhere (http.token_file not a token)"
+    return text, f"http.token_file {path}"
+
+
 class HttpService:
     def __init__(self, control: Control, state: Path) -> None:
         self._control = control
@@ -63,7 +83,7 @@ class HttpService:
         if not settings.enabled:
             return
         token, origin = resolve_token(settings, self._state)
-        if settings.token is None:
+        if settings.token is None and settings.token_file is None:
             opened = "/healthz, /readyz and /metrics are" if not settings.metrics_auth else "/healthz and /readyz are"
             log.warning(
                 "HTTP endpoints on %s:%d: %s open; every other path needs a bearer token, which is in %s "

@@ -213,6 +213,11 @@ class HttpConfig(_Section):
         max_length=512,
         description="Required on every path but /healthz and /readyz (and /metrics unless metrics_auth); when unset, the module makes one in its state folder (http-token, 0600). Never echoed back.",
     )
+    token_file: Path | None = Field(
+        default=None,
+        description="A file holding the token (a mounted Kubernetes Secret), read when the endpoints start; "
+        "in place of `token`. A missing or unusable file keeps every guarded path closed, and says why.",
+    )
     metrics_auth: bool = Field(
         default=False,
         description="/metrics carries camera ids and figures, no addresses or secrets; the Azure Monitor metrics-collector module sends no token, so it is open unless this asks for one.",
@@ -245,6 +250,12 @@ class HttpConfig(_Section):
         description="/preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.",
     )
     preview_viewers: int = Field(default=4, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> HttpConfig:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("token and token_file: one or the other")
+        return self
 
     @field_validator("bind")
     @classmethod

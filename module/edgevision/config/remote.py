@@ -76,6 +76,19 @@ def confine(
     problems: list[str] = []
     if "remote" in confined:
         problems.append("remote: set only by the local configuration (a twin or method may not widen its own reach)")
+    # Files read as credentials: a remote document naming one could make a known file the token.
+    for section, fields in (
+        ("http", ("token_file",)),
+        ("mqtt", ("ca_file", "cert_file", "key_file", "sat_token_file")),
+    ):
+        node = confined.get(section)
+        if isinstance(node, dict):
+            for field in fields:
+                if node.get(field) is not None:
+                    problems.append(
+                        f"{section}.{field}: set only by the local configuration (a twin or method may not "
+                        "choose which file is a credential)"
+                    )
 
     def place(section: str, field: str, folder: Path, what: str) -> None:
         node = confined.get(section)

@@ -82,3 +82,22 @@ def test_a_library_repeating_itself_is_logged_once_per_change() -> None:
         + ["Exception caught in background thread.  Unable to handle."] * 2
     ]
     assert passed == [True, False, False, False, False, True, True, False]
+
+
+def test_the_http_token_from_a_mounted_secret_file(tmp_path, caplog) -> None:
+    from edgevision.config.model import HttpConfig
+    from edgevision.http_service import resolve_token
+
+    secret = tmp_path / "http-token"
+    secret.write_text("k8s-secret-token-0123456789\n")
+    token, origin = resolve_token(HttpConfig(token_file=secret), tmp_path / "state")
+    assert token == "k8s-secret-token-0123456789" and "token_file" in origin
+    # Missing, or not a token: the guarded paths stay closed (a token nobody knows), said once.
+    for bad in (tmp_path / "absent", tmp_path / "short"):
+        if bad.name == "short":
+            bad.write_text("abc")
+        token, origin = resolve_token(HttpConfig(token_file=bad), tmp_path / "state")
+        assert len(token) >= 32 and origin.startswith("nowhere")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("No such file" in m for m in messages) and any("not a token" in m for m in messages)
+    assert not any("abc" in m.split(":")[-1] for m in messages)

@@ -129,3 +129,19 @@ def test_credentials_go_only_to_the_hosts_the_local_configuration_allows(folders
 def test_a_remote_document_may_not_widen_its_own_reach(folders: Folders) -> None:
     message = _refused({"remote": {"local_sources": ["/"]}}, folders, _policy())
     assert message.startswith("invalid configuration: remote: set only by the local configuration")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"http": {"token_file": "/etc/hostname"}},
+        {"mqtt": {"sat_token_file": "/etc/hostname"}},
+        {"mqtt": {"ca_file": "/tmp/attacker-ca.pem"}},
+        {"mqtt": {"cert_file": "/tmp/c.pem", "key_file": "/tmp/k.pem"}},
+    ],
+)
+def test_a_remote_document_may_not_choose_which_file_is_a_credential(folders: Folders, document: dict) -> None:
+    """A twin naming a known file as the HTTP token file would know the token."""
+    with pytest.raises(ConfigError, match="set only by the local configuration"):
+        confine(document, folders)
+    validate(document if "mqtt" not in document else {"mqtt": {**document["mqtt"], "enabled": False}})
