@@ -58,6 +58,13 @@ def summary_lines(snapshot: dict[str, Any]) -> list[str]:
         f"({totals['dropped']} dropped, {totals['corrupt']} corrupt) in {snapshot['uptime_s']:.1f} s, "
         f"{totals['fps_avg']:.1f} fps on {snapshot.get('provider', '?')}",
     ]
+    carried = totals.get("carried") or 0
+    if carried:
+        # "inferred" counts every result published; the detector saw fewer (the camera's detection mode).
+        lines.append(
+            f"  the detector saw {totals['inferred'] - carried} of them; the tracker carried the boxes of "
+            f'{carried} (detection mode: see README, "Which frames the detector sees")'
+        )
     latency = totals["latency_ms"]
     if latency["p50"] is not None:
         lines.append(

@@ -90,12 +90,12 @@ class CameraAnalytics:
                 else LineWatch(name, line)
                 for name, line in camera.lines.items()
             }
-            if self.masks.configs != camera.masks:
+            masks_changed = self.masks.configs != camera.masks
+            if masks_changed:
                 self.masks = Masks(camera.masks)
-            if self.gate is None or self.gate.config != camera.detection or self.gate_masks is not self.masks:
+            if self.gate is None or self.gate.config != camera.detection or masks_changed:
                 # Replaced whole: the scheduling thread reads it without the lock.
                 self.gate = DetectionGate(camera.detection, self.masks)
-                self.gate_masks = self.masks
             self._edges = None
             self._counts = None
 

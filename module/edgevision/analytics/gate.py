@@ -36,8 +36,6 @@ class DetectionGate:
         # Frames carried since the last detection (None: nothing detected yet), and when it was.
         self._carried: int | None = None
         self._detected_at = 0.0
-        self.detected = 0
-        self.carried = 0
 
     def decide(self, image: np.ndarray | None, now: float, hints: Hints) -> bool:
         """Whether this frame goes through the detector (`now`: a monotonic clock)."""
@@ -61,8 +59,6 @@ class DetectionGate:
                 detect = due
         if detect:
             self._carried, self._detected_at = 0, now
-            self.detected += 1
         else:
             self._carried = (self._carried or 0) + 1
-            self.carried += 1
         return detect

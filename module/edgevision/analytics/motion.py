@@ -36,9 +36,7 @@ class MotionMeter:
         self._masks = masks
         self._background: np.ndarray | None = None
         self._keep: np.ndarray | None = None  # 1 where pixels are compared
-        self._size: tuple[int, int] | None = None
         self._noise: deque[float] = deque(maxlen=_NOISE_FRAMES)
-        self.last_changed = 0.0
         # Working buffers, made once per frame size (nothing is allocated per frame).
         self._shape: tuple[int, ...] | None = None
         self._coarse = self._small_bgr = self._grey8 = self._grey = self._diff = self._shifted = np.empty(0)
@@ -69,14 +67,11 @@ class MotionMeter:
         """Whether this frame differs from the background enough to count as motion. The first
         frame (and the first after the frame size changes) counts as motion."""
         grey = self._small(image)
-        size = grey.shape
-        if self._background is None or self._size != size:
+        if self._background is None or self._background.shape != grey.shape:
             self._background = grey.copy()
-            self._size = size
-            raster = self._masks.raster(*size) if self._masks else None
+            raster = self._masks.raster(*grey.shape) if self._masks else None
             self._keep = None if raster is None else (raster == 0).astype(np.float32)
             self._noise.clear()
-            self.last_changed = 1.0
             return True
         diff = self._diff
         # Lighting: the change of mean brightness is the whole frame's, not an object's.
@@ -92,6 +87,5 @@ class MotionMeter:
         self._noise.append(noise)
         threshold = max(self.threshold, 6.0 * float(np.median(self._noise)))
         changed = float(np.count_nonzero(diff > threshold)) / diff.size
-        self.last_changed = changed
         cv2.accumulateWeighted(grey, self._background, _LEARN)
         return changed >= self.area

@@ -182,13 +182,11 @@ class Tracker:
         keep = []
         ended: list[Track] = []
         for index, track in enumerate(self.tracks):
-            if index not in matched:
-                self._mean[index, 6:8] = 0.0
-                track.missed += 1
-                if track.id is None or track.missed > config.patience_frames:
-                    if track.id is not None:
-                        ended.append(track)
-                    continue
+            # Unseen: missed once more (the check short-circuits, so matched tracks are not).
+            if index not in matched and (self._miss(index, track) or track.id is None):
+                if track.id is not None:
+                    ended.append(track)
+                continue
             keep.append(index)
         if len(keep) > MAX_TRACKS:
             # A scene (or a hostile stream) with more objects than any camera shows: the tracks
@@ -236,9 +234,7 @@ class Tracker:
                     track.box = boxes[index]
                     carried.append(track)
             else:
-                self._mean[index, 6:8] = 0.0
-                track.missed += 1
-                if track.missed > self.config.patience_frames:
+                if self._miss(index, track):
                     if track.id is not None:
                         ended.append(track)
                     continue
@@ -247,6 +243,12 @@ class Tracker:
             self.tracks = [self.tracks[i] for i in keep]
             self._mean, self._covariance = self._mean[keep], self._covariance[keep]
         return carried, ended
+
+    def _miss(self, index: int, track: Track) -> bool:
+        """One more frame unseen: its size held; True once it is past the patience."""
+        self._mean[index, 6:8] = 0.0
+        track.missed += 1
+        return track.missed > self.config.patience_frames
 
     def motion(self) -> tuple[list[Track], np.ndarray]:
         """The confirmed tracks seen lately and their velocities (pixels per frame, x and y)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,9 +45,9 @@ class Batch:
     # Which frames the detector skips, by index: their boxes are the tracker's (the gate decided).
     carried: frozenset[int] = frozenset()
 
-    @property
+    @functools.cached_property
     def detected(self) -> list[int]:
-        """Indexes of the frames the detector sees, in order."""
+        """Indexes of the frames the detector sees, in order (computed once: every stage asks)."""
         return [i for i in range(len(self.frames)) if i not in self.carried]
 
 

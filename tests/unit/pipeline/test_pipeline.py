@@ -211,3 +211,25 @@ def test_cuda_graphs_take_one_inference_worker_and_say_so() -> None:
     )
     _run(other)
     assert other.status()["layout"]["workers"] == 3
+
+
+def test_the_final_summary_says_how_many_frames_the_detector_saw() -> None:
+    """`inferred` counts every published result; with frames carried by the tracker the summary
+    says how many the detector saw, so 341 of 341 does not read as 341 detections."""
+    from edgevision.status_line import summary_lines
+
+    engines = EngineFactory(script=EngineScript(detector=None))
+    frames = {"cam": [frame_image(i) for i in range(30)]}
+    sink = CollectingSink()
+    pipeline = Pipeline(
+        validate({"cameras": {"cam": {"uri": "synthetic:64x48@0", "max_frames": 30}}}),
+        sink,
+        seams=pipeline_seams(engines, scripted_sources(frames)),
+    )
+    _run(pipeline, 30)
+    snapshot = pipeline.metrics_snapshot()
+    carried = snapshot["totals"]["carried"]
+    assert carried > 0
+    lines = summary_lines(snapshot)
+    assert lines[0].startswith("edgevision: 30 frames inferred of 30 captured")
+    assert f"the detector saw {30 - carried} of them; the tracker carried the boxes of {carried}" in lines[1]
