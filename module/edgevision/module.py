@@ -40,6 +40,7 @@ from edgevision.upstream.desired import LastKnownGood
 from edgevision.upstream.link import EdgeLink
 from edgevision.upstream.methods import Methods
 from edgevision.upstream.mqtt import MqttLink
+from edgevision.upstream.outbox import Outbox
 from edgevision.upstream.reported import reported_properties
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,14 @@ class Module:
                 # No IoT Edge runtime (Kubernetes, Azure IoT Operations): upstream over MQTT v5.
                 mqtt = self.mqtt = MqttLink(self.config, self._environ, self.run_id)
                 mqtt.serve(self.methods)
-                self._start_pipeline(lambda config: mqtt.sink(config, self._open_local(config)), keep_alive=False)
+                # A module that takes commands stays up when its cameras end, as an IoT Edge
+                # module does: an applyConfig may give it more to do (and a pod that exits is
+                # restarted, playing its files again).
+                self._start_pipeline(
+                    lambda config: mqtt.sink(config, self._open_local(config)),
+                    keep_alive=self.config.mqtt.commands is not None,
+                )
+                self._watch_outbox(mqtt.outbox)
                 return
             self._start_pipeline(self._open_local, keep_alive=False)
             return
@@ -123,12 +131,17 @@ class Module:
             log.warning("no twin within %.0f s: starting with the local configuration", self._twin_timeout_s)
         link = self.link
         self._start_pipeline(lambda config: link.sink(config, self._open_local(config)), keep_alive=True)
-        if link.outbox is not None:
-            link.outbox.on_problem = self._event
-            for name, details in link.outbox.startup_problems():
-                self._event(name, details)
+        self._watch_outbox(link.outbox)
         link.retune(self.config)
         link.start_reporting(self.reported_state)
+
+    def _watch_outbox(self, outbox: Outbox | None) -> None:
+        """What went wrong with the outbox (a damaged file moved aside, memory only, messages
+        dropped) becomes an event, whichever link it feeds."""
+        if outbox is not None:
+            outbox.on_problem = self._event
+            for name, details in outbox.startup_problems():
+                self._event(name, details)
 
     def _open_local(self, config: AppConfig) -> SinkSwitch:
         # Inside IoT Edge the outputs carry the messages: a stdout sink would only fill the log.
@@ -243,8 +256,10 @@ class Module:
         for action in actions:
             if isinstance(action, reconfigure.ReopenSink) and self._local is not None:
                 self._local.replace(open_sink(action.sink, stdout=self.mode is None))
-            elif isinstance(action, reconfigure.RetuneUpstream) and self.link is not None:
-                self.link.retune(config)
+            elif isinstance(action, reconfigure.RetuneUpstream):
+                for link in (self.link, self.mqtt):
+                    if link is not None:
+                        link.retune(config)
             elif isinstance(action, reconfigure.ReconfigureHttp):
                 self.endpoints.apply(action.http)
         return changes
@@ -261,9 +276,11 @@ class Module:
             self.link.report(self.reported_state())
 
     def _extra_metrics(self) -> dict[str, Any]:
-        if self.link is None:
-            return {}
-        return {"twin": self.link.twin_state, "upstream": self.link.outbox_counts()}
+        if self.link is not None:
+            return {"twin": self.link.twin_state, "upstream": self.link.outbox_counts()}
+        if self.mqtt is not None:
+            return {"upstream": self.mqtt.outbox_counts()}
+        return {}
 
     def reported_state(self) -> dict[str, Any]:
         return reported_properties(

@@ -84,7 +84,7 @@ def test_the_cpu_overlay_plays_answers_its_probes_and_publishes_over_mqtt(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not subscriber.of("result"):
             time.sleep(1)
-        topic, body, props = subscriber.of("result")[0]
+        topic, body, props, _size = subscriber.of("result")[0]
         assert topic == "edgevision/yard/results" and body["camera"] == "yard" and props["type"] == "result"
     finally:
         subscriber.close()

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.edgehub import IoTHubSimulator
+from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
+from tests.support.links import HubLink, Link, MqttLink
 from tests.support.module_process import ModuleProcess
 
 
@@ -25,6 +26,27 @@ def run_module(model_path: Path, tmp_path: Path) -> Iterator[Any]:
     yield start
     for module in started:
         module.stop()
+
+
+@pytest.fixture(params=["iothub", "mqtt"])
+def link(
+    request: pytest.FixtureRequest,
+    hub_factory,
+    run_module,
+    broker: Mosquitto,
+    pki: LocalPKI,
+    model_path: Path,
+    tmp_path: Path,
+) -> Iterator[Link]:
+    """Each upstream link in turn, for the tests of what both promise (tests/support/links.py)."""
+    if request.param == "iothub":
+        yield HubLink(hub_factory, run_module, broker)
+        return
+    mqtt = MqttLink(broker, pki, model_path.parent, tmp_path)
+    yield mqtt
+    if not broker.running:
+        broker.start()
+    mqtt.close()
 
 
 @pytest.fixture(scope="session")

@@ -24,11 +24,12 @@ def _local_sources() -> list[str]:
 
 class ModuleProcess:
     """With `workload`, exactly as edgeAgent starts it: the IOTEDGE_* variables and a workload
-    API that signs its tokens; without, the SDK's local-development connection string."""
+    API that signs its tokens; without, the SDK's local-development connection string; with no
+    hub, stand-alone (no IoT Edge identity: a container or a Kubernetes pod)."""
 
     def __init__(
         self,
-        hub: IoTHubSimulator,
+        hub: IoTHubSimulator | None,
         model_dir: Path,
         *args: str,
         state_dir: Path,
@@ -36,7 +37,12 @@ class ModuleProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         base = {k: v for k, v in os.environ.items() if k not in _EDGE_NAMES and not k.startswith("IOTEDGE_")}
-        identity = hub.edge_environment(workload.uri, workload.generation_id) if workload else hub.module_environment()
+        if hub is None:
+            identity = {}
+        elif workload is not None:
+            identity = hub.edge_environment(workload.uri, workload.generation_id)
+        else:
+            identity = hub.module_environment()
         environment = {
             **base,
             **identity,

@@ -35,8 +35,15 @@ class TrackingConfig(_Section):
     enabled: bool | None = Field(
         default=None, description="None: on when the camera has zones or lines (they count tracks, not boxes)."
     )
-    high_score: float = Field(default=0.5, gt=0, le=1)
-    low_score: float = Field(default=0.1, gt=0, le=1)
+    high_score: float = Field(
+        default=0.5, gt=0, le=1, description="Detections at least this sure are matched to tracks first."
+    )
+    low_score: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Detections between this and high_score only keep existing tracks alive (occluded or blurred objects), in a second round.",
+    )
     new_track_score: float = Field(
         default=0.6, gt=0, le=1, description="A new track starts only from a detection this sure."
     )
@@ -46,7 +53,12 @@ class TrackingConfig(_Section):
         lt=1,
         description="Least box overlap (IoU with the track's predicted box) to match, first and second round.",
     )
-    low_match_iou: float = Field(default=0.5, gt=0, lt=1)
+    low_match_iou: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Least overlap with a track's predicted box for a low-score detection to continue it (second round).",
+    )
     patience_frames: int = Field(
         default=30,
         ge=1,
@@ -82,8 +94,16 @@ class DetectionConfig(_Section):
     change measure on a small grey copy of each frame decides), and a frame every `refresh_s`
     whatever happens."""
 
-    mode: Literal["every_frame", "motion", "interval"] = "motion"
-    interval: int = Field(default=4, ge=1, le=100)
+    mode: Literal["every_frame", "motion", "interval"] = Field(
+        default="motion",
+        description="every_frame: each frame the camera sends; interval: every interval-th frame; motion: as interval while something moves, only a frame every refresh_s while the scene is still.",
+    )
+    interval: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="interval and motion: the detector sees every interval-th frame; the tracker carries the boxes between.",
+    )
     edge_interval: int = Field(
         default=3,
         ge=1,
@@ -111,8 +131,9 @@ class DetectionConfig(_Section):
 
 
 class ZoneConfig(_Section):
-    # "x,y x,y x,y ...": 3 to 64 normalised points.
-    polygon: str
+    polygon: str = Field(
+        description='"x,y x,y x,y ...": 3 to 64 points, normalised (0,0 the top left, 1,1 the bottom right).'
+    )
     classes: str | None = Field(
         default=None, max_length=4096, description="Comma-separated labels the zone counts; None: every class."
     )
@@ -142,11 +163,13 @@ class ZoneConfig(_Section):
 
 
 class LineConfig(_Section):
-    # "x1,y1 x2,y2": the line's two ends, normalised. Crossing it towards the side its direction
-    # turns to clockwise on screen (downwards through a line drawn left to right) is `in`.
-    points: str
-    classes: str | None = Field(default=None, max_length=4096)
-    anchor: Anchor = "bottom_center"
+    points: str = Field(
+        description='"x1,y1 x2,y2": the line\'s two ends, normalised. Crossing towards the side its direction turns to clockwise on screen (downwards through a line drawn left to right) is `in`.'
+    )
+    classes: str | None = Field(
+        default=None, max_length=4096, description="Comma-separated labels the line counts; None: every class."
+    )
+    anchor: Anchor = Field(default="bottom_center", description="Which point of a box crosses the line.")
     min_frames: int = Field(
         default=3,
         ge=1,
@@ -178,13 +201,16 @@ class LineConfig(_Section):
 
 
 class MaskConfig(_Section):
-    # Blacked out in every image that leaves the module (preview, snapshots).
-    polygon: str
+    polygon: str = Field(
+        description='"x,y x,y x,y ...", normalised: blacked out in every image that leaves the module (preview, snapshots).'
+    )
     drop_detections: bool = Field(
         default=False,
         description="Also drop detections whose anchor falls inside (nothing about it leaves the module).",
     )
-    anchor: Anchor = "bottom_center"
+    anchor: Anchor = Field(
+        default="bottom_center", description="With drop_detections: which point of a box decides whether it is inside."
+    )
 
     @field_validator("polygon")
     @classmethod

@@ -26,8 +26,14 @@ class _Section(BaseModel):
 
 
 class CameraConfig(_Section):
-    id: str = Field(pattern=CAMERA_KEY)
-    uri: str = Field(min_length=1)
+    id: str = Field(
+        pattern=CAMERA_KEY,
+        description="The camera's name in every message, metric and status: letters, digits, _ and -, up to 64 (no dots: twin property names cannot hold them).",
+    )
+    uri: str = Field(
+        min_length=1,
+        description="Where frames come from: rtsp://, rtsps://, rtmp://, http(s):// streams; a video file or image folder; usb:N or /dev/videoN; synthetic:WxH@FPS. A password in it is redacted everywhere; better in `credentials`.",
+    )
     model: str | None = Field(
         default=None,
         pattern=CAMERA_KEY,
@@ -42,8 +48,12 @@ class CameraConfig(_Section):
     every_frame: bool = Field(
         default=False, description="Files: process every frame (no dropping, no real-time pacing)."
     )
-    loop: bool = False
-    max_frames: int | None = Field(default=None, gt=0)
+    loop: bool = Field(
+        default=False, description="Files and folders: start again at the end (media_time_s keeps growing)."
+    )
+    max_frames: int | None = Field(
+        default=None, gt=0, description="Stop this camera after this many frames; None: no end."
+    )
     credentials: str | None = Field(
         default=None,
         pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[^\x00]{1,4095})$",
@@ -57,9 +67,16 @@ class CameraConfig(_Section):
         default=DetectionConfig(),
         description="Which frames the detector sees (every one, every Nth, or when something moves); the tracker carries the boxes between.",
     )
-    zones: dict[str, ZoneConfig] = Field(default_factory=dict)
-    lines: dict[str, LineConfig] = Field(default_factory=dict)
-    masks: dict[str, MaskConfig] = Field(default_factory=dict)
+    zones: dict[str, ZoneConfig] = Field(
+        default_factory=dict, description="Polygons by name: entries, exits, occupancy and dwell of the tracks inside."
+    )
+    lines: dict[str, LineConfig] = Field(
+        default_factory=dict, description="Counting lines by name: crossings of tracks by direction (in, out)."
+    )
+    masks: dict[str, MaskConfig] = Field(
+        default_factory=dict,
+        description="Privacy masks by name: their pixels are black in every image that leaves the module.",
+    )
 
     @field_validator("zones", "lines", "masks")
     @classmethod
@@ -83,7 +100,13 @@ class CameraConfig(_Section):
     def without_analytics(self) -> CameraConfig:
         """This camera with its analytics settings taken out: what restarting its source is about."""
         return self.model_copy(
-            update={"tracking": TrackingConfig(), "detection": DetectionConfig(), "zones": {}, "lines": {}, "masks": {}}
+            update={
+                "tracking": TrackingConfig(),
+                "detection": DetectionConfig(),
+                "zones": {},
+                "lines": {},
+                "masks": {},
+            }
         )
 
     @model_validator(mode="after")

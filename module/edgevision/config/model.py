@@ -36,7 +36,10 @@ class ModelConfig(_Section):
         max_length=4096,
         description='A model file; takes the place of `name`. With no manifest for it, its family, input and classes are read from the file itself (see the README, "Your own model").',
     )
-    manifest: str | None = None
+    manifest: str | None = Field(
+        default=None,
+        description="A built-in manifest's name (see `edgevision models list`) describing a file given by `path` (input, layout, labels, family).",
+    )
     family: str | None = Field(
         default=None, description="The detector family (yolox, ultralytics, end2end, detr) when the file cannot tell."
     )
@@ -50,8 +53,15 @@ class ModelConfig(_Section):
         default=None,
         description="A model named by a manifest must match its SHA-256 (require) or runs and says it does not (warn); null: EDGEVISION_MODEL__VERIFY, else require.",
     )
-    score_threshold: float = Field(default=0.3, ge=0.0, le=1.0)
-    nms_iou: float = Field(default=0.45, gt=0.0, le=1.0)
+    score_threshold: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="Detections less sure than this are dropped."
+    )
+    nms_iou: float = Field(
+        default=0.45,
+        gt=0.0,
+        le=1.0,
+        description="Non-maximum suppression (families without it in the graph): a box overlapping a surer one of its class by more than this IoU is dropped.",
+    )
 
     @field_validator("family")
     @classmethod
@@ -72,18 +82,44 @@ class ModelConfig(_Section):
 
 
 class InferenceConfig(_Section):
-    provider: ProviderChoice = "auto"
-    use_tensorrt: bool = False
+    provider: ProviderChoice = Field(
+        default="auto",
+        description="auto: TensorRT (with use_tensorrt), else CUDA, else the CPU; cuda: CUDA, else the CPU; tensorrt: TensorRT, CUDA, the CPU; cpu: the CPU only. A provider that does not load is dropped with its reason, in the log, status and reported properties.",
+    )
+    use_tensorrt: bool = Field(
+        default=False,
+        description="With provider auto: try TensorRT ahead of CUDA (engines built at the first start, cached in tensorrt_cache_dir).",
+    )
     workers: int | None = Field(
         default=None,
         ge=1,
         le=32,
         description="None: chosen from the provider. CPU: one worker per core, each one intra-op thread (frame-level parallelism scales better than intra-op threads on small models). GPU: one worker feeding batches.",
     )
-    intra_op_threads: int | None = Field(default=None, ge=0, le=64)
-    max_batch: int | None = Field(default=None, ge=1, le=64)
-    max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
-    preprocess_workers: int = Field(default=1, ge=1, le=16)
+    intra_op_threads: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Threads each session uses inside one operator; None: chosen with workers (one per worker on the CPU).",
+    )
+    max_batch: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Frames run together (cameras of one model batch together); None: from the provider (1 on the CPU).",
+    )
+    max_batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=1000,
+        description="How long a batch that is not full waits for more frames before it runs.",
+    )
+    preprocess_workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Threads that letterbox and convert frames for the model (preprocess: host).",
+    )
     preprocess: Literal["host", "graph"] = Field(
         default="host",
         description='"graph": the letterbox, layout and dtype conversion run inside the model, on its provider; the host only copies uint8 frames. "host": OpenCV on the preprocessing threads.',
@@ -92,15 +128,28 @@ class InferenceConfig(_Section):
         default=False,
         description="GPU only: a half-precision copy of the model on CUDA; CUDA graphs (captured per batch shape).",
     )
-    cuda_graph: bool = False
+    cuda_graph: bool = Field(
+        default=False,
+        description="GPU only: capture the model's run as a CUDA graph, one per batch shape (fewer kernel launches).",
+    )
     gpu_retry_initial_s: float = Field(
         default=30.0,
         gt=0,
         le=86400,
         description="A GPU that fails at run time: the CPU takes over and the GPU is tried again after gpu_retry_initial_s, doubling up to gpu_retry_max_s. A run longer than inference_timeout_s counts as a failure (a hung driver).",
     )
-    gpu_retry_max_s: float = Field(default=900.0, gt=0, le=86400)
-    inference_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    gpu_retry_max_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="The longest wait before a failed GPU is tried again (see gpu_retry_initial_s).",
+    )
+    inference_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="A run longer than this counts as a GPU failure (a hung driver): the CPU takes over.",
+    )
     device_id: int = Field(
         default=0,
         ge=0,
@@ -126,12 +175,39 @@ class InferenceConfig(_Section):
 
 
 class SourceOptions(_Section):
-    live_queue_size: int = Field(default=2, ge=1, le=64)
-    every_frame_queue_size: int = Field(default=16, ge=1, le=1024)
-    reconnect_initial_s: float = Field(default=0.5, gt=0, le=60)
-    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
-    stall_timeout_s: float = Field(default=10.0, gt=0, le=600)
-    open_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    live_queue_size: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Frames a live camera may have waiting for inference; beyond, the oldest is dropped (and counted): results stay current.",
+    )
+    every_frame_queue_size: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Frames a file played with every_frame may have waiting; the reader waits for room, nothing is dropped.",
+    )
+    reconnect_initial_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="A camera that fails or ends is opened again after this long, doubling up to reconnect_max_s.",
+    )
+    reconnect_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="The longest wait between attempts to open a failed camera."
+    )
+    stall_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A camera that is connected but sends no frame for this long is closed and opened again (counted as a stall).",
+    )
+    open_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Opening a stream may take this long; then it counts as a failure and is retried.",
+    )
     max_frame_pixels: int = Field(
         default=12_000_000,
         ge=4096,
@@ -147,10 +223,17 @@ class SourceOptions(_Section):
 
 
 class SinkConfig(_Section):
-    kind: Literal["stdout", "jsonl"] = "stdout"
-    path: Path | None = None
-    rotate_mb: float = Field(default=100.0, gt=0)
-    backups: int = Field(default=5, ge=0, le=1000)
+    kind: Literal["stdout", "jsonl"] = Field(
+        default="stdout",
+        description="stdout: JSON Lines on standard output (inside IoT Edge, where the outputs carry the messages, nothing); jsonl: a file.",
+    )
+    path: Path | None = Field(
+        default=None, description="jsonl: the file (its folder must be writable by the module's user)."
+    )
+    rotate_mb: float = Field(
+        default=100.0, gt=0, description="jsonl: the file is rotated when it reaches this many MiB."
+    )
+    backups: int = Field(default=5, ge=0, le=1000, description="jsonl: how many rotated files are kept.")
 
     @model_validator(mode="after")
     def _path_for_files(self) -> SinkConfig:
@@ -166,8 +249,15 @@ class UpstreamConfig(_Section):
         default="on_change",
         description="every_frame: one message per processed frame; on_change: only when the set of labels in view changes (plus a heartbeat); summary: counts per label per interval. IoT Hub bills per message, so the default sends changes only. analytics_only: no per-frame results at all, only analytics events (on `events`) and each camera's zone and line counts every summary_interval_s (the cheapest useful traffic).",
     )
-    heartbeat_s: float = Field(default=60.0, gt=0, le=86400)
-    summary_interval_s: float = Field(default=60.0, gt=0, le=86400)
+    heartbeat_s: float = Field(
+        default=60.0, gt=0, le=86400, description="on_change: a result is sent at least this often, changed or not."
+    )
+    summary_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="summary and analytics_only: seconds between each camera's summary (counts by label, zone and line counts).",
+    )
     stop_grace_s: float = Field(
         default=8.0,
         gt=0,
@@ -180,8 +270,15 @@ class UpstreamConfig(_Section):
         le=10_000_000,
         description="The outbox keeps messages edgeHub has not acknowledged, on disk, across outages and restarts; beyond any of these limits the oldest are dropped (and counted).",
     )
-    outbox_max_mb: float = Field(default=256.0, gt=0, le=65536)
-    outbox_max_age_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    outbox_max_mb: float = Field(
+        default=256.0,
+        gt=0,
+        le=65536,
+        description="The outbox's size on disk (MiB) at most; beyond, the oldest messages are dropped (and counted).",
+    )
+    outbox_max_age_s: float = Field(
+        default=86400.0, gt=0, le=30 * 86400, description="Messages waiting longer than this are dropped (and counted)."
+    )
     outbox_path: str | None = Field(
         default=None,
         description='SQLite file; default: $EDGEVISION_STATE_DIR/outbox.sqlite (the container mounts a volume there), else the user state dir. ":memory:" keeps nothing across restarts.',
@@ -189,7 +286,12 @@ class UpstreamConfig(_Section):
     report_min_interval_s: float = Field(
         default=5.0, ge=0.1, le=3600, description="Reported properties are patched on change, at most this often."
     )
-    connection_retry_interval_s: float = Field(default=10.0, ge=1, le=600)
+    connection_retry_interval_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="Between attempts to reach edgeHub (the SDK's retry) or the MQTT broker (backing off from 1 s, doubling, to this): how long after a broker comes back the messages held flow again, at most.",
+    )
     stale_after_s: float | None = Field(
         default=None,
         ge=2,
@@ -201,12 +303,14 @@ class UpstreamConfig(_Section):
 class HttpConfig(_Section):
     """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True, description="Serve the endpoints (the image's HEALTHCHECK and the Kubernetes probes use them)."
+    )
     bind: str = Field(
         default="127.0.0.1",
         description="Loopback unless asked: the image sets 0.0.0.0 (EDGEVISION_HTTP__BIND), where a token guards it.",
     )
-    port: int = Field(default=9600, ge=0, le=65535)
+    port: int = Field(default=9600, ge=0, le=65535, description="TCP port (0: a free one, said in the log).")
     token: SecretStr | None = Field(
         default=None,
         min_length=16,
@@ -222,11 +326,18 @@ class HttpConfig(_Section):
         default=False,
         description="/metrics carries camera ids and figures, no addresses or secrets; the Azure Monitor metrics-collector module sends no token, so it is open unless this asks for one.",
     )
-    max_connections: int = Field(default=64, ge=1, le=4096)
+    max_connections: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Connections held at once, all clients together; beyond, new ones are refused (the probes' unix socket is outside this count).",
+    )
     max_connections_per_client: int = Field(
         default=8, ge=1, le=4096, description="Connections one client address may hold at once (loopback included)."
     )
-    backlog: int = Field(default=128, ge=1, le=4096)
+    backlog: int = Field(
+        default=128, ge=1, le=4096, description="Connections the kernel may hold waiting to be accepted."
+    )
     request_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="A client must send its whole request (headers and body) within this."
     )
@@ -242,14 +353,21 @@ class HttpConfig(_Section):
         le=256,
         description="Requests waiting for the scorer beyond this get 429; scoring keeps within this share of time (/score is for spot checks, not a second camera: the cameras keep the engine).",
     )
-    score_share: float = Field(default=0.05, gt=0, le=1)
+    score_share: float = Field(
+        default=0.05, gt=0, le=1, description="The share of the engine's time POST /score may take, at most."
+    )
     preview_fps: float = Field(
         default=5.0,
         gt=0,
         le=30,
         description="/preview/<camera>.mjpg: frames per second sent to each viewer, and how many may watch at once.",
     )
-    preview_viewers: int = Field(default=4, ge=0, le=64)
+    preview_viewers: int = Field(
+        default=4,
+        ge=0,
+        le=64,
+        description="How many may watch /preview at once, over all cameras (more get 503); 0: none.",
+    )
 
     @model_validator(mode="after")
     def _one_token(self) -> HttpConfig:
@@ -274,24 +392,48 @@ class MqttConfig(_Section):
     """Results, events and metrics to an MQTT v5 broker (Azure IoT Operations' broker, or any),
     through the same on-disk outbox as the IoT Hub link: nothing lost over an outage."""
 
-    enabled: bool = False
-    host: str | None = Field(default=None, min_length=1, max_length=253)
-    port: int = Field(default=8883, ge=1, le=65535)
-    tls: bool = True
+    enabled: bool = Field(
+        default=False,
+        description="Publish over MQTT v5 when there is no IoT Edge runtime (inside IoT Edge the IoT Hub link is used).",
+    )
+    host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="The broker's host name or address (needed when enabled).",
+    )
+    port: int = Field(default=8883, ge=1, le=65535, description="The broker's port (8883: MQTT over TLS).")
+    tls: bool = Field(default=True, description="TLS to the broker, verified against ca_file (else the system's CAs).")
     ca_file: Path | None = Field(
         default=None,
         description="PEM files (a mounted Secret or ConfigMap): the broker's CA, and a client certificate.",
     )
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    username: str | None = Field(default=None, max_length=256)
-    password: SecretStr | None = Field(default=None, max_length=1024)
+    cert_file: Path | None = Field(
+        default=None, description="A client certificate (PEM) for X.509 authentication, with key_file."
+    )
+    key_file: Path | None = Field(default=None, description="The client certificate's private key (PEM).")
+    username: str | None = Field(default=None, max_length=256, description="MQTT user name (with password).")
+    password: SecretStr | None = Field(
+        default=None,
+        max_length=1024,
+        description="MQTT password; never echoed (status, logs and events show it redacted).",
+    )
     sat_token_file: Path | None = Field(
         default=None,
         description="Kubernetes service-account token (Azure IoT Operations' K8S-SAT authentication): sent in the CONNECT, read again at every connection, and the link reconnects every sat_refresh_s so a rotated token is sent before the old one expires.",
     )
-    sat_refresh_s: float = Field(default=1800.0, ge=10, le=86400)
-    client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    sat_refresh_s: float = Field(
+        default=1800.0,
+        ge=10,
+        le=86400,
+        description="With sat_token_file: reconnect this often, so a rotated token is sent before the old one expires.",
+    )
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The MQTT client id; None: edgevision-<HOSTNAME> (a StatefulSet pod's name: one per replica).",
+    )
     topics: dict[str, str] = Field(
         default_factory=lambda: {
             "results": "edgevision/{camera}/results",
@@ -300,7 +442,12 @@ class MqttConfig(_Section):
         },
         description="Topic per output; {camera} is replaced by the message's camera (empty for the module's own).",
     )
-    qos: int = Field(default=1, ge=0, le=1)
+    qos: int = Field(
+        default=1,
+        ge=0,
+        le=1,
+        description="1: a message leaves the outbox only when the broker acknowledged it (at least once); 0: at most once.",
+    )
     commands: str | None = Field(
         default=None,
         min_length=1,
@@ -328,16 +475,35 @@ class MqttConfig(_Section):
 
 
 class AppConfig(_Section):
-    cameras: tuple[CameraConfig, ...] = ()
-    model: ModelConfig = ModelConfig()
+    cameras: tuple[CameraConfig, ...] = Field(
+        default=(),
+        description="The cameras: a list, or a mapping by id (module twins cannot hold arrays); each a source and what its frames go through.",
+    )
+    model: ModelConfig = Field(
+        default=ModelConfig(), description="The model every camera uses unless it names one of `models`."
+    )
     models: dict[str, ModelConfig] = Field(
         default_factory=dict, description="More models, by key, for cameras that name one (`cameras.<id>.model`)."
     )
-    inference: InferenceConfig = InferenceConfig()
-    sources: SourceOptions = SourceOptions()
-    sink: SinkConfig = SinkConfig()
-    upstream: UpstreamConfig = UpstreamConfig()
-    http: HttpConfig = HttpConfig()
+    inference: InferenceConfig = Field(
+        default=InferenceConfig(),
+        description="How models run: the execution provider (CUDA, TensorRT, CPU; a fallback is reported, never silent), workers, batching, GPU memory and retry.",
+    )
+    sources: SourceOptions = Field(
+        default=SourceOptions(),
+        description="How every camera is read: queues, reconnect backoff, stall and open timeouts, the largest frame accepted.",
+    )
+    sink: SinkConfig = Field(
+        default=SinkConfig(),
+        description="The local copy of what the module publishes (stand-alone, the only one): standard output or a rotated JSON Lines file.",
+    )
+    upstream: UpstreamConfig = Field(
+        default=UpstreamConfig(),
+        description="What goes upstream (IoT Hub through edgeHub, or MQTT) and how: results mode, the on-disk outbox and its limits, retries, the stop's grace.",
+    )
+    http: HttpConfig = Field(
+        default=HttpConfig(), description="The endpoints: /healthz, /readyz, /status, /metrics, /preview, /score."
+    )
     remote: RemoteConfig = Field(
         default=RemoteConfig(),
         description="What the twin and direct methods may point cameras at (local configuration only).",
@@ -350,7 +516,12 @@ class AppConfig(_Section):
         default=MqttConfig(),
         description="Upstream over MQTT v5 where there is no IoT Edge runtime (Kubernetes, Azure IoT Operations).",
     )
-    metrics_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    metrics_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Seconds between metrics messages (frames, fps, drops, latency per camera; the outbox).",
+    )
 
     @field_validator("cameras", mode="before")
     @classmethod

@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 class RemoteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Local sources a twin or method may name for a camera: folders (any file or folder inside,
-    # e.g. /media/clips), device paths (/dev/video0), or `synthetic:`. Empty (the default): none;
-    # a remote camera may still repeat a URI the local configuration names itself.
-    local_sources: tuple[str, ...] = Field(default=(), max_length=64)
-    # The camera hosts a remote camera may send a credentials reference (env:/file:) to, by host
-    # name or address (any port). None (the default): the hosts of the local configuration's own
-    # stream cameras; () : none at all.
-    credential_hosts: tuple[str, ...] | None = Field(default=None, max_length=256)
+    local_sources: tuple[str, ...] = Field(
+        default=(),
+        max_length=64,
+        description="Local sources a twin or method may name for a camera: folders (any file or folder inside, e.g. /media/clips), device paths (/dev/video0), or `synthetic:`. Empty: none; a remote camera may still repeat a URI the local configuration names itself.",
+    )
+    credential_hosts: tuple[str, ...] | None = Field(
+        default=None,
+        max_length=256,
+        description="Camera hosts a remote camera may send a credentials reference (env:/file:) to, by host name or address (any port). None: the hosts of the local configuration's own stream cameras; empty: none at all.",
+    )

@@ -246,6 +246,9 @@ def plan(old: AppConfig, new: AppConfig) -> list[Action]:
         actions.append(RetuneUpstream())
     if new.upstream.outbox_path != old.upstream.outbox_path:
         actions.append(AtNextStart("upstream.outbox_path"))
+    if new.mqtt != old.mqtt:
+        # The broker, its credentials and topics are read when the link starts.
+        actions.append(AtNextStart("mqtt"))
     if new.http != old.http:
         live = old.http.model_copy(update={"token": new.http.token, "metrics_auth": new.http.metrics_auth}) == new.http
         actions.append(ReconfigureHttp(new.http, live))

@@ -205,21 +205,11 @@ class EdgeLink:
         }
 
     def stats(self) -> dict[str, Any]:
-        return {**self.connection.stats(), **(self.sender.stats() if self.sender else {})}
+        return {"link": "iothub", **self.connection.stats(), **(self.sender.stats() if self.sender else {})}
 
     def outbox_counts(self) -> dict[str, Any]:
         """The outbox in reported properties and metrics: what waits, what was lost and why."""
-        if self.outbox is None:
-            return {}
-        outbox = self.outbox
-        return {
-            "outbox_queued": len(outbox),
-            "outbox_dropped": sum(outbox.dropped.values()),
-            "outbox_dropped_by_reason": dict(outbox.dropped) or None,
-            "outbox_persistent": outbox.memory_reason is None,
-            # A damaged file met at start: where it went, and how many messages it held (null: unknown).
-            "outbox_damaged": {k: outbox.damaged[k] for k in ("moved_to", "lost")} if outbox.damaged else None,
-        }
+        return self.outbox.counts() if self.outbox is not None else {}
 
     def close(self, final_state: Mapping[str, Any] | None, deadline: float | None = None) -> None:
         """Stop, within `deadline` (monotonic) in all: each step gets at most what is left of it,

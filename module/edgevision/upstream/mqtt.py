@@ -89,8 +89,10 @@ class MqttOutput:
     """What MessageSender sends through: `send_message_to_output` publishes to the output's
     topic and returns once the broker acknowledged it (raises otherwise: the sender retries)."""
 
-    def __init__(self, config: MqttConfig, client_id: str) -> None:
+    def __init__(self, config: MqttConfig, client_id: str, retry_max_s: float = 10.0) -> None:
         self.config = config
+        # Attempts back off from 1 s, doubling, to this (upstream.connection_retry_interval_s).
+        self.retry_max_s = retry_max_s
         self._client = paho.Client(client_id=client_id, protocol=paho.MQTTv5)
         if config.tls:
             context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
@@ -103,7 +105,11 @@ class MqttOutput:
         self._client.on_disconnect = self._on_disconnect
         self.connected = threading.Event()
         self.last_error: str | None = "not connected yet"
+        # What this connection attempt's CONNACK said (None: nothing yet). last_error keeps the
+        # previous failure until a CONNACK accepts: a retry does not hide why the last one failed.
+        self._refusal: str | None = None
         self.connects = 0
+        self.disconnects = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep_connected, name="mqtt-connect", daemon=True)
         # Commands: taken by the network thread, run one at a time by their own thread.
@@ -165,13 +171,15 @@ class MqttOutput:
             self.connected.set()
             log.info("MQTT broker %s:%d connected", self.config.host, self.config.port)
         else:
-            self.last_error = f"the broker refused the connection: {reason}"
+            self._refusal = self.last_error = f"the broker refused the connection: {reason}"
 
     def _on_disconnect(self, _client: Any, _userdata: Any, reason: Any, _properties: Any = None) -> None:
+        if self.connected.is_set():
+            self.disconnects += 1
         self.connected.clear()
         # A refusal's reason (said by the CONNACK) is kept: the disconnect after it says less.
-        if not self._stop.is_set() and getattr(reason, "value", reason) != 0 and self.last_error is None:
-            self.last_error = f"disconnected: {reason}"
+        if not self._stop.is_set() and getattr(reason, "value", reason) != 0:
+            self.last_error = self._refusal or f"disconnected: {reason}"
 
     def _keep_connected(self) -> None:
         """The client's one network thread: connect (again) with backoff, the token read afresh
@@ -182,6 +190,7 @@ class MqttOutput:
         while not self._stop.is_set():
             if not up:
                 try:
+                    self._refusal = None
                     self._client.connect(
                         self.config.host or "",
                         self.config.port,
@@ -189,7 +198,6 @@ class MqttOutput:
                         properties=connect_properties(self.config),
                     )
                     up, connected_at = True, time.monotonic()
-                    self.last_error = None  # until a refusing CONNACK or a lost link says otherwise
                 except (OSError, ValueError, MqttError) as exc:
                     self.last_error = str(exc) or type(exc).__name__
             if up:
@@ -197,7 +205,7 @@ class MqttOutput:
                 if rc != paho.MQTT_ERR_SUCCESS:
                     up = False
                     self.connected.clear()
-                    self.last_error = self.last_error or f"connection lost: {paho.error_string(rc)}"
+                    self.last_error = self._refusal or f"connection lost: {paho.error_string(rc)}"
                 elif self.connected.is_set():
                     backoff, said = 1.0, None
                     if refresh_s is not None and time.monotonic() - connected_at >= refresh_s:
@@ -207,16 +215,17 @@ class MqttOutput:
                         self.connected.clear()
                         up = False
                     continue
-                elif time.monotonic() - connected_at < 10.0 and self.last_error is None:
+                elif time.monotonic() - connected_at < 10.0 and self._refusal is None:
                     continue  # waiting for the CONNACK
                 else:
-                    up = False  # refused, or no CONNACK in 10 s
+                    up = False
+                    self.last_error = self._refusal or "no CONNACK within 10 s"
                     self._client.disconnect()
             if self.last_error and said != self.last_error:
                 log.error("MQTT broker %s:%d: %s; retrying", self.config.host, self.config.port, self.last_error)
                 said = self.last_error
             self._stop.wait(backoff)
-            backoff = min(backoff * 2, 30.0)
+            backoff = min(backoff * 2, self.retry_max_s)
 
     def send_message_to_output(self, message: Any, output_name: str) -> None:
         if not self.connected.is_set():
@@ -247,6 +256,7 @@ class MqttOutput:
         return {
             "connected": self.connected.is_set(),
             "connects": self.connects,
+            "disconnects": self.disconnects,
             "last_error": self.last_error,
             "commands_answered": self.commands_answered,
         }
@@ -265,7 +275,7 @@ class MqttLink:
         self._environ = environ
         self.run_id = run_id
         client_id = config.mqtt.client_id or f"edgevision-{environ.get('HOSTNAME') or socket.gethostname()}"
-        self.output = MqttOutput(config.mqtt, client_id)
+        self.output = MqttOutput(config.mqtt, client_id, config.upstream.connection_retry_interval_s)
         self.outbox: Outbox | None = None
         self.sender: MessageSender | None = None
         self.iot_sink: IoTHubSink | None = None
@@ -283,7 +293,20 @@ class MqttLink:
         return self.iot_sink
 
     def stats(self) -> dict[str, Any]:
-        return {"mqtt": self.output.stats(), **(self.sender.stats() if self.sender else {})}
+        # The IoT Hub link's shape (connected, connects, disconnects, the sender's counts), so a
+        # status reader need not know which link is in use; `link` says which.
+        return {"link": "mqtt", **self.output.stats(), **(self.sender.stats() if self.sender else {})}
+
+    def retune(self, config: AppConfig) -> None:
+        """A new upstream section: the results mode, the outbox's limits, the retry interval."""
+        self.output.retry_max_s = config.upstream.connection_retry_interval_s
+        if self.iot_sink is not None:
+            self.iot_sink.set_reducer(reducer_for(config))
+        if self.outbox is not None:
+            self.outbox.set_limits(outbox_limits(config))
+
+    def outbox_counts(self) -> dict[str, Any]:
+        return self.outbox.counts() if self.outbox is not None else {}
 
     def close(self, deadline: float) -> None:
         def left(at_most: float) -> float:

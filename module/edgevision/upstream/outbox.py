@@ -83,6 +83,17 @@ class Outbox:
                 size,
             )
 
+    def counts(self) -> dict[str, Any]:
+        """For reported properties and metrics: what waits, what was lost and why."""
+        return {
+            "outbox_queued": len(self),
+            "outbox_dropped": sum(self.dropped.values()),
+            "outbox_dropped_by_reason": dict(self.dropped) or None,
+            "outbox_persistent": self.memory_reason is None,
+            # A damaged file met at start: where it went, and how many messages it held (null: unknown).
+            "outbox_damaged": {k: self.damaged[k] for k in ("moved_to", "lost")} if self.damaged else None,
+        }
+
     def startup_problems(self) -> list[tuple[str, dict[str, Any]]]:
         """What opening met, as events to raise once the module can send them."""
         problems = []

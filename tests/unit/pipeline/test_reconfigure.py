@@ -87,3 +87,12 @@ def test_zones_lines_masks_and_tracking_change_live_without_restarting_the_camer
         {"cameras": {"gate": {**camera, "uri": "rtsp://10.0.0.6/stream", "lines": {"road": {"points": "0,0.5 1,0.5"}}}}}
     )
     assert describe(plan(new, moved))["restarted"] == ["camera gate"]
+
+
+def test_the_upstream_section_is_live_and_the_mqtt_section_waits_for_the_next_start() -> None:
+    actions = _plan({"upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 2}})
+    assert any(isinstance(a, r.RetuneUpstream) for a in actions)
+    assert r.describe(actions) == {"live": ["upstream"], "restarted": []}
+    # The broker, its credentials and topics are read when the link starts: said, not silently kept.
+    changes = r.describe(_plan({"mqtt": {"enabled": True, "host": "broker.local"}}))
+    assert changes["needs_restart"] == ["mqtt"]
