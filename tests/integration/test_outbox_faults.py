@@ -110,11 +110,14 @@ def test_a_full_disk_is_counted_reported_and_bounded(link: Link, mounted, tmp_pa
         wait_for(
             lambda: (_reported_upstream(link).get("outbox_dropped_by_reason") or {}).get("disk_full"), 60, "reported"
         )
+    # Once the event is upstream the module is connected again (and subscribed to its commands:
+    # over MQTT, a command sent before it is back reaches no one, as a direct method to an
+    # offline device fails).
+    wait_for(lambda: _events(link, "outbox_dropped"), 60, "the event upstream once the broker is back")
     _code, status = link.invoke("getStatus")
     outbox = status["upstream"]["outbox"]
     assert outbox["dropped"]["disk_full"] > 0 and outbox["disk_bytes"] < 2**20
     assert outbox["enqueued"] + outbox["inherited"] == outbox["sent"] + outbox["queued"] + sum(
         outbox["dropped"].values()
     )
-    wait_for(lambda: _events(link, "outbox_dropped"), 60, "the event upstream once the broker is back")
     assert module.stop() == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -71,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         _configure_logging(args.verbose)
+        # `kill -USR1 <pid>`: every thread's stack to stderr, for a module that hangs in the field.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         return _handler(args.command)(args)
     except EdgevisionError as exc:
         print(f"edgevision: error: {redact_text(str(exc))}", file=sys.stderr)
