@@ -57,7 +57,7 @@ TEST_IMAGE ?= localhost/edgevision:test
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 TEST_BUILD_FLAGS := --network host $(if $(wildcard $(CA_BUNDLE)),-v $(CA_BUNDLE):/etc/ssl/certs/ca-certificates.crt:ro)
 
-.PHONY: help venv model run test test-fast lint test-deps cuda-libs gpu constraints clean image image-deps image-test check-exporters
+.PHONY: help venv model run test test-fast lint test-deps cuda-libs azurite gpu constraints clean image image-deps image-test check-exporters
 
 help:
 	@echo "make run        set up, fetch the model, and run the main job"
@@ -88,11 +88,13 @@ run: model
 	$(BIN)/edgevision run $(if $(SOURCE),--source $(SOURCE)) --model $(MODEL) $(RUN_ARGS)
 	@echo "results and metrics: $(RESULTS)"
 
-# System packages the tests need: a C compiler (fake driver libraries) and mosquitto (local edgeHub).
+# System packages the tests need: a C compiler (fake driver libraries), mosquitto (local edgeHub),
+# kubectl (kustomize) and npm (Azurite).
 test-deps:
 	@missing=""; command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
@@ -106,13 +108,25 @@ lint: venv
 test-fast: venv
 	$(BIN)/python -m pytest tests/unit -n $(shell nproc 2>/dev/null || echo 2) $(PYTEST_ARGS)
 
+# Azurite (the Azure Storage emulator, from npm at the version the lock file pins) for the
+# evidence upload tests, as mosquitto is the local edgeHub.
+AZURITE := .cache/azurite
+export AZURITE_BIN := $(abspath $(AZURITE))/node_modules/.bin/azurite-blob
+$(AZURITE)/.installed: tests/support/azurite/package.json tests/support/azurite/package-lock.json
+	mkdir -p $(AZURITE)
+	cp tests/support/azurite/package.json tests/support/azurite/package-lock.json $(AZURITE)/
+	cd $(AZURITE) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+azurite: $(AZURITE)/.installed
+
 $(CUDA_LIBS)/.installed: tests/cuda13-libraries.txt | venv
 	$(BIN)/python -m pip install --quiet --target $(CUDA_LIBS) -r tests/cuda13-libraries.txt
 	touch $@
 
 cuda-libs: $(CUDA_LIBS)/.installed
 
-test: lint test-deps cuda-libs
+test: lint test-deps cuda-libs azurite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 image:

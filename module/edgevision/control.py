@@ -61,6 +61,10 @@ class Control(Protocol):
         """The newest frame of a running camera (None: none yet); KeyError for an unknown camera."""
         ...
 
+    def latest_evidence(self, camera: str) -> dict[str, Any] | None:
+        """The camera's newest snapshot and clip (by kind): where they are, delivered or not."""
+        ...
+
     def restart_camera(self, camera: str) -> None:
         """Reopen a camera now; KeyError for an unknown camera."""
         ...

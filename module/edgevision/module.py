@@ -26,7 +26,10 @@ from edgevision.config.replicas import ordinal_from_host
 from edgevision.control import Control, PreviewImage, Probe
 from edgevision.convergence import Changes, Convergence
 from edgevision.endpoints.http import HttpServer
-from edgevision.errors import ConfigError, NotReady
+from edgevision.errors import ConfigError, NotReady, first_line
+from edgevision.evidence.delivery import EvidenceSender, destination_for
+from edgevision.evidence.recorder import EvidenceRecorder
+from edgevision.evidence.store import EvidenceStore, Item, private_root
 from edgevision.http_service import HttpService
 from edgevision.models.store import default_model_dir
 from edgevision.pipeline import reconfigure
@@ -81,6 +84,8 @@ class Module:
         self.run_id = uuid.uuid4().hex[:12]
         self.link: EdgeLink | None = None
         self.mqtt: MqttLink | None = None
+        self.evidence: EvidenceRecorder | None = None
+        self._evidence_sender: EvidenceSender | None = None
         self._local: SinkSwitch | None = None
         self.pipeline: Pipeline | None = None
         self.endpoints = HttpService(self, state_dir(self._environ))
@@ -104,6 +109,7 @@ class Module:
 
     def start(self) -> None:
         self.endpoints.start(self.config.http)
+        self._open_evidence()
         if self.mode is None:
             if self.config.mqtt.enabled:
                 # No IoT Edge runtime (Kubernetes, Azure IoT Operations): upstream over MQTT v5.
@@ -135,6 +141,37 @@ class Module:
         link.retune(self.config)
         link.start_reporting(self.reported_state)
 
+    def _open_evidence(self) -> None:
+        """The evidence store on the state volume, its recorder (fed by the pipeline) and its
+        sender; none where the state folder cannot be written (said once)."""
+        config = self.config.evidence
+        try:
+            root = private_root(state_dir(self._environ))
+            store = EvidenceStore(root, config)
+        except OSError as exc:
+            log.warning("evidence: the state folder cannot hold it (%s): no snapshots or clips", first_line(exc))
+            return
+        destination = destination_for(config, root)
+        self.evidence = EvidenceRecorder(store, destination.locate)
+        self.evidence.start()
+        self._evidence_sender = EvidenceSender(store, destination, config, self._evidence_delivered)
+        self._evidence_sender.start()
+
+    def _evidence_delivered(self, item: Item, location: str) -> None:
+        if self.pipeline is not None:
+            meta = item.meta
+            self.pipeline.event(
+                "evidence",
+                camera=meta.get("camera"),
+                event_id=meta.get("event_id"),
+                kind=meta.get("kind"),
+                location=location,
+                rule=meta.get("rule"),
+                track_id=meta.get("track_id"),
+                label=meta.get("label"),
+                at=meta.get("at"),
+            )
+
     def _watch_outbox(self, outbox: Outbox | None) -> None:
         """What went wrong with the outbox (a damaged file moved aside, memory only, messages
         dropped) becomes an event, whichever link it feeds."""
@@ -156,6 +193,7 @@ class Module:
             self.pipeline = Pipeline(
                 config,
                 make_sink(config),
+                evidence=self.evidence,
                 on_tick=self._tick,
                 accelerator=self.accelerator,
                 keep_alive=keep_alive,
@@ -200,6 +238,15 @@ class Module:
     def wait(self, timeout: float | None = None) -> bool:
         done = self.pipeline.wait(timeout) if self.pipeline is not None else True
         if done:
+            if self.evidence is not None:
+                # A clip being encoded gets a share of the stop's grace; files already written
+                # stay on the volume and are delivered at the next start.
+                left = (self._stop_requested or time.monotonic()) + self.config.upstream.stop_grace_s - time.monotonic()
+                self.evidence.stop(timeout=max(0.0, min(3.0, left / 3)))
+                self.evidence = None
+            if self._evidence_sender is not None:
+                self._evidence_sender.stop(timeout=1.0)
+                self._evidence_sender = None
             if self.link is not None:
                 # What is left of the grace since the stop was asked for (a stop without one: all).
                 deadline = (self._stop_requested or time.monotonic()) + self.config.upstream.stop_grace_s
@@ -326,6 +373,7 @@ class Module:
             **(self.mqtt.stats() if self.mqtt is not None else {}),
         }
         document["twin"] = self.link.twin_status() if self.link is not None else None
+        document["evidence"] = self.evidence_status()
         document["totals"] = pipeline.metrics_snapshot()["totals"]
         return redact_document(json.loads(json.dumps(document, default=str)))
 
@@ -338,6 +386,31 @@ class Module:
 
     def snapshot(self, camera: str, max_bytes: int) -> PreviewImage | None:
         return self._pipeline().snapshot(camera, max_bytes)
+
+    def evidence_status(self) -> dict[str, Any] | None:
+        """The evidence queue: files, bytes, oldest, last delivery, last error, drops."""
+        if self.evidence is None:
+            return None
+        sender = self._evidence_sender.stats() if self._evidence_sender is not None else {}
+        return {**self.evidence.store.stats(), **sender, "recorder": self.evidence.stats()}
+
+    def latest_evidence(self, camera: str) -> dict[str, Any] | None:
+        if self.evidence is None:
+            return None
+        found = self.evidence.store.latest(camera)
+        if not found:
+            return None
+        return {
+            kind: {
+                "event_id": item.meta.get("event_id"),
+                "rule": item.meta.get("rule"),
+                "at": item.meta.get("at"),
+                "location": item.delivered or str(self.evidence.store.path(item)),
+                "delivered": item.delivered is not None,
+                "bytes": item.size,
+            }
+            for kind, item in found.items()
+        }
 
     def restart_camera(self, camera: str) -> None:
         self._pipeline().restart_camera(camera)

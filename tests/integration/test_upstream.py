@@ -173,7 +173,7 @@ def test_direct_methods(link: Link, assets: Path) -> None:
     assert link.invoke("snapshot", {"camera": "nope"})[0] == 404
 
     status, answer = link.invoke("reboot")
-    assert status == 404 and answer["methods"] == ["applyConfig", "getStatus", "restartCamera", "snapshot"]
+    assert status == 404 and answer["methods"] == ["applyConfig", "evidence", "getStatus", "restartCamera", "snapshot"]
 
 
 def test_a_300_kb_result_is_split_not_rejected(link: Link) -> None:

@@ -81,6 +81,9 @@ class StandInControl:
             return None
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
+    def latest_evidence(self, camera: str) -> dict[str, Any] | None:
+        return None
+
     def restart_camera(self, camera: str) -> None:
         if camera not in self.cameras:
             raise KeyError(camera)

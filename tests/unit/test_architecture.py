@@ -27,6 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # A loaded detector; analytics on its boxes; IoT Hub; the endpoints' lifecycle.
     ("detector", "analytics", "upstream", "http_service"),
     ("doctor", "preview_frames", "convergence"),
+    # Snapshots and clips of events: drawn as the preview draws, fed by the pipeline.
+    ("evidence",),
     ("pipeline",),
     ("benchmark", "module"),
     ("cli",),

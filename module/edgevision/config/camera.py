@@ -14,6 +14,7 @@ from edgevision.config.analytics import (
     ZoneConfig,
     check_names,
 )
+from edgevision.config.evidence import CameraEvidence
 from edgevision.config.source_uri import SourceSpec, parse_source_uri
 
 # Camera ids and model keys: no dots (they become property names in the module twin, which
@@ -67,6 +68,10 @@ class CameraConfig(_Section):
         default=DetectionConfig(),
         description="Which frames the detector sees (every one, every Nth, or when something moves); the tracker carries the boxes between.",
     )
+    evidence: CameraEvidence = Field(
+        default=CameraEvidence(),
+        description='A snapshot and a clip of this camera\'s events, masked (README, "Evidence").',
+    )
     zones: dict[str, ZoneConfig] = Field(
         default_factory=dict, description="Polygons by name: entries, exits, occupancy and dwell of the tracks inside."
     )
@@ -94,8 +99,8 @@ class CameraConfig(_Section):
 
     @property
     def analytics(self) -> tuple[Any, ...]:
-        """Its tracking, detection, zones, lines and masks: a change to them is taken live."""
-        return self.tracking, self.detection, self.zones, self.lines, self.masks
+        """Its tracking, detection, evidence, zones, lines and masks: a change to them is taken live."""
+        return self.tracking, self.detection, self.evidence, self.zones, self.lines, self.masks
 
     def without_analytics(self) -> CameraConfig:
         """This camera with its analytics settings taken out: what restarting its source is about."""
@@ -103,6 +108,7 @@ class CameraConfig(_Section):
             update={
                 "tracking": TrackingConfig(),
                 "detection": DetectionConfig(),
+                "evidence": CameraEvidence(),
                 "zones": {},
                 "lines": {},
                 "masks": {},

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edgevision.config.camera import CAMERA_KEY, CameraConfig
+from edgevision.config.evidence import EvidenceConfig
 from edgevision.config.replicas import ReplicasConfig
 from edgevision.config.trust import RemoteConfig
 from edgevision.models.manifest import FAMILY_NAMES
@@ -515,6 +516,10 @@ class AppConfig(_Section):
     mqtt: MqttConfig = Field(
         default=MqttConfig(),
         description="Upstream over MQTT v5 where there is no IoT Edge runtime (Kubernetes, Azure IoT Operations).",
+    )
+    evidence: EvidenceConfig = Field(
+        default=EvidenceConfig(),
+        description='Where cameras\' snapshots and clips go, and the limits on the state volume (README, "Evidence").',
     )
     metrics_interval_s: float = Field(
         default=10.0,

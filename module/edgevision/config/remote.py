@@ -90,6 +90,16 @@ def confine(
                         "choose which file is a credential)"
                     )
 
+    # Where evidence goes: a remote document could send the cameras' video to its own account.
+    evidence = confined.get("evidence")
+    if isinstance(evidence, dict):
+        for field in ("destination", "folder", "container", "blob_credential", "blob_credential_file"):
+            if field in evidence:
+                problems.append(
+                    f"evidence.{field}: set only by the local configuration (a twin or method may not "
+                    "choose where the cameras' video goes)"
+                )
+
     def place(section: str, field: str, folder: Path, what: str) -> None:
         node = confined.get(section)
         if isinstance(node, dict) and isinstance(node.get(field), str):

@@ -23,6 +23,7 @@ from edgevision.config.model import AppConfig
 from edgevision.config.replicas import held
 from edgevision.control import PreviewImage, Probe
 from edgevision.errors import ConfigError, NotReady
+from edgevision.evidence.recorder import EvidenceRecorder
 from edgevision.metrics import PipelineMetrics
 from edgevision.models.store import ResolvedModel
 from edgevision.pipeline import health, reconfigure
@@ -37,6 +38,7 @@ from edgevision.pipeline.stages import InferenceStages
 from edgevision.preview_frames import PreviewFrames
 from edgevision.publish.messages import iso_time
 from edgevision.publish.sinks import Sink
+from edgevision.sources.frames import Frame
 from edgevision.sources.readers import configure_ffmpeg
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,11 @@ class Pipeline:
         seams: Seams | None = None,
         extra_metrics: Callable[[], dict[str, Any]] | None = None,
         host_ordinal: int | None = None,
+        evidence: EvidenceRecorder | None = None,
     ) -> None:
         seams = seams or Seams()
+        # Snapshots and clips of events (edgevision.evidence): frames in, events annotated.
+        self.evidence = evidence
         # This replica's ordinal from its host name (a StatefulSet pod's), when the configuration
         # gives none: with several replicas, each watches its share of the cameras only.
         self._host_ordinal = host_ordinal
@@ -98,10 +103,13 @@ class Pipeline:
         # Which model each camera's frames go through.
         self.routing = Routing(self.cameras.queues, assignment(config))
         # Each camera's tracks, zones, lines and masks; its events go out like any other.
-        self.analytics = Analytics(lambda name, details: self._events.publish(name, details, logging.DEBUG))
+        self.analytics = Analytics(self._analytics_event)
         self.analytics.configure(config.cameras)
         self.preview.overlays = self.analytics.of
-        self._reorder = ReorderBuffer(sink, self.metrics, self.preview, self.analytics)
+        if evidence is not None:
+            evidence.overlays = self.analytics.of
+            evidence.configure(config.cameras)
+        self._reorder = ReorderBuffer(sink, self.metrics, self.preview, self.analytics, evidence=evidence)
         hooks = StageHooks(
             queues=self.routing.of,
             target_fps=self._target_fps,
@@ -111,7 +119,7 @@ class Pipeline:
             on_finished=self._wake.set,
             idle=self._sources_idle,
             drop=self.cameras.drop,
-            preprocessed=self.preview.keep,
+            preprocessed=self._preprocessed,
             gate=lambda frame: self.analytics.wants_detection(frame.camera, frame.image, frame.captured_mono),
         )
         self._builder = StageBuilder(hooks, seams)
@@ -199,10 +207,22 @@ class Pipeline:
             log.exception("supervisor failed")
         self._shutdown()
 
+    def _analytics_event(self, name: str, details: dict[str, Any]) -> None:
+        if self.evidence is not None:
+            details = self.evidence.annotate(name, details)
+        self._events.publish(name, details, logging.DEBUG)
+
+    def _preprocessed(self, frame: Frame) -> None:
+        if self.evidence is not None:
+            self.evidence.frame(frame)
+        self.preview.keep(frame)
+
     def _shutdown(self) -> None:
         self.cameras.stop_all()
         self.lanes.stop()
         self._reorder.stop(timeout=30)
+        if self.evidence is not None:
+            self.evidence.flush()  # clips being recorded end with what they have
         self._events.camera_changes()
         self._events.metrics(self.metrics_snapshot(advance=True))
         self.event("stopped", uptime_s=round(time.time() - (self.started_at or time.time()), 2))
@@ -312,6 +332,8 @@ class Pipeline:
                 else:
                     self.cameras.carry_out(action, new)
             self.analytics.configure(new.cameras)
+            if self.evidence is not None:
+                self.evidence.configure(new.cameras)
         changes = reconfigure.describe(actions)
         self.event("config_applied", changes=changes)
         return changes

@@ -10,6 +10,7 @@ import time
 
 from edgevision.analytics.camera import Analytics
 from edgevision.errors import first_line
+from edgevision.evidence.recorder import EvidenceRecorder
 from edgevision.metrics import PipelineMetrics
 from edgevision.pipeline.batches import Batch
 from edgevision.preview_frames import PreviewFrames
@@ -32,9 +33,16 @@ class ReorderBuffer:
     """
 
     def __init__(
-        self, sink: Sink, metrics: PipelineMetrics, preview: PreviewFrames, analytics: Analytics, maxsize: int = 64
+        self,
+        sink: Sink,
+        metrics: PipelineMetrics,
+        preview: PreviewFrames,
+        analytics: Analytics,
+        maxsize: int = 64,
+        evidence: EvidenceRecorder | None = None,
     ) -> None:
         self._sink = sink
+        self._evidence = evidence
         # Tracks, zones, lines and masks: run here because results leave in each camera's order.
         self._analytics = analytics
         self._preview = preview
@@ -106,6 +114,8 @@ class ReorderBuffer:
                 )
             detections = analysed.detections
             self._preview.published(frame.camera, frame.seq, detections, producer.labels, analysed.track_ids)
+            if self._evidence is not None:
+                self._evidence.published(frame.camera, frame.seq, detections, producer.labels, analysed.track_ids)
             message = result_message(
                 camera=frame.camera,
                 seq=frame.seq,

@@ -1,4 +1,4 @@
-"""Direct methods: getStatus, applyConfig, restartCamera, snapshot."""
+"""Direct methods: getStatus, applyConfig, restartCamera, snapshot, evidence."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ class Methods:
             "applyConfig": self.apply_config,
             "restartCamera": self.restart_camera,
             "snapshot": self.snapshot,
+            "evidence": self.evidence,
         }
 
     @property
@@ -95,3 +96,14 @@ class Methods:
             "content_type": "image/jpeg",
             "jpeg_base64": base64.b64encode(shot.jpeg).decode("ascii"),
         }
+
+    def evidence(self, payload: Any) -> tuple[int, Any]:
+        """Where the camera's newest snapshot and clip are (a blob URL or a path; never the file:
+        a method response holds 128 KB at most)."""
+        camera, error = self._camera_id(payload)
+        if error:
+            return error
+        latest = self._control.latest_evidence(camera)
+        if latest is None:
+            return 404, {"error": f"no evidence of camera {camera!r} yet", "camera": camera}
+        return 200, {"camera": camera, **latest}

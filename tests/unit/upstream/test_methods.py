@@ -25,7 +25,7 @@ def test_each_method_answers_with_a_status_and_json() -> None:
     assert methods("restartCamera", {"camera": "side"})[0] == 404
     assert methods("restartCamera", {})[0] == 400
     status, answer = methods("reboot", {})
-    assert status == 404 and answer["methods"] == ["applyConfig", "getStatus", "restartCamera", "snapshot"]
+    assert status == 404 and answer["methods"] == ["applyConfig", "evidence", "getStatus", "restartCamera", "snapshot"]
 
 
 def test_snapshot_is_base64_jpeg_within_the_method_limit() -> None:
