@@ -4,6 +4,7 @@ enabled by Arc syncs to Blob), with retries and backoff; each delivery is an `ev
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -58,7 +59,8 @@ class FolderDestination:
             shutil.copyfile(path, part)
             part.replace(target)  # a syncing agent never sees half a file
         except OSError as exc:
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder may not even be one
+                part.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write into {self.folder}: {exc.strerror or type(exc).__name__}") from None
         return str(target)
 
