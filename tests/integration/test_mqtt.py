@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from edgevision.config.model import MqttConfig
 from edgevision.upstream.mqtt import SAT_METHOD, MqttOutput
 from tests.support.edgehub.broker import PORT
-from tests.support.links import MqttLink
+from tests.support.links import MqttLink, results, wait_for
 from tests.support.mqtt_subscriber import Subscriber
 
 
@@ -174,3 +174,31 @@ def test_a_broker_that_refuses_the_connect_is_said_and_nothing_is_sent(tmp_path:
         listener.close()
     said = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(said) == 1, said
+
+
+@pytest.mark.slow
+def test_commands_answered_while_results_flow_share_one_writer(broker, pki, model_path: Path, tmp_path: Path) -> None:
+    """Results at 30 a second while 40 commands (half of them 200 KB) are answered: the sender,
+    the command answers and the acknowledgements all write to one TLS socket. paho 1.6.1 writes
+    a publish from the thread that makes it unless told otherwise; concurrent writes corrupted
+    the stream (the broker dropped the connection, answers were lost). All answered, one
+    connection."""
+    link = MqttLink(broker, pki, model_path.parent, tmp_path)
+    module = link.start(
+        {
+            "cameras": {"syn": {"uri": "synthetic:320x240@30", "detection": {"mode": "every_frame"}}},
+            "upstream": {"results_mode": "every_frame"},
+            "metrics_interval_s": 0.2,
+        }
+    )
+    try:
+        wait_for(lambda: len(results(link)) > 5, 60, "results flowing")
+        for index in range(40):
+            status, _ = link.invoke("getStatus", {"padding": "y" * 200_000} if index % 2 else None, timeout=15)
+            assert status == 200
+        status, document = link.invoke("getStatus")
+        assert document["upstream"]["connects"] == 1 and document["upstream"]["disconnects"] == 0
+    finally:
+        code = module.stop()
+        link.close()
+    assert code == 0, module.stderr

@@ -103,6 +103,12 @@ class MqttOutput:
             self._client.username_pw_set(config.username, config.secret())
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        # Every write on the network thread (`_keep_connected`): without an event loop named,
+        # paho 1.6.1 writes a publish from the thread that makes it, so the sender, the command
+        # answers and the network thread's acknowledgements would write to one TLS socket at
+        # once (OpenSSL objects are not for concurrent use; a partial write interleaves packets).
+        # Named, a publish is queued and wakes the network thread's select().
+        self._client.on_socket_register_write = lambda *_: None
         self.connected = threading.Event()
         self.last_error: str | None = "not connected yet"
         # What this connection attempt's CONNACK said (None: nothing yet). last_error keeps the
@@ -266,6 +272,8 @@ class MqttOutput:
         self._thread.join(5)
         # Never connected, or already gone: disconnect() says so in its return code, not by raising.
         self._client.disconnect()
+        if not self._thread.is_alive():
+            self._client.loop_write()  # the network thread is gone: the DISCONNECT goes from here
 
 
 class MqttLink:
