@@ -249,6 +249,10 @@ def plan(old: AppConfig, new: AppConfig) -> list[Action]:
     if new.mqtt != old.mqtt:
         # The broker, its credentials and topics are read when the link starts.
         actions.append(AtNextStart("mqtt"))
+    if new.evidence != old.evidence:
+        # The store's limits and the destination are read when the module starts (the cameras'
+        # own evidence settings are live: they are part of each camera's analytics).
+        actions.append(AtNextStart("evidence"))
     if new.http != old.http:
         live = old.http.model_copy(update={"token": new.http.token, "metrics_auth": new.http.metrics_auth}) == new.http
         actions.append(ReconfigureHttp(new.http, live))

@@ -96,3 +96,7 @@ def test_the_upstream_section_is_live_and_the_mqtt_section_waits_for_the_next_st
     # The broker, its credentials and topics are read when the link starts: said, not silently kept.
     changes = r.describe(_plan({"mqtt": {"enabled": True, "host": "broker.local"}}))
     assert changes["needs_restart"] == ["mqtt"]
+    assert r.describe(_plan({"evidence": {"max_mb": 10}}))["needs_restart"] == ["evidence"]
+    # A camera's evidence settings are live, as its other analytics are.
+    live = r.describe(_plan({"cameras": {"a": {"evidence": {"enabled": True}}}}))
+    assert "needs_restart" not in live and live["restarted"] == []
