@@ -228,7 +228,7 @@ def _captured_between(results: list[dict[str, Any]], start: float, end: float) -
 
 def test_broker_outage_is_survived(link: Link) -> None:
     # The outage outlasts the stale-connection time, so the IoT Hub client is also replaced in it.
-    fps, frames, stale_s, outage_s = 20, 20 * 25, 3, 8
+    fps, frames, stale_s, outage_s = 20, 20 * 15, 3, 8
     desired = {
         "cameras": {"syn": {"uri": f"synthetic:320x240@{fps}", "max_frames": frames}},
         "upstream": {"results_mode": "every_frame", "connection_retry_interval_s": 1, "stale_after_s": stale_s},
@@ -351,11 +351,12 @@ def test_methods_and_patches_work_after_the_broker_loses_subscriptions(link: Lin
 def test_a_stop_with_the_broker_frozen_ends_within_the_grace(link: Link) -> None:
     """IoT Edge kills a module 10 s after SIGTERM (Kubernetes after its grace period): with the
     broker hung (SIGSTOP, the port open and nothing answered), every upstream call at the stop
-    shares upstream.stop_grace_s (8 s)."""
+    shares upstream.stop_grace_s (8 s by default; 4 s here, to keep the test short)."""
+    grace_s = 4
     module = link.start(
         {
             "cameras": {"syn": {"uri": "synthetic:320x240@20"}},
-            "upstream": {"results_mode": "every_frame", "report_min_interval_s": 0.2},
+            "upstream": {"results_mode": "every_frame", "report_min_interval_s": 0.2, "stop_grace_s": grace_s},
             "metrics_interval_s": 1,
         }
     )
@@ -368,4 +369,4 @@ def test_a_stop_with_the_broker_frozen_ends_within_the_grace(link: Link) -> None
         took = time.monotonic() - started
     finally:
         link.broker.thaw()
-    assert took < 10.0 and code == 0, (took, code, module.stderr[-2000:])
+    assert took < grace_s + 2.0 and code == 0, (took, code, module.stderr[-2000:])
