@@ -154,8 +154,8 @@ class Module:
         destination = destination_for(config, root)
         self.evidence = EvidenceRecorder(store, destination.locate)
         self.evidence.start()
+        # Started with the pipeline: each delivery is an event, files left by a run before included.
         self._evidence_sender = EvidenceSender(store, destination, config, self._evidence_delivered)
-        self._evidence_sender.start()
 
     def _evidence_delivered(self, item: Item, location: str) -> None:
         if self.pipeline is not None:
@@ -202,6 +202,8 @@ class Module:
                 host_ordinal=ordinal_from_host(self._environ.get("HOSTNAME") or socket.gethostname()),
             )
             self.pipeline.start()
+            if self._evidence_sender is not None:
+                self._evidence_sender.start()
             # The endpoints started on the local configuration, before the twin was read.
             self.endpoints.apply(config.http)
             return self._switch

@@ -242,7 +242,8 @@ class EvidenceSender:
         self._stop.set()
         with self.store._wake:
             self.store._wake.notify_all()
-        self._thread.join(timeout)
+        if self._thread.is_alive():  # never started where the pipeline did not start
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         backoff, said = self.config.retry_initial_s, None
