@@ -79,20 +79,37 @@ class PreviewFrames:
             image = held.image.copy()
             seq, captured_at = held.seq, held.captured_at
             published = self._detections.get(camera)
-        analytics = self.overlays(camera)
-        overlay = analytics.overlay() if analytics is not None else None
-        if overlay is not None:
-            draw_overlay(image, overlay, captions=False)
         detections_seq = None
+        detections, labels, track_ids = None, (), None
         if published is not None:
             detections_seq, detections, labels, track_ids = published
-            draw(image, detections, labels, track_ids)
-        if analytics is not None and overlay is not None:
-            # The counts over the boxes, so they stay readable; the masks over everything.
-            draw_overlay(image, overlay, captions=True)
-            analytics.masks.apply(image)
+        annotate(image, self.overlays(camera), detections, labels, track_ids)
         height, width = image.shape[:2]
         return PreviewImage(camera, seq, captured_at, width, height, detections_seq, encode_jpeg(image, max_bytes))
+
+
+def annotate(
+    image: np.ndarray,
+    analytics: CameraAnalytics | None,
+    detections: Detections | None,
+    labels: Sequence[str],
+    track_ids: Sequence[int | None] | None = None,
+    captions: bool = True,
+    overlay: Overlay | None = None,
+) -> None:
+    """What every image that leaves the module gets, in this order: zones and lines, the boxes,
+    the zones' and lines' names and counts over the boxes (so they stay readable), and the
+    camera's masks over everything. `overlay`: the analytics' own, when already taken."""
+    if analytics is not None and overlay is None:
+        overlay = analytics.overlay()
+    if overlay is not None:
+        draw_overlay(image, overlay, captions=False)
+    if detections is not None:
+        draw(image, detections, labels, track_ids)
+    if overlay is not None and captions:
+        draw_overlay(image, overlay, captions=True)
+    if analytics is not None:
+        analytics.masks.apply(image)
 
 
 def draw(

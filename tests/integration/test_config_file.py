@@ -9,10 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.waits import wait_for
 
 
 def _publish(mount: Path, version: str, text: str) -> None:
@@ -28,15 +29,6 @@ def _publish(mount: Path, version: str, text: str) -> None:
 
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -61,19 +53,21 @@ def test_a_configmap_swapped_while_running_is_taken_live_and_a_bad_one_refused(
         def cameras() -> set[str]:
             return {m["camera"] for m in _lines(out) if m["type"] == "result"}
 
-        _wait(lambda: cameras() == {"a"}, 60, "camera a's results")
+        wait_for(lambda: cameras() == {"a"}, 60, "camera a's results")
         started = [m for m in _lines(out) if m.get("event") == "started"]
         _publish(mount, "v2", "cameras:\n  a: {uri: 'synthetic:64x48@5'}\n  b: {uri: 'synthetic:64x48@5'}\n" + sink)
-        _wait(lambda: "b" in cameras(), 30, "camera b added by the new ConfigMap")
+        wait_for(lambda: "b" in cameras(), 30, "camera b added by the new ConfigMap")
         applied = [m for m in _lines(out) if m.get("event") == "config_applied"]
         assert applied and applied[-1]["changes"]["restarted"] == ["camera b (added)"]  # a untouched
         _publish(mount, "v3", "cameras:\n  a: {uri: 'synthetic:64x48@5', target_fps: -1}\n" + sink)
-        _wait(lambda: any(m.get("event") == "config_rejected" for m in _lines(out)), 30, "the bad ConfigMap refused")
+        wait_for(lambda: any(m.get("event") == "config_rejected" for m in _lines(out)), 30, "the bad ConfigMap refused")
         rejected = next(m for m in _lines(out) if m.get("event") == "config_rejected")
         assert rejected["source"] == "file" and any("target_fps" in e for e in rejected["errors"])
         # Both cameras still run: the last good configuration stays.
         count = len(_lines(out))
-        _wait(lambda: {m["camera"] for m in _lines(out)[count:] if m["type"] == "result"} == {"a", "b"}, 30, "results")
+        wait_for(
+            lambda: {m["camera"] for m in _lines(out)[count:] if m["type"] == "result"} == {"a", "b"}, 30, "results"
+        )
         assert [m for m in _lines(out) if m.get("event") == "started"] == started  # never restarted
     finally:
         process.send_signal(signal.SIGTERM)

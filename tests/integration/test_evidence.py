@@ -20,7 +20,8 @@ from edgevision.config.evidence import EvidenceConfig
 from edgevision.evidence.delivery import BlobDestination, EvidenceSender
 from edgevision.evidence.store import EvidenceStore, Item
 from tests.support.azurite import ACCOUNT, KEY, Azurite
-from tests.support.links import HubLink, Link, wait_for
+from tests.support.links import HubLink, Link
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.slow
 

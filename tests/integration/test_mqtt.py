@@ -21,17 +21,17 @@ from paho.mqtt.properties import Properties
 from edgevision.config.model import MqttConfig
 from edgevision.upstream.mqtt import SAT_METHOD, MqttOutput
 from tests.support.edgehub.broker import PORT
-from tests.support.links import MqttLink, results, wait_for
+from tests.support.links import MqttLink, results
 from tests.support.mqtt_subscriber import Subscriber
+from tests.support.waits import wait_for
 
 
-def _wait(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def _listener() -> tuple[socket.socket, int]:
+    """A fake broker's listening socket on loopback, and its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    return listener, listener.getsockname()[1]
 
 
 def _connect_packet(listener: socket.socket) -> bytes:
@@ -59,10 +59,7 @@ def test_service_account_token_authentication_goes_in_the_connect_and_is_read_ag
     carries the file's content of that moment."""
     token = tmp_path / "token"
     token.write_text("eyJhbGciOiJSUzI1NiJ9.first.signature\n")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(2)
-    port = listener.getsockname()[1]
+    listener, port = _listener()
     config = MqttConfig(enabled=True, host="127.0.0.1", port=port, tls=False, sat_token_file=token, sat_refresh_s=10)
     output = MqttOutput(config, "edgevision-0")
     output.start()
@@ -85,7 +82,7 @@ def test_a_missing_token_file_is_said_clearly_and_retried(tmp_path: Path, caplog
     output = MqttOutput(config, "edgevision-0")
     output.start()
     try:
-        _wait(lambda: output.last_error is not None and "sat_token_file" in output.last_error, 10, "the error")
+        wait_for(lambda: output.last_error is not None and "sat_token_file" in output.last_error, 10, "the error")
         with pytest.raises(ConnectionError, match="sat_token_file"):
             output.send_message_to_output(None, "results")
     finally:
@@ -110,13 +107,13 @@ def test_commands_are_answered_on_their_response_topic_with_their_correlation(
         properties.ResponseTopic = f"replies/{correlation.decode()}"
         properties.CorrelationData = correlation
         requester.publish(f"{MqttLink.COMMANDS}/{method}", payload, qos=1, properties=properties)
-        _wait(lambda: answers.on(properties.ResponseTopic), 30, f"the answer to {method}")
+        wait_for(lambda: answers.on(properties.ResponseTopic), 30, f"the answer to {method}")
         (answer,) = answers.on(properties.ResponseTopic)
         return answer.body, answer.properties
 
     try:
         # Its results arrive: it is connected (and subscribed to its commands when it connected).
-        _wait(lambda: answers.of("result"), 60, "the module's first result")
+        wait_for(lambda: answers.of("result"), 60, "the module's first result")
         time.sleep(0.5)
         body, props = ask("getStatus", b"", b"c1")
         assert body["status"] == 200 and props["status"] == "200" and props["correlation"] == "c1"
@@ -141,10 +138,7 @@ def test_a_broker_that_refuses_the_connect_is_said_and_nothing_is_sent(tmp_path:
     logged once, sends fail (the outbox keeps the messages), and the client tries again."""
     token = tmp_path / "token"
     token.write_text("expired.token.value")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    port = listener.getsockname()[1]
+    listener, port = _listener()
     attempts = []
 
     def refuse() -> None:
@@ -165,7 +159,7 @@ def test_a_broker_that_refuses_the_connect_is_said_and_nothing_is_sent(tmp_path:
     output = MqttOutput(config, "edgevision-0")
     output.start()
     try:
-        _wait(lambda: len(attempts) >= 2, 20, "a second attempt after the refusal")
+        wait_for(lambda: len(attempts) >= 2, 20, "a second attempt after the refusal")
         assert output.last_error is not None and "refused" in output.last_error
         with pytest.raises(ConnectionError, match="refused"):
             output.send_message_to_output(None, "results")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.links import HubLink, Link, wait_for
+from tests.support.links import HubLink, Link
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.slow
 

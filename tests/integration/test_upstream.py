@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from tests.support.edgehub import IoTHubSimulator
-from tests.support.links import HubLink, Link, results, wait_for
+from tests.support.links import HubLink, Link, results
+from tests.support.waits import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,7 @@ from tests.support.edgehub import IoTHubSimulator, LocalPKI, Mosquitto
 from tests.support.edgehub.broker import PORT
 from tests.support.module_process import ModuleProcess
 from tests.support.mqtt_subscriber import Subscriber
+from tests.support.waits import wait_for
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,6 @@ class Link(Protocol):
     def invoke(self, method: str, payload: Any = None, timeout: float = 30.0) -> tuple[int, Any]: ...
     def reconfigure(self, patch: dict[str, Any], timeout: float = 30.0) -> None: ...
     def client(self) -> Any: ...
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def results(link: Link, camera: str | None = None) -> list[dict[str, Any]]:

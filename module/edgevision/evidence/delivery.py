@@ -240,8 +240,7 @@ class EvidenceSender:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        with self.store._wake:
-            self.store._wake.notify_all()
+        self.store.wake()
         if self._thread.is_alive():  # never started where the pipeline did not start
             self._thread.join(timeout)
 

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgevision.analytics.camera import CameraAnalytics
+from edgevision.analytics.camera import CameraAnalytics, Overlay
 from edgevision.config.camera import CameraConfig
 from edgevision.config.evidence import CameraEvidence, rule_list
 from edgevision.detections import Detections
@@ -28,7 +28,7 @@ from edgevision.errors import first_line
 from edgevision.evidence import clip as clips
 from edgevision.evidence.ring import FrameRing, Held
 from edgevision.evidence.store import EvidenceStore
-from edgevision.preview_frames import draw, draw_overlay
+from edgevision.preview_frames import annotate
 from edgevision.sources.frames import Frame
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,8 @@ class EvidenceRecorder:
             held = camera.ring.find(seq)
             if held is not None:
                 held.detections, held.labels, held.track_ids = detections, labels, track_ids
+            if not camera.snapshots:
+                return  # the common case, every frame: nothing waits for this one
             ready = [p for p in camera.snapshots if p.seq <= seq]
             camera.snapshots = [p for p in camera.snapshots if p.seq > seq]
             sources = [(p, camera.ring.at_or_before(p.seq)) for p in ready]
@@ -313,26 +315,18 @@ class EvidenceRecorder:
                 self.dropped["failed"] += 1
                 log.error("evidence: %s", first_line(exc))
 
-    def _render(self, camera_id: str, held: Held, captions: bool) -> np.ndarray:
+    def _render(self, camera_id: str, held: Held, captions: bool, overlay: Overlay | None = None) -> np.ndarray:
         image = cv2.imdecode(np.frombuffer(held.jpeg, np.uint8), cv2.IMREAD_COLOR)
-        analytics = self.overlays(camera_id)
-        overlay = analytics.overlay() if analytics is not None else None
-        if overlay is not None:
-            draw_overlay(image, overlay, captions=False)
-        if held.detections is not None and len(held.detections):
-            detections = held.detections
-            scaled = Detections(
+        detections = held.detections
+        if detections is not None:  # in the held frame's pixels
+            detections = Detections(
                 detections.boxes * np.float32(held.scale),
                 detections.scores,
                 detections.class_ids,
                 image.shape[1],
                 image.shape[0],
             )
-            draw(image, scaled, held.labels, held.track_ids)
-        if analytics is not None:
-            if overlay is not None and captions:
-                draw_overlay(image, overlay, captions=True)
-            analytics.masks.apply(image)  # last: nothing drawn shows through a mask
+        annotate(image, self.overlays(camera_id), detections, held.labels, held.track_ids, captions, overlay)
         return image
 
     def _snapshot(self, camera_id: str, pending: _Pending, held: Held) -> None:
@@ -357,10 +351,12 @@ class EvidenceRecorder:
         name = self._name(camera_id, recording.event_id, "mp4")
         temporary = self.store.root / ".encoding" / f"{recording.event_id}.mp4"
         temporary.parent.mkdir(parents=True, exist_ok=True)
+        analytics = self.overlays(camera_id)
+        overlay = analytics.overlay() if analytics is not None else None  # once a clip, not a frame
         try:
             info = clips.encode(
                 [h.at for h in frames],
-                lambda i: self._render(camera_id, frames[i], captions=False),
+                lambda i: self._render(camera_id, frames[i], captions=False, overlay=overlay),
                 temporary,
                 self.codec,
             )
@@ -388,9 +384,7 @@ class EvidenceRecorder:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            buffers = {
-                c: {"frames": len(cam.ring._frames), "bytes": cam.ring.bytes} for c, cam in self._cameras.items()
-            }
+            buffers = {c: {"frames": len(cam.ring), "bytes": cam.ring.bytes} for c, cam in self._cameras.items()}
         frame_ms = sorted(self.frame_ms)
         encode = sorted(self.encode_s)
         return {

@@ -48,6 +48,9 @@ class FrameRing:
             if old.at >= horizon:
                 self.overflowed += 1
 
+    def __len__(self) -> int:
+        return len(self._frames)
+
     def newest(self) -> Held | None:
         return self._frames[-1] if self._frames else None
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -18,6 +17,8 @@ from typing import Any
 
 from edgevision.config.evidence import EvidenceConfig
 from edgevision.errors import first_line
+from edgevision.publish.messages import iso_time
+from edgevision.state import private_folder
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,11 @@ class EvidenceStore:
             pending = [i for i in self._items.values() if i.delivered is None]
             return min(pending, key=lambda i: i.created) if pending else None
 
+    def wake(self) -> None:
+        """Wake a sender waiting in next_pending (it is stopping)."""
+        with self._wake:
+            self._wake.notify_all()
+
     def path(self, item: Item) -> Path:
         return self.root / item.name
 
@@ -227,13 +233,10 @@ class EvidenceStore:
 
 
 def _iso(at: float | None) -> str | None:
-    if at is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    return iso_time(at) if at is not None else None
 
 
 def private_root(state: Path) -> Path:
     root = state / "evidence"
-    root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
+    private_folder(root)
     return root

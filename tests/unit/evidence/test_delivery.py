@@ -4,7 +4,6 @@ the files are kept until it can. And the credential is never in what a failure s
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,7 @@ import pytest
 from edgevision.config.evidence import EvidenceConfig
 from edgevision.evidence.delivery import BlobDestination, DeliveryError, EvidenceSender, FolderDestination
 from edgevision.evidence.store import EvidenceStore, Item
-
-
-def _wait(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+from tests.support.waits import wait_for
 
 
 def test_files_are_copied_into_the_folder_whole_and_said(tmp_path: Path) -> None:
@@ -34,11 +27,13 @@ def test_files_are_copied_into_the_folder_whole_and_said(tmp_path: Path) -> None
     try:
         store.put("door/2026-12-04/a.jpg", b"first", {"camera": "door", "kind": "snapshot"})
         store.put("door/2026-12-04/b.mp4", b"second", {"camera": "door", "kind": "clip"})
-        _wait(lambda: store.last_error is not None and "cannot write into" in store.last_error)
+        wait_for(
+            lambda: store.last_error is not None and "cannot write into" in store.last_error, 10, "the failure said"
+        )
         assert delivered == [] and store.stats()["pending"] == 2
         synced.unlink()
         synced.mkdir()  # the volume is there now: everything held goes, oldest first
-        _wait(lambda: len(delivered) == 2)
+        wait_for(lambda: len(delivered) == 2, 10, "both delivered")
     finally:
         sender.stop()
     assert [where for _, where in delivered] == [
