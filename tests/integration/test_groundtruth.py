@@ -169,3 +169,36 @@ def test_the_default_mode_counts_as_every_frame_detection_does_at_15_fps(name: s
 
     assert len(dwell(gated)) == len(dwell(every))
     assert gated.detected <= 0.4 * gated.frames and every.detected == every.frames
+
+
+def test_the_capacity_benchmark_reports_each_mode_and_what_bounds_it(
+    tmp_path: Path, clips: gt.ClipDetections, model_env: dict[str, str]
+) -> None:
+    """`edgevision benchmark --capacity` on a ground-truth clip as a live camera: every mode's cost
+    and counts, decoding's cost (the floor no mode goes under) and every-frame detection's own
+    counts with the camera joined a frame or two later."""
+    clip = CLIPS["crossing"]
+    video = gt.write_video(clip, clips.renderer, tmp_path / "crossing.avi")
+    spec = tmp_path / "clips.json"
+    spec.write_text(json.dumps({"gt-crossing": {"path": str(video), "lines": clip.lines, "zones": clip.zones}}))
+    out = tmp_path / "results"
+    done = run_cli("benchmark", "--capacity", "--clips", str(spec), "--out", str(out), env=model_env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((out / "capacity-cpu.json").read_text())
+    runs = report["clips"]["gt-crossing"]
+    truth = {"in": 1, "out": 1}
+    for mode in ("every_frame", "interval", "motion"):
+        assert runs[mode]["lines"] == {"gate": truth}, mode
+        assert runs[mode]["count_difference"] == 0.0
+    assert runs["every_frame"]["frames_detected"] == runs["every_frame"]["frames_published"]
+    assert runs["motion"]["frames_detected"] <= 0.4 * runs["motion"]["frames_published"]
+    # Decoding costs something, and less than detecting every frame on top of it.
+    decode = runs["decode_core_s_per_camera_s"]
+    assert 0 < decode < runs["every_frame"]["core_s_per_camera_s"]
+    assert runs["decode_bound"] > 1.0
+    assert report["decode_bound"] == pytest.approx(runs["decode_bound"], abs=0.02)  # from rounded figures
+    # A synthetic clip counts its one crossing each way whichever frames a 15 fps camera takes.
+    assert runs["reference_spread"] == 0.0
+    text = (out / "capacity-cpu.md").read_text()
+    assert "What bounds it" in text and "| gt-crossing | motion |" in text
+    assert (out / "capacity-cpu.png").stat().st_size > 1000
