@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -230,10 +231,34 @@ def test_live_threshold_and_fps_changes_apply_without_restart() -> None:
         assert 3.0 <= rate <= 7.0
         later = sink.of_type("result")[mark + 3 :]
         assert later and all(d["score"] >= 0.9 for r in later for d in r["detections"])
-        assert pipeline.metrics.camera("syn").dropped["throttled"] > 0
+        dropped = pipeline.metrics.camera("syn").dropped
+        assert dropped["throttled"] + dropped["superseded"] > 0
     finally:
         pipeline.request_stop()
         assert pipeline.wait(10)
+
+
+def test_a_throttled_camera_never_converts_a_frame_a_newer_one_replaces_before_it_is_due(
+    videos: dict[str, Path],
+) -> None:
+    """A 25 fps file played live at a target of 5 fps: the frames a newer one replaces before
+    the camera is due are decoded (later frames need them) but never made into pixels, counted as
+    `superseded`; what is inferred is still evenly spread at the target rate. A camera that keeps
+    every frame supersedes none."""
+    video = videos["pedestrians"]
+    camera = {"id": "plaza", "uri": str(video), "target_fps": 5, "max_frames": 100}
+    pipeline, sink = run_to_end({"cameras": [camera]})
+    results = sink.of_type("result")
+    stats = pipeline.metrics.camera("plaza")
+    assert stats.captured == 100
+    # At 25 fps for 5, four of every five frames are not taken; most of them never converted.
+    assert stats.dropped["superseded"] >= 50, stats.dropped
+    assert stats.inferred == len(results) and 17 <= len(results) <= 23
+    times = [r["media_time_s"] for r in results]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.12 and max(gaps) <= 0.32, gaps
+    every, _ = run_to_end({"cameras": [{"id": "plaza", "uri": str(video), "every_frame": True, "max_frames": 30}]})
+    assert every.metrics.camera("plaza").dropped["superseded"] == 0 and every.metrics.camera("plaza").inferred == 30
 
 
 def test_changing_the_model_restarts_inference_and_loses_nothing(model_path: Path, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """`edgevision benchmark --capacity`: how many cameras one core watches in each detection mode,
 and whether the counts stay those of every-frame detection.
 
-Each clip is played as a live camera at `fps` (its frames all decoded, as a camera's are; every
-one that falls due at `fps` goes on): the gate decides, the detector runs (one intra-op thread:
+Each clip is played as a live camera at `fps` (its frames all decoded, as a camera's are; the
+newest when the camera falls due at `fps` goes on, and the ones a newer frame replaces with time
+to spare are never converted to pixels, as in the pipeline): the gate decides, the detector runs (one intra-op thread:
 one core) or the tracker carries, zones and lines count, and each result is encoded as the
 module sends it. The process's CPU time over the clip's duration is the core-seconds a camera
 costs per second; its inverse, cameras per core. What bounds it: one core, all stages of a
@@ -37,6 +38,7 @@ from edgevision.detector.loader import DetectorLoader
 from edgevision.inference.options import EngineConfig
 from edgevision.models.store import ResolvedModel
 from edgevision.publish.messages import encode, result_message
+from edgevision.sources.source import SUPERSEDED_SPARE
 
 MODES = ("every_frame", "interval", "motion")
 
@@ -86,23 +88,34 @@ def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: 
         raise OSError(f"cannot open {clip.path}")
     for _ in range(joined):
         capture.grab()
-    frames = detected = published = 0
+    frames = converted = detected = published = 0
     gate_s = 0.0
     first_ms: float | None = None
     media = next_due = 0.0
+    spacing: float | None = None
     started_cpu, started_wall = time.process_time(), time.perf_counter()
     try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
+        while capture.grab():
             frames += 1
             position = capture.get(cv2.CAP_PROP_POS_MSEC)
             first_ms = position if first_ms is None else first_ms
-            media = max(media, (position - first_ms) / 1000.0)
-            if media + 1e-6 < next_due:
-                continue  # throttled, as the scheduler drops a live camera's extra frames
-            next_due += 1.0 / fps
+            before, media = media, max(media, (position - first_ms) / 1000.0)
+            if media > before:
+                spacing = media - before
+            # As the pipeline does: when the camera is due, the scheduler takes its newest frame,
+            # so one a newer frame follows by then is not taken; the source never converts it
+            # to pixels when the newer one comes with time to spare (pipeline/scheduler.py,
+            # sources/source.py).
+            if spacing is not None and media + spacing <= next_due + 1e-6:
+                if media + SUPERSEDED_SPARE * spacing >= next_due:
+                    capture.retrieve()  # converted, then dropped by the scheduler
+                    converted += 1
+                continue
+            ok, image = capture.retrieve()
+            if not ok:
+                continue
+            converted += 1
+            next_due = max(next_due + 1.0 / fps, media)
             gate_started = time.perf_counter()
             wanted = analytics.wants_detection(image, media)
             gate_s += time.perf_counter() - gate_started
@@ -140,6 +153,7 @@ def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: 
     return {
         "mode": mode,
         "frames_decoded": frames,
+        "frames_converted": converted,
         "frames_published": published,
         "frames_detected": detected,
         "seconds": round(duration, 2),
@@ -164,8 +178,9 @@ def decode_cost(clip: CapacityClip) -> float:
     try:
         while capture.grab() and capture.retrieve()[0]:
             frames += 1
-            last_ms = capture.get(cv2.CAP_PROP_POS_MSEC)
-            first_ms = last_ms if first_ms is None else first_ms
+            position = capture.get(cv2.CAP_PROP_POS_MSEC)
+            first_ms = position if first_ms is None else first_ms
+            last_ms = max(last_ms, position)  # some containers say 0 at their last frame
     finally:
         capture.release()
     cpu_s = time.process_time() - started

@@ -80,8 +80,9 @@ class Scheduler:
                         wake_at = due if wake_at is None else min(wake_at, due)
                         continue
                     frame = self._newest(queue)
-                    self._next_due[camera] = max(due + 1.0 / fps, now)
+                    self._next_due[camera] = queue.wanted_at = max(due + 1.0 / fps, now)
                 else:
+                    queue.wanted_at = None
                     frame = queue.pop()
                 if frame is None:
                     continue

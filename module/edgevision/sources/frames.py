@@ -70,6 +70,11 @@ class FrameQueue:
         self._lock = threading.Condition()
         self._ready = ready
         self._on_drop = on_drop
+        # When the consumer next takes a frame from this queue (monotonic seconds; None: as soon
+        # as there is one). The scheduler sets it for a camera throttled to its target fps; the
+        # source reads it to leave unconverted a frame a newer one will replace before then.
+        # A stale value is harmless: it lies in the past.
+        self.wanted_at: float | None = None
 
     def put(self, frame: Frame, stop: threading.Event) -> bool:
         """Queue a frame; False if stopped while waiting for room (the frame is then dropped)."""

@@ -23,8 +23,18 @@ class EndOfStream(Exception):
 
 
 class FrameReader(Protocol):
+    """A frame is taken in two steps, so one a newer frame will replace before it is wanted costs
+    no pixels: `grab` moves to the next frame (it has arrived, and its time is known), `retrieve`
+    makes its pixels."""
+
+    def grab(self) -> None:
+        """Move to the next frame. Raises EndOfStream or SourceFailure."""
+
+    def retrieve(self, pool: BufferPool) -> np.ndarray | None:
+        """The grabbed frame's pixels; None for a corrupt or empty one (skipped)."""
+
     def read(self, pool: BufferPool) -> np.ndarray | None:
-        """The next frame; None for a corrupt or empty one (skipped). Raises EndOfStream or SourceFailure."""
+        """`grab`, then `retrieve`."""
 
     def frame_interval_s(self) -> float | None:
         """Seconds until the next frame is due, for real-time pacing; None if unknown."""
@@ -67,22 +77,28 @@ class CaptureReader:
         self._media_s: float | None = None
         self._loop_offset_s = 0.0
 
-    def read(self, pool: BufferPool) -> np.ndarray | None:
-        buffer = pool.acquire(self._shape)
-        ok, image = self._cap.read(buffer) if buffer is not None else self._cap.read()
-        if not ok:
-            if buffer is not None:
-                pool.release(buffer)
+    def grab(self) -> None:
+        # The compressed frame is decoded here (a later one may depend on it); only its
+        # conversion to BGR pixels, about half the cost, waits for `retrieve`.
+        if not self._cap.grab():
             if self.spec.kind == "file":
                 raise EndOfStream()
             raise SourceFailure("stream ended or timed out")
+        self._track_timestamps()
+
+    def retrieve(self, pool: BufferPool) -> np.ndarray | None:
+        buffer = pool.acquire(self._shape)
+        ok, image = self._cap.retrieve(buffer) if buffer is not None else self._cap.retrieve()
         if buffer is not None and image is not buffer:
             pool.release(buffer)
-        if image is None or image.size == 0:
+        if not ok or image is None or image.size == 0:
             return None
         self._shape = image.shape
-        self._track_timestamps()
         return image
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve(pool)
 
     def _track_timestamps(self) -> None:
         # Container frame rates lie (an AVI may claim 50 fps for 25 fps content); the
@@ -129,13 +145,25 @@ class FolderReader:
         self._interval = 1.0 / spec.fps if spec.fps > 0 else None
         # Images played, loops included: the folder's timeline at its frame rate.
         self._played = 0
+        self._grabbed: Path | None = None
 
-    def read(self, pool: BufferPool) -> np.ndarray | None:
+    def grab(self) -> None:
         if self._next >= len(self._files):
             raise EndOfStream()
-        path = self._files[self._next]
+        self._grabbed = self._files[self._next]
         self._next += 1
         self._played += 1
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve(pool)
+
+    def retrieve(self, pool: BufferPool) -> np.ndarray | None:
+        """The grabbed image, decoded (an image never retrieved is never decoded)."""
+        path = self._grabbed
+        if path is None:
+            return None
+        self._grabbed = None
         try:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError:
@@ -175,10 +203,15 @@ class SyntheticReader:
         self._count = 0
         self._interval = 1.0 / spec.fps if spec.fps > 0 else None
 
-    def read(self, pool: BufferPool) -> np.ndarray | None:
-        frame = self._frames[self._count % self.VARIANTS]
+    def grab(self) -> None:
         self._count += 1
-        return frame
+
+    def retrieve(self, pool: BufferPool) -> np.ndarray | None:
+        return self._frames[(self._count - 1) % self.VARIANTS]
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve(pool)
 
     def frame_interval_s(self) -> float | None:
         return self._interval

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A frame is left unconverted only if the next one is due this many frame intervals before
+# the camera is: network jitter then delays a frame by at most its own lateness.
+SUPERSEDED_SPARE = 1.25
 # A live stream that yields this many unusable frames in a row is treated as failed.
 _MAX_CORRUPT_RUN = 50
 # States after which the reader thread is gone for good.
@@ -154,7 +157,7 @@ class Source:
             self._reading_since = time.monotonic()
             try:
                 started = time.perf_counter()
-                image = reader.read(self.pool)
+                reader.grab()
                 decode_s = time.perf_counter() - started
             except EndOfStream:
                 # Looping is asked for in the camera's settings or in its URI (file:...?loop=1).
@@ -177,9 +180,24 @@ class Source:
             finally:
                 self._reading_since = None
             if not self._current(generation):
-                if image is not None:
-                    self.pool.release(image)
                 break
+            if pace:
+                # Recorded and synthetic sources play in real time unless every frame is wanted.
+                interval = reader.frame_interval_s()
+                if interval:
+                    next_due = max(next_due + interval, time.monotonic() - interval)
+                    delay = next_due - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+            if self._superseded(reader):
+                if not self._pass_over(generation):
+                    break
+                if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
+                    return "finished"
+                continue
+            started = time.perf_counter()
+            image = reader.retrieve(self.pool)
+            decode_s += time.perf_counter() - started
             if image is None:
                 self.stats.corrupt_frame()
                 corrupt_run += 1
@@ -192,15 +210,6 @@ class Source:
                 return self._refuse(image)
             self._refused_backoff = self.options.reconnect_initial_s
             self.metrics.stage("decode", decode_s)
-            if pace:
-                # Recorded and synthetic sources play in real time unless every frame is wanted.
-                interval = reader.frame_interval_s()
-                if interval:
-                    next_due = max(next_due + interval, time.monotonic() - interval)
-                    delay = next_due - time.monotonic()
-                    if delay > 0 and self._stop.wait(delay):
-                        self.pool.release(image)
-                        break
             if not self._emit(image, generation, reader.media_time_s()):
                 break
             if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
@@ -227,6 +236,26 @@ class Source:
         self._stop.wait(self._refused_backoff)
         self._refused_backoff = min(self._refused_backoff * 2, self.options.reconnect_max_s)
         return "retry"
+
+    def _superseded(self, reader: FrameReader) -> bool:
+        """Whether a newer frame will replace this one before the camera is next due (the
+        scheduler takes the newest frame when due): then it is never converted to pixels. A
+        quarter of a frame interval to spare, so a late next frame costs no more than its delay."""
+        wanted_at = self.queue.wanted_at
+        if wanted_at is None:
+            return False
+        interval = reader.frame_interval_s()
+        return interval is not None and time.monotonic() + SUPERSEDED_SPARE * interval < wanted_at
+
+    def _pass_over(self, generation: int) -> bool:
+        """A superseded frame: numbered and counted like any other, never queued."""
+        with self._lock:
+            if generation != self._generation:
+                return False
+            self._seq += 1
+        self.stats.captured_frame()
+        self.stats.dropped_frames("superseded")
+        return True
 
     def _emit(self, image: np.ndarray, generation: int, media_time_s: float | None) -> bool:
         with self._lock:
