@@ -11,8 +11,9 @@ frame (decode, gate, preprocess, inference, postprocess, analytics, publish) on 
 inference off it (`gpu_ms_per_camera_second`, "not measured" without one).
 
 Two more figures say how far a mode could go and how exact its counts can be:
-- decoding alone (every frame read, nothing else) is the floor of any mode's cost, so
-  `decode_bound` (every-frame cost over decoding's) is the most a gate could give on a clip;
+- reading the camera alone (every frame decoded, the ones it sends converted, nothing else) is
+  the floor of any mode's cost, so `decode_bound` (every-frame cost over reading's) is the most
+  a gate could give on a clip;
 - every-frame detection is itself played again with the camera joined one and two frames later
   (`reference_spread`): which frames a 15 fps camera takes from a 25 fps clip changes its own
   counts, and a gated mode's count difference is read against that.
@@ -24,6 +25,7 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,58 @@ def load_clips(spec: Path) -> list[CapacityClip]:
     return clips
 
 
+class CameraFrames:
+    """A clip's frames as a live camera at `fps` sends them to inference, as the pipeline takes
+    them: every frame decoded; when the camera is due, the scheduler takes its newest frame, so
+    one a newer frame follows by then is not taken, and the source never converts it to pixels
+    when the newer one comes with time to spare (pipeline/scheduler.py, sources/source.py).
+    Yields (media time, image) of the frames taken; `joined`: the camera's first frame is the
+    clip's frame `joined` (the ones before are passed over first)."""
+
+    def __init__(self, path: Path, fps: float, joined: int = 0) -> None:
+        self._capture = cv2.VideoCapture(str(path))
+        if not self._capture.isOpened():
+            raise OSError(f"cannot open {path}")
+        for _ in range(joined):
+            self._capture.grab()
+        self.fps = fps
+        self.decoded = self.converted = 0
+        self.media = 0.0
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        capture = self._capture
+        first_ms: float | None = None
+        next_due = 0.0
+        spacing: float | None = None
+        while capture.grab():
+            self.decoded += 1
+            position = capture.get(cv2.CAP_PROP_POS_MSEC)
+            first_ms = position if first_ms is None else first_ms
+            # Some containers say 0 at their last frame: time never runs back.
+            before, self.media = self.media, max(self.media, (position - first_ms) / 1000.0)
+            if self.media > before:
+                spacing = self.media - before
+            if spacing is not None and self.media + spacing <= next_due + 1e-6:
+                if self.media + SUPERSEDED_SPARE * spacing >= next_due:
+                    capture.retrieve()  # converted, then passed over by the scheduler
+                    self.converted += 1
+                continue
+            ok, image = capture.retrieve()
+            if not ok:
+                continue
+            self.converted += 1
+            next_due = max(next_due + 1.0 / self.fps, self.media)
+            yield self.media, image
+
+    def duration(self) -> float:
+        """The clip's seconds: its last frame's time plus one frame."""
+        frames = self.decoded
+        return self.media * frames / max(frames - 1, 1) if frames > 1 else 1.0 / self.fps
+
+    def close(self) -> None:
+        self._capture.release()
+
+
 def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: int = 0) -> dict[str, Any]:
     """One clip as one live camera in one mode: CPU cost, frames detected, counts, events.
     `joined`: the camera's first frame is the clip's frame `joined` (the ones before are read
@@ -83,39 +137,12 @@ def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: 
     events: Counter[str] = Counter()
     analytics = CameraAnalytics(camera, lambda name, _details: events.update([name]))
     labels = detector.labels
-    capture = cv2.VideoCapture(str(clip.path))
-    if not capture.isOpened():
-        raise OSError(f"cannot open {clip.path}")
-    for _ in range(joined):
-        capture.grab()
-    frames = converted = detected = published = 0
+    camera_frames = CameraFrames(clip.path, fps, joined)
+    detected = published = 0
     gate_s = 0.0
-    first_ms: float | None = None
-    media = next_due = 0.0
-    spacing: float | None = None
     started_cpu, started_wall = time.process_time(), time.perf_counter()
     try:
-        while capture.grab():
-            frames += 1
-            position = capture.get(cv2.CAP_PROP_POS_MSEC)
-            first_ms = position if first_ms is None else first_ms
-            before, media = media, max(media, (position - first_ms) / 1000.0)
-            if media > before:
-                spacing = media - before
-            # As the pipeline does: when the camera is due, the scheduler takes its newest frame,
-            # so one a newer frame follows by then is not taken; the source never converts it
-            # to pixels when the newer one comes with time to spare (pipeline/scheduler.py,
-            # sources/source.py).
-            if spacing is not None and media + spacing <= next_due + 1e-6:
-                if media + SUPERSEDED_SPARE * spacing >= next_due:
-                    capture.retrieve()  # converted, then dropped by the scheduler
-                    converted += 1
-                continue
-            ok, image = capture.retrieve()
-            if not ok:
-                continue
-            converted += 1
-            next_due = max(next_due + 1.0 / fps, media)
+        for media, image in camera_frames:
             gate_started = time.perf_counter()
             wanted = analytics.wants_detection(image, media)
             gate_s += time.perf_counter() - gate_started
@@ -145,15 +172,14 @@ def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: 
             )
             published += 1
     finally:
-        capture.release()
+        camera_frames.close()
     cpu_s = time.process_time() - started_cpu
-    # The clip's duration: its last frame's time plus one frame.
-    duration = media * frames / max(frames - 1, 1) if frames > 1 else 1.0 / fps
+    duration = camera_frames.duration()
     snapshot = analytics.snapshot()
     return {
         "mode": mode,
-        "frames_decoded": frames,
-        "frames_converted": converted,
+        "frames_decoded": camera_frames.decoded,
+        "frames_converted": camera_frames.converted,
         "frames_published": published,
         "frames_detected": detected,
         "seconds": round(duration, 2),
@@ -167,26 +193,19 @@ def play(detector: Detector, clip: CapacityClip, mode: str, fps: float, joined: 
     }
 
 
-def decode_cost(clip: CapacityClip) -> float:
-    """Core-seconds a second of the clip costs to decode, every frame, as a camera's are and
-    with nothing else done: the floor under every mode's cost."""
-    capture = cv2.VideoCapture(str(clip.path))
-    if not capture.isOpened():
-        raise OSError(f"cannot open {clip.path}")
-    frames, first_ms, last_ms = 0, None, 0.0
+def decode_cost(clip: CapacityClip, fps: float) -> float:
+    """Core-seconds a second of the clip costs to read as the camera reads it (every frame
+    decoded, the ones it sends converted to pixels) with nothing else done: the floor under
+    every mode's cost."""
+    camera_frames = CameraFrames(clip.path, fps)
     started = time.process_time()
     try:
-        while capture.grab() and capture.retrieve()[0]:
-            frames += 1
-            position = capture.get(cv2.CAP_PROP_POS_MSEC)
-            first_ms = position if first_ms is None else first_ms
-            last_ms = max(last_ms, position)  # some containers say 0 at their last frame
+        for _ in camera_frames:
+            pass
     finally:
-        capture.release()
-    cpu_s = time.process_time() - started
-    media = (last_ms - (first_ms or 0.0)) / 1000.0
-    duration = media * frames / max(frames - 1, 1) if frames > 1 else 1.0
-    return cpu_s / duration if duration > 0 else 0.0
+        camera_frames.close()
+    duration = camera_frames.duration()
+    return (time.process_time() - started) / duration if duration > 0 else 0.0
 
 
 def _difference(run: dict[str, Any], reference: dict[str, Any]) -> float:
@@ -217,7 +236,7 @@ def measure(
         for mode in MODES:
             runs[mode]["count_difference"] = _difference(runs[mode], runs["every_frame"])
         reference = runs["every_frame"]
-        decode = statistics.median(decode_cost(clip) for _ in range(repeats))
+        decode = statistics.median(decode_cost(clip, fps) for _ in range(repeats))
         # Every-frame detection's own counts with the camera joined a frame or two later.
         spread = max(_difference(play(detector, clip, "every_frame", fps, joined), reference) for joined in (1, 2))
         report["clips"][clip.name] = {
@@ -284,9 +303,10 @@ def markdown(report: dict[str, Any], machine: str) -> str:
             )
     lines += [
         "",
-        "What bounds it: decoding every frame, which no mode saves, and every-frame detection's own counts.",
+        "What bounds it: reading the camera (every frame decoded, the ones it sends converted to pixels), "
+        "which no mode saves, and every-frame detection's own counts.",
         "",
-        "| clip | decoding: core-s per camera-s | every_frame cost over decoding's (the most a gate could give) | every_frame joined 1-2 frames later: count difference |",
+        "| clip | reading: core-s per camera-s | every_frame cost over reading's (the most a gate could give) | every_frame joined 1-2 frames later: count difference |",
         "| --- | --- | --- | --- |",
     ]
     for clip, runs in report["clips"].items():
@@ -295,7 +315,7 @@ def markdown(report: dict[str, Any], machine: str) -> str:
             f"{runs['reference_spread']:.1%} |"
         )
     lines += [
-        f"| all (cameras alike) | {report['decode_cameras_per_core']} cameras per core decoding only | "
+        f"| all (cameras alike) | {report['decode_cameras_per_core']} cameras per core reading only | "
         f"{report['decode_bound']}x | {report['reference_spread']:.1%} (largest) |",
         "",
         f"The motion gate's own cost: {report['gate_ms_per_frame']:.3f} ms a frame (median over the clips).",
