@@ -274,7 +274,8 @@ def markdown(report: dict[str, Any], machine: str) -> str:
         "# Cameras per core by detection mode",
         "",
         f"{machine}; each clip played as one live camera at {report['fps']:g} fps with {report['model']} on one "
-        "core (one intra-op thread), all its frames decoded; the process's CPU seconds over the clip's "
+        "core (one intra-op thread), all its frames decoded and the ones it sends converted to pixels, as the "
+        "pipeline takes them; the process's CPU seconds over the clip's "
         "seconds. Bound: one core per camera, every stage of a frame on it. Made by "
         "`edgevision benchmark --capacity`.",
         "",
