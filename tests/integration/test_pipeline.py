@@ -261,6 +261,42 @@ def test_a_throttled_camera_never_converts_a_frame_a_newer_one_replaces_before_i
     assert every.metrics.camera("plaza").dropped["superseded"] == 0 and every.metrics.camera("plaza").inferred == 30
 
 
+@pytest.mark.parametrize("server_fps", [25, 200])
+def test_a_live_camera_throttled_to_its_target_sends_it_whatever_its_stream_says_of_time(
+    videos: dict[str, Path], server_fps: int
+) -> None:
+    """A live MJPEG camera over HTTP carries no timestamps of its own (FFmpeg makes them up from a
+    guessed rate, 25 fps whatever the camera sends): at a target of 5 fps the frames it will not
+    send are left unconverted, judged by when frames arrive, and it still sends 5 a second, at 25
+    and at 200 fps, none of them late."""
+    port = free_port()
+    script = Path(__file__).parents[1] / "support" / "streams" / "mjpeg_server.py"
+    command = [sys.executable, str(script), str(port), str(videos["traffic"]), str(server_fps)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    sink = CollectingSink()
+    camera = {"id": "ipcam", "uri": f"http://127.0.0.1:{port}/stream.mjpg", "target_fps": 5}
+    pipeline = Pipeline(configuration.validate({"cameras": [camera], "metrics_interval_s": 1}), sink)
+    pipeline.start()
+    try:
+        _wait_for(lambda: len(sink.of_type("result")) >= 3, 30, "first frames from the stream")
+        start, count = time.monotonic(), len(sink.of_type("result"))
+        time.sleep(4.0)
+        rate = (len(sink.of_type("result")) - count) / (time.monotonic() - start)
+        assert 4.0 <= rate <= 6.0, rate
+        stats = pipeline.metrics.camera("ipcam")
+        # Judged by arrival, not by the made-up timestamps: nearly every frame not sent is one
+        # never converted (before, at 200 fps, a frame in five was converted and then dropped).
+        assert stats.dropped["superseded"] >= 0.9 * sum(stats.dropped.values()), stats.dropped
+        latencies = [r["latency_ms"] for r in sink.of_type("result")[count:]]
+        assert max(latencies) < 400, latencies
+    finally:
+        pipeline.request_stop()
+        assert pipeline.wait(10)
+        server.kill()
+        server.wait()
+
+
 def test_changing_the_model_restarts_inference_and_loses_nothing(model_path: Path, tmp_path: Path) -> None:
     sink = CollectingSink()
     config = configuration.validate({"cameras": [{"id": "syn", "uri": "synthetic:320x240@0", "max_frames": 300}]})

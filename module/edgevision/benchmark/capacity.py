@@ -1,10 +1,10 @@
 """`edgevision benchmark --capacity`: how many cameras one core watches in each detection mode,
 and whether the counts stay those of every-frame detection.
 
-Each clip is played as a live camera at `fps` (its frames all decoded, as a camera's are; the
-newest when the camera falls due at `fps` goes on, and the ones a newer frame replaces with time
-to spare are never converted to pixels, as in the pipeline): the gate decides, the detector runs (one intra-op thread:
-one core) or the tracker carries, zones and lines count, and each result is encoded as the
+Each clip is played as a live camera at `fps` (`CameraFrames`: its frames all decoded, as a
+camera's are; the newest when the camera falls due goes on, and those a newer frame replaces
+with time to spare are never converted to pixels, as in the pipeline): the gate decides, the
+detector runs (one intra-op thread: one core) or the tracker carries, zones and lines count, and each result is encoded as the
 module sends it. The process's CPU time over the clip's duration is the core-seconds a camera
 costs per second; its inverse, cameras per core. What bounds it: one core, all stages of a
 frame (decode, gate, preprocess, inference, postprocess, analytics, publish) on it; a GPU moves

@@ -46,7 +46,21 @@ class FrameReader(Protocol):
     def close(self) -> None: ...
 
 
-class CaptureReader:
+class TwoStepReader:
+    """`read` for readers that take a frame in two steps (see FrameReader)."""
+
+    def grab(self) -> None:
+        raise NotImplementedError
+
+    def retrieve(self, pool: BufferPool) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def read(self, pool: BufferPool) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve(pool)
+
+
+class CaptureReader(TwoStepReader):
     """OpenCV VideoCapture with FFmpeg timeouts, so a dead network stream cannot block forever."""
 
     def __init__(self, spec: SourceSpec, open_timeout_s: float, read_timeout_s: float) -> None:
@@ -96,10 +110,6 @@ class CaptureReader:
         self._shape = image.shape
         return image
 
-    def read(self, pool: BufferPool) -> np.ndarray | None:
-        self.grab()
-        return self.retrieve(pool)
-
     def _track_timestamps(self) -> None:
         # Container frame rates lie (an AVI may claim 50 fps for 25 fps content); the
         # presentation timestamps do not.
@@ -131,7 +141,7 @@ class CaptureReader:
         self._cap.release()
 
 
-class FolderReader:
+class FolderReader(TwoStepReader):
     """Images of a folder in name order; unreadable ones are skipped and counted."""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -153,10 +163,6 @@ class FolderReader:
         self._grabbed = self._files[self._next]
         self._next += 1
         self._played += 1
-
-    def read(self, pool: BufferPool) -> np.ndarray | None:
-        self.grab()
-        return self.retrieve(pool)
 
     def retrieve(self, pool: BufferPool) -> np.ndarray | None:
         """The grabbed image, decoded (an image never retrieved is never decoded)."""
@@ -183,7 +189,7 @@ class FolderReader:
         pass
 
 
-class SyntheticReader:
+class SyntheticReader(TwoStepReader):
     """Generated frames (no decode cost), for benchmarks and smoke tests."""
 
     VARIANTS = 8
@@ -208,10 +214,6 @@ class SyntheticReader:
 
     def retrieve(self, pool: BufferPool) -> np.ndarray | None:
         return self._frames[(self._count - 1) % self.VARIANTS]
-
-    def read(self, pool: BufferPool) -> np.ndarray | None:
-        self.grab()
-        return self.retrieve(pool)
 
     def frame_interval_s(self) -> float | None:
         return self._interval

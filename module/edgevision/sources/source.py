@@ -31,6 +31,20 @@ _MAX_CORRUPT_RUN = 50
 ENDED_STATES = ("finished", "failed", "stopped")
 
 
+class _Arrivals:
+    """How far apart a live stream's frames arrive (a moving average)."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+        self.interval: float | None = None
+
+    def arrived(self, now: float) -> None:
+        if self._last is not None:
+            gap = now - self._last
+            self.interval = gap if self.interval is None else 0.8 * self.interval + 0.2 * gap
+        self._last = now
+
+
 class Source:
     """Reads one camera on its own thread into its FrameQueue."""
 
@@ -153,12 +167,17 @@ class Source:
         next_due = time.monotonic()
         corrupt_run = 0
         pace = not self.camera.keeps_every_frame and self.spec.kind in ("file", "folder", "synthetic")
+        # A live stream's frames come when they come: how far apart is measured on arrival (its
+        # timestamps may be made up: FFmpeg guesses 25 fps for an MJPEG camera whatever it sends).
+        arrival = _Arrivals() if self.spec.live else None
         while self._current(generation):
             self._reading_since = time.monotonic()
             try:
                 started = time.perf_counter()
                 reader.grab()
                 decode_s = time.perf_counter() - started
+                if arrival is not None:
+                    arrival.arrived(time.monotonic())
             except EndOfStream:
                 # Looping is asked for in the camera's settings or in its URI (file:...?loop=1).
                 if (self.camera.loop or self.spec.loop) and hasattr(reader, "rewind"):
@@ -189,7 +208,7 @@ class Source:
                     delay = next_due - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         break
-            if self._superseded(reader):
+            if self._superseded(arrival.interval if arrival is not None else reader.frame_interval_s()):
                 if not self._pass_over(generation):
                     break
                 if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
@@ -237,15 +256,15 @@ class Source:
         self._refused_backoff = min(self._refused_backoff * 2, self.options.reconnect_max_s)
         return "retry"
 
-    def _superseded(self, reader: FrameReader) -> bool:
-        """Whether a newer frame will replace this one before the camera is next due (the
-        scheduler takes the newest frame when due): then it is never converted to pixels. A
-        quarter of a frame interval to spare, so a late next frame costs no more than its delay."""
+    def _superseded(self, interval: float | None) -> bool:
+        """Whether a newer frame (`interval` seconds on) will replace this one before the camera
+        is next due (the scheduler takes the newest frame when due): then it is never converted
+        to pixels. A quarter of an interval to spare, so a late next frame costs no more than its
+        delay."""
         wanted_at = self.queue.wanted_at
-        if wanted_at is None:
+        if wanted_at is None or interval is None:
             return False
-        interval = reader.frame_interval_s()
-        return interval is not None and time.monotonic() + SUPERSEDED_SPARE * interval < wanted_at
+        return time.monotonic() + SUPERSEDED_SPARE * interval < wanted_at
 
     def _pass_over(self, generation: int) -> bool:
         """A superseded frame: numbered and counted like any other, never queued."""
