@@ -9,26 +9,20 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from edgevision.config.section import Section, comma_list
 from edgevision.geometry import Anchor, parse_points
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_SHAPES = 32
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _labels(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    labels = tuple(label.strip() for label in value.split(",") if label.strip())
-    return labels or None
+    return comma_list(value) or None
 
 
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     """A tracker of the ByteTrack kind: detections at or above `high_score` are matched first,
     those between `low_score` and it keep existing tracks alive (occluded, blurred objects)."""
 
@@ -85,7 +79,7 @@ class TrackingConfig(_Section):
         return self
 
 
-class DetectionConfig(_Section):
+class DetectionConfig(Section):
     """Which frames the detector sees; between them the tracker carries the boxes.
 
     `every_frame`: each frame the camera sends (at its target fps). `interval`: every
@@ -130,7 +124,7 @@ class DetectionConfig(_Section):
         return self
 
 
-class ZoneConfig(_Section):
+class ZoneConfig(Section):
     polygon: str = Field(
         description='"x,y x,y x,y ...": 3 to 64 points, normalised (0,0 the top left, 1,1 the bottom right).'
     )
@@ -162,7 +156,7 @@ class ZoneConfig(_Section):
         return _labels(self.classes)
 
 
-class LineConfig(_Section):
+class LineConfig(Section):
     points: str = Field(
         description='"x1,y1 x2,y2": the line\'s two ends, normalised. Crossing towards the side its direction turns to clockwise on screen (downwards through a line drawn left to right) is `in`.'
     )
@@ -200,7 +194,7 @@ class LineConfig(_Section):
         return _labels(self.classes)
 
 
-class MaskConfig(_Section):
+class MaskConfig(Section):
     polygon: str = Field(
         description='"x,y x,y x,y ...", normalised: blacked out in every image that leaves the module (preview, snapshots).'
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgevision.config.analytics import (
     DetectionConfig,
@@ -15,6 +15,7 @@ from edgevision.config.analytics import (
     check_names,
 )
 from edgevision.config.evidence import CameraEvidence
+from edgevision.config.section import Section
 from edgevision.config.source_uri import SourceSpec, parse_source_uri
 
 # Camera ids and model keys: no dots (they become property names in the module twin, which
@@ -22,11 +23,7 @@ from edgevision.config.source_uri import SourceSpec, parse_source_uri
 CAMERA_KEY = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameraConfig(_Section):
+class CameraConfig(Section):
     id: str = Field(
         pattern=CAMERA_KEY,
         description="The camera's name in every message, metric and status: letters, digits, _ and -, up to 64 (no dots: twin property names cannot hold them).",

@@ -8,17 +8,15 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from edgevision.config.section import Section, comma_list
 
 # A rule: line:NAME, zone:NAME, dwell or dwell:ZONE, class:LABEL (NAME may be *: any).
 _RULE = re.compile(r"^(line|zone|dwell|class)(:[A-Za-z0-9*][A-Za-z0-9_ *-]{0,63})?$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CameraEvidence(_Section):
+class CameraEvidence(Section):
     enabled: bool = Field(default=False, description="Keep a snapshot and a clip of this camera's events.")
     rules: str | None = Field(
         default=None,
@@ -63,17 +61,13 @@ class CameraEvidence(_Section):
     @field_validator("rules")
     @classmethod
     def _rules(cls, value: str | None) -> str | None:
-        for rule in rule_list(value):
+        for rule in comma_list(value):
             if not _RULE.match(rule):
                 raise ValueError(f"rule {rule!r}: line:NAME, zone:NAME, dwell, dwell:ZONE or class:LABEL")
         return value
 
 
-def rule_list(value: str | None) -> tuple[str, ...]:
-    return tuple(r.strip() for r in (value or "").split(",") if r.strip())
-
-
-class EvidenceConfig(_Section):
+class EvidenceConfig(Section):
     """Where snapshots and clips go. They are written to the state volume first (bounded by
     max_mb and max_age_s), then delivered by a background sender with retries."""
 

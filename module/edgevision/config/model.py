@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from edgevision.config.camera import CAMERA_KEY, CameraConfig
 from edgevision.config.evidence import EvidenceConfig
 from edgevision.config.replicas import ReplicasConfig
+from edgevision.config.section import Section
 from edgevision.config.trust import RemoteConfig
 from edgevision.models.manifest import FAMILY_NAMES
 
@@ -23,11 +24,7 @@ DEFAULT_MODEL = "default"
 _KEY = CAMERA_KEY
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Section):
+class ModelConfig(Section):
     name: str = Field(
         default="yolox-nano", description="A built-in model (see `edgevision models list`) or a .onnx path."
     )
@@ -82,7 +79,7 @@ class ModelConfig(_Section):
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
 
-class InferenceConfig(_Section):
+class InferenceConfig(Section):
     provider: ProviderChoice = Field(
         default="auto",
         description="auto: TensorRT (with use_tensorrt), else CUDA, else the CPU; cuda: CUDA, else the CPU; tensorrt: TensorRT, CUDA, the CPU; cpu: the CPU only. A provider that does not load is dropped with its reason, in the log, status and reported properties.",
@@ -175,7 +172,7 @@ class InferenceConfig(_Section):
     )
 
 
-class SourceOptions(_Section):
+class SourceOptions(Section):
     live_queue_size: int = Field(
         default=2,
         ge=1,
@@ -223,7 +220,7 @@ class SourceOptions(_Section):
         return self
 
 
-class SinkConfig(_Section):
+class SinkConfig(Section):
     kind: Literal["stdout", "jsonl"] = Field(
         default="stdout",
         description="stdout: JSON Lines on standard output (inside IoT Edge, where the outputs carry the messages, nothing); jsonl: a file.",
@@ -243,7 +240,7 @@ class SinkConfig(_Section):
         return self
 
 
-class UpstreamConfig(_Section):
+class UpstreamConfig(Section):
     """What goes to IoT Hub through edgeHub, and how often."""
 
     results_mode: Literal["every_frame", "on_change", "summary", "analytics_only"] = Field(
@@ -301,7 +298,7 @@ class UpstreamConfig(_Section):
     )
 
 
-class HttpConfig(_Section):
+class HttpConfig(Section):
     """The health and status endpoints (Dockerfile HEALTHCHECK, metrics collectors)."""
 
     enabled: bool = Field(
@@ -389,7 +386,7 @@ class HttpConfig(_Section):
         return self.token.get_secret_value() if self.token is not None else None
 
 
-class MqttConfig(_Section):
+class MqttConfig(Section):
     """Results, events and metrics to an MQTT v5 broker (Azure IoT Operations' broker, or any),
     through the same on-disk outbox as the IoT Hub link: nothing lost over an outage."""
 
@@ -475,7 +472,7 @@ class MqttConfig(_Section):
         return self.password.get_secret_value() if self.password is not None else None
 
 
-class AppConfig(_Section):
+class AppConfig(Section):
     cameras: tuple[CameraConfig, ...] = Field(
         default=(),
         description="The cameras: a list, or a mapping by id (module twins cannot hold arrays); each a source and what its frames go through.",

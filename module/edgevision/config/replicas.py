@@ -15,14 +15,14 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from edgevision.config.section import Section
 
 _ORDINAL = re.compile(r"-(\d{1,4})$")
 
 
-class ReplicasConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ReplicasConfig(Section):
     count: int = Field(
         default=1, ge=1, le=1000, description="How many replicas share the camera list (a StatefulSet's replicas)."
     )

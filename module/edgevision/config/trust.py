@@ -4,12 +4,12 @@ it is refused (config/remote.py), so a twin writer cannot widen its own reach.""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from edgevision.config.section import Section
 
 
-class RemoteConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RemoteConfig(Section):
     local_sources: tuple[str, ...] = Field(
         default=(),
         max_length=64,

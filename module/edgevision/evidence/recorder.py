@@ -22,7 +22,8 @@ import numpy as np
 
 from edgevision.analytics.camera import CameraAnalytics, Overlay
 from edgevision.config.camera import CameraConfig
-from edgevision.config.evidence import CameraEvidence, rule_list
+from edgevision.config.evidence import CameraEvidence
+from edgevision.config.section import comma_list
 from edgevision.detections import Detections
 from edgevision.errors import first_line
 from edgevision.evidence import clip as clips
@@ -99,7 +100,7 @@ class _Pending:
 class _Camera:
     def __init__(self, config: CameraEvidence) -> None:
         self.config = config
-        self.rules = rule_list(config.rules)
+        self.rules = comma_list(config.rules)
         self.ring = FrameRing(config.pre_s, int(config.buffer_mb * 2**20))
         self.last_kept = -1e18
         self.recording: _Recording | None = None
