@@ -1,7 +1,8 @@
 """Evidence against Azurite (the Azure Storage emulator, started from npm as mosquitto is): the
 module's snapshots and clips of a real clip's crossings land in Blob Storage with their
 metadata, masked and playable (decoded back); a refused credential, a missing container and an
-Azurite outage are said and lose nothing; the `evidence` method says where the newest are."""
+Azurite outage are said and lose nothing (at the sender, and for the whole module with Blob Storage
+away from its start); the `evidence` method says where the newest are."""
 
 from __future__ import annotations
 
@@ -235,3 +236,64 @@ def test_a_twin_may_not_choose_where_the_video_goes(hub_factory, run_module, bro
     error = link.hub.reported_now()["config"]["last_error"]
     assert "evidence.destination" in error and "sig=x" not in error
     assert module.stop() == 0
+
+
+def test_the_module_holds_evidence_while_blob_storage_is_away_and_delivers_each_once(
+    hub_factory, run_module, broker, azurite: Azurite, assets: Path
+) -> None:
+    """The whole module, Blob Storage unreachable from its start (a device up before its
+    network's storage): the crossings' snapshots and clips wait on the state volume, the status
+    says why, and once Azurite is back each is delivered, once, as its `evidence` event says."""
+    link: Link = HubLink(hub_factory, run_module, broker)
+    desired = {
+        "cameras": {
+            "plaza": {
+                "uri": str(assets / "video" / "pedestrians-720p.avi"),
+                "every_frame": True,
+                "max_frames": 100,
+                "lines": {"walkway": {"points": "0,0.5 1,0.5"}},
+                "evidence": {"enabled": True, "pre_s": 1, "post_s": 1},
+            }
+        },
+    }
+    env = {
+        "EDGEVISION_EVIDENCE__DESTINATION": "blob",
+        "EDGEVISION_EVIDENCE__BLOB_CREDENTIAL": azurite.connection_string(),
+        "EDGEVISION_EVIDENCE__CONTAINER": "held-while-away",
+        "EDGEVISION_EVIDENCE__RETRY_INITIAL_S": "0.2",
+        "EDGEVISION_EVIDENCE__RETRY_MAX_S": "1",
+    }
+    azurite.stop()
+    try:
+        module = link.start(desired, env=env)
+
+        def queue() -> dict[str, Any]:
+            return link.invoke("getStatus")[1]["evidence"]
+
+        # Every crossing of the 100 frames recorded (their clips closed), none delivered.
+        wait_for(
+            lambda: (
+                link.hub is not None
+                and link.hub.reported.get("cameras", {}).get("plaza", {}).get("state") == "finished"
+                and queue()["pending"] >= 2
+                and queue()["written"] == queue()["pending"]
+            ),
+            120,
+            "evidence held while Blob Storage is away",
+        )
+        held = queue()
+        assert held["delivered"] == 0 and "cannot reach" in (held["last_error"] or "")
+        assert not [m for m in link.sent("events") if m.body.get("event") == "evidence"]
+        azurite.start()
+        wait_for(lambda: queue()["pending"] == 0, 60, "everything held delivered")
+    finally:
+        if not azurite.running:
+            azurite.start()
+    done = queue()
+    assert done["delivered"] == held["written"] and done["dropped"] == {}
+    locations = [m.body["location"] for m in link.sent("events") if m.body.get("event") == "evidence"]
+    assert len(locations) == len(set(locations)) == held["written"]
+    blobs = {b.name for b in azurite.container("held-while-away").list_blobs()}
+    assert {loc.split("/held-while-away/", 1)[1] for loc in locations} == blobs
+    assert module.stop() == 0
+    assert KEY not in module.stderr
