@@ -77,10 +77,14 @@ class FrameQueue:
         self.wanted_at: float | None = None
 
     def put(self, frame: Frame, stop: threading.Event) -> bool:
-        """Queue a frame; False if stopped while waiting for room (the frame is then dropped)."""
+        """Queue a frame; False if stopped, before or while waiting for room (the frame is then
+        dropped). Checked under the queue's lock: the shutdown sets `stop`, then drains, so a
+        frame is either drained or dropped here, never left behind counted as captured."""
         dropped = None
         with self._lock:
-            if len(self._items) >= self.maxsize:
+            if stop.is_set():
+                dropped = frame
+            elif len(self._items) >= self.maxsize:
                 if self.drop_oldest:
                     dropped = self._items.popleft()
                 else:
