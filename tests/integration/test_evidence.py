@@ -156,30 +156,37 @@ def _decode(data: bytes, suffix: str, folder: Path) -> list[np.ndarray]:
         frames.append(frame)
 
 
+def _crossings(assets: Path, **extra: Any) -> dict[str, Any]:
+    """A camera on the pedestrians clip (100 frames, every one) keeping evidence of its crossings."""
+    plaza = {
+        "uri": str(assets / "video" / "pedestrians-720p.avi"),
+        "every_frame": True,
+        "max_frames": 100,
+        "lines": {"walkway": {"points": "0,0.5 1,0.5"}},
+        "evidence": {"enabled": True, "pre_s": 1, "post_s": 1},
+        **extra,
+    }
+    return {"cameras": {"plaza": plaza}}
+
+
+def _blob_env(azurite: Azurite, container: str) -> dict[str, str]:
+    """Evidence to Azurite: where it goes is the device owner's (local) choice, in the environment."""
+    return {
+        "EDGEVISION_EVIDENCE__DESTINATION": "blob",
+        "EDGEVISION_EVIDENCE__BLOB_CREDENTIAL": azurite.connection_string(),
+        "EDGEVISION_EVIDENCE__CONTAINER": container,
+    }
+
+
 def test_the_module_uploads_masked_snapshots_and_playable_clips_of_crossings(
     hub_factory, run_module, broker, azurite: Azurite, assets: Path, tmp_path: Path
 ) -> None:
     link: Link = HubLink(hub_factory, run_module, broker)
-    desired = {
-        "cameras": {
-            "plaza": {
-                "uri": str(assets / "video" / "pedestrians-720p.avi"),
-                "every_frame": True,
-                "max_frames": 100,
-                "lines": {"walkway": {"points": "0,0.5 1,0.5"}},
-                "masks": {"corner": {"polygon": "0,0 0.25,0 0.25,0.25 0,0.25"}},
-                "evidence": {"enabled": True, "pre_s": 1, "post_s": 1},
-            }
-        },
-    }
+    desired = _crossings(assets, masks={"corner": {"polygon": "0,0 0.25,0 0.25,0.25 0,0.25"}})
     # Where evidence goes is the device owner's (local) choice: a twin may not name it.
     module = link.start(
         desired,
-        env={
-            "EDGEVISION_EVIDENCE__DESTINATION": "blob",
-            "EDGEVISION_EVIDENCE__BLOB_CREDENTIAL": azurite.connection_string(),
-            "EDGEVISION_EVIDENCE__CONTAINER": "edge-device-1",
-        },
+        env=_blob_env(azurite, "edge-device-1"),
     )
 
     def delivered(kind: str) -> list[dict[str, Any]]:
@@ -245,21 +252,9 @@ def test_the_module_holds_evidence_while_blob_storage_is_away_and_delivers_each_
     network's storage): the crossings' snapshots and clips wait on the state volume, the status
     says why, and once Azurite is back each is delivered, once, as its `evidence` event says."""
     link: Link = HubLink(hub_factory, run_module, broker)
-    desired = {
-        "cameras": {
-            "plaza": {
-                "uri": str(assets / "video" / "pedestrians-720p.avi"),
-                "every_frame": True,
-                "max_frames": 100,
-                "lines": {"walkway": {"points": "0,0.5 1,0.5"}},
-                "evidence": {"enabled": True, "pre_s": 1, "post_s": 1},
-            }
-        },
-    }
+    desired = _crossings(assets)
     env = {
-        "EDGEVISION_EVIDENCE__DESTINATION": "blob",
-        "EDGEVISION_EVIDENCE__BLOB_CREDENTIAL": azurite.connection_string(),
-        "EDGEVISION_EVIDENCE__CONTAINER": "held-while-away",
+        **_blob_env(azurite, "held-while-away"),
         "EDGEVISION_EVIDENCE__RETRY_INITIAL_S": "0.2",
         "EDGEVISION_EVIDENCE__RETRY_MAX_S": "1",
     }

@@ -269,6 +269,11 @@ def measure(
     return report
 
 
+def _head(*columns: str) -> list[str]:
+    """A Markdown table's header and rule."""
+    return ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
 def markdown(report: dict[str, Any], machine: str) -> str:
     lines = [
         "# Cameras per core by detection mode",
@@ -279,8 +284,7 @@ def markdown(report: dict[str, Any], machine: str) -> str:
         "seconds. Bound: one core per camera, every stage of a frame on it. Made by "
         "`edgevision benchmark --capacity`.",
         "",
-        "| mode | cameras per core | vs every_frame | largest count difference | GPU ms per camera-second |",
-        "| --- | --- | --- | --- | --- |",
+        *_head("mode", "cameras per core", "vs every_frame", "largest count difference", "GPU ms per camera-second"),
     ]
     for mode, entry in report["modes"].items():
         lines.append(
@@ -289,8 +293,17 @@ def markdown(report: dict[str, Any], machine: str) -> str:
         )
     lines += [
         "",
-        "| clip | mode | frames detected / published | core-s per camera-s | cameras per core | lines (in/out) | zone entries | dwell | count difference |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *_head(
+            "clip",
+            "mode",
+            "frames detected / published",
+            "core-s per camera-s",
+            "cameras per core",
+            "lines (in/out)",
+            "zone entries",
+            "dwell",
+            "count difference",
+        ),
     ]
     for clip, runs in report["clips"].items():
         for mode in MODES:
@@ -307,8 +320,12 @@ def markdown(report: dict[str, Any], machine: str) -> str:
         "What bounds it: reading the camera (every frame decoded, the ones it sends converted to pixels), "
         "which no mode saves, and every-frame detection's own counts.",
         "",
-        "| clip | reading: core-s per camera-s | every_frame cost over reading's (the most a gate could give) | every_frame joined 1-2 frames later: count difference |",
-        "| --- | --- | --- | --- |",
+        *_head(
+            "clip",
+            "reading: core-s per camera-s",
+            "every_frame cost over reading's (the most a gate could give)",
+            "every_frame joined 1-2 frames later: count difference",
+        ),
     ]
     for clip, runs in report["clips"].items():
         lines.append(

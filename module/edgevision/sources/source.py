@@ -211,7 +211,7 @@ class Source:
             if self._superseded(arrival.interval if arrival is not None else reader.frame_interval_s()):
                 if not self._pass_over(generation):
                     break
-                if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
+                if self._reached_max_frames():
                     return "finished"
                 continue
             started = time.perf_counter()
@@ -231,7 +231,7 @@ class Source:
             self.metrics.stage("decode", decode_s)
             if not self._emit(image, generation, reader.media_time_s()):
                 break
-            if self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames:
+            if self._reached_max_frames():
                 return "finished"
         return "stopped"
 
@@ -265,6 +265,9 @@ class Source:
         if wanted_at is None or interval is None:
             return False
         return time.monotonic() + SUPERSEDED_SPARE * interval < wanted_at
+
+    def _reached_max_frames(self) -> bool:
+        return self.camera.max_frames is not None and self._seq - self._first_seq >= self.camera.max_frames
 
     def _pass_over(self, generation: int) -> bool:
         """A superseded frame: numbered and counted like any other, never queued."""
