@@ -32,7 +32,9 @@ def test_files_are_copied_into_the_folder_whole_and_said(tmp_path: Path) -> None
         )
         assert delivered == [] and store.stats()["pending"] == 2
         synced.unlink()
-        synced.mkdir()  # the volume is there now: everything held goes, oldest first
+        # The volume is there now: everything held goes, oldest first. (The sender, retrying every
+        # 50 ms, may make the folder itself between these two lines.)
+        synced.mkdir(exist_ok=True)
         wait_for(lambda: len(delivered) == 2, 10, "both delivered")
     finally:
         sender.stop()
